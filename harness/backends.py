@@ -1,0 +1,209 @@
+"""Judge backends: the code that runs a judge model. A registry, because a CLI option names them.
+
+A backend answers :class:`JudgeRequest` batches in one of two ways: ``label_probs`` (one forward pass; the
+probability of each label as the next token after the prompt) or ``generate`` (a short written answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.errors import HarnessError, did_you_mean
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One judge prompt: system + user turn, then an assistant prefix (e.g. 'Verdict:')."""
+
+    system: str
+    user: str
+    prefill: str
+    labels: tuple[str, ...] = ()
+
+
+class JudgeBackend(Protocol):
+    """What the judge needs from a model runner."""
+
+    name: str
+    model_id: str
+    revision: str | None
+
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
+        """Yield (request indices, label → probability) batch by batch."""
+        ...
+
+    def generate(
+        self, requests: Sequence[JudgeRequest], max_new_tokens: int
+    ) -> Iterator[tuple[list[int], list[str]]]:
+        """Yield (request indices, generated text) batch by batch."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
+
+
+BACKENDS: dict[str, Callable[..., JudgeBackend]] = {}
+
+
+def register_backend(name: str) -> Callable[[Callable[..., JudgeBackend]], Callable[..., JudgeBackend]]:
+    """Register a backend factory under a name usable in ``--judge-backend``."""
+
+    def wrap(factory: Callable[..., JudgeBackend]) -> Callable[..., JudgeBackend]:
+        BACKENDS[name] = factory
+        return factory
+
+    return wrap
+
+
+def make_backend(name: str, **kwargs: Any) -> JudgeBackend:
+    """Create a backend by name; an unknown name gets a 'did you mean' error."""
+    if name not in BACKENDS:
+        raise HarnessError(f"unknown judge backend {name!r}: {did_you_mean(name, BACKENDS)}")
+    return BACKENDS[name](**kwargs)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def label_token_ids(tokenizer: Any, label: str) -> list[int]:
+    """Token ids that start ``label`` as the next token, with or without a leading space.
+
+    Tokenizers differ: some encode " A" as one token, others as " " + "A". A variant counts only if its first
+    token decodes to the label itself, so a bare-space token shared by all labels is never used.
+    """
+    ids: list[int] = []
+    for variant in (label, " " + label):
+        toks = tokenizer.encode(variant, add_special_tokens=False)
+        if toks and tokenizer.decode([toks[0]]).strip() == label and toks[0] not in ids:
+            ids.append(toks[0])
+    if not ids:
+        raise HarnessError(
+            f"the judge tokenizer cannot read label {label!r} as one token; use single-token labels in "
+            "prompts/judge/*.yaml or --judge-mode generate"
+        )
+    return ids
+
+
+@register_backend("hf")
+class HFBackend:
+    """A local transformers model, batched by prompt length (bf16 on GPU, fp32 on CPU)."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        device: str = "auto",
+        batch_size: int = 8,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_id = model
+        self.revision = revision
+        self.device = resolve_device(device)
+        self.batch_size = max(1, batch_size)
+        self.progress = progress
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+            self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=dtype)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot load judge model {model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a "
+                "Hub id with internet access (HF_HUB_OFFLINE must be unset)"
+            ) from exc
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._label_ids: dict[str, list[int]] = {}
+
+    def render(self, request: JudgeRequest) -> str:
+        """The full prompt text: chat template when the tokenizer has one, else plain text."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            messages = [{"role": "system", "content": request.system}, {"role": "user", "content": request.user}]
+            try:
+                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            except Exception:  # templates without a system role (e.g. Gemma) raise; merge it into the user turn
+                merged = [{"role": "user", "content": f"{request.system}\n\n{request.user}"}]
+                text = tok.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+            return str(text) + request.prefill
+        return f"{request.system}\n\n{request.user}\n\n{request.prefill}"
+
+    def _batches(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Length-bucketed batches: prompts sorted by token length, so padding stays small."""
+        texts = [self.render(r) for r in requests]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(self.device)
+            yield idx, dict(enc)
+
+    def _ids_for(self, label: str) -> list[int]:
+        if label not in self._label_ids:
+            self._label_ids[label] = label_token_ids(self.tokenizer, label)
+        return self._label_ids[label]
+
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
+        """One forward pass per batch; probabilities of the labels as the next token (renormalised)."""
+        import torch
+
+        for idx, enc in self._batches(requests):
+            with torch.inference_mode():
+                logits = self.model(**enc).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            out = []
+            for row, i in enumerate(idx):
+                mass = {lab: float(probs[row, self._ids_for(lab)].sum()) for lab in requests[i].labels}
+                total = sum(mass.values()) or 1.0
+                out.append({lab: p / total for lab, p in mass.items()})
+            if self.progress:
+                self.progress(len(idx))
+            yield idx, out
+
+    def generate(
+        self, requests: Sequence[JudgeRequest], max_new_tokens: int
+    ) -> Iterator[tuple[list[int], list[str]]]:
+        """Greedy generation per batch; returns only the new text."""
+        import torch
+
+        for idx, enc in self._batches(requests):
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            if self.progress:
+                self.progress(len(idx))
+            yield idx, [str(t) for t in texts]
+
+    def close(self) -> None:
+        """Free the model (and GPU memory)."""
+        import gc
+
+        import torch
+
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

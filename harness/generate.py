@@ -1,0 +1,150 @@
+"""Phase 1 of an evaluation: generate replies through lm-eval, then free the model.
+
+Candidates and references go through this same code (lm-eval's ``empathy_gen`` task), so every system in a
+comparison gets the same prompt, chat-template rule, stop strings and decoding.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import HarnessError, did_you_mean
+from harness.prompts import cut_reply
+from harness.records import Decoding, Dialogue, Generation
+from harness.resources import tasks_dir
+
+#: lm-eval model types the harness drives (``--model-backend``).
+MODEL_BACKENDS = ("hf", "vllm", "local-chat-completions")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A system to generate with."""
+
+    model: str
+    backend: str = "hf"
+    revision: str | None = None
+    device: str = "auto"
+    batch_size: int = 8
+    base_url: str | None = None
+    chat_template: bool | None = None
+    """None: decide from the tokenizer (chat template present → use it)."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in MODEL_BACKENDS:
+            raise HarnessError(f"unknown model backend {self.backend!r}: {did_you_mean(self.backend, MODEL_BACKENDS)}")
+
+
+def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
+    """lm-eval ``model_args`` for a spec."""
+    if spec.backend == "local-chat-completions":
+        if not spec.base_url:
+            raise HarnessError("--model-backend local-chat-completions needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        url = spec.base_url.rstrip("/")
+        if not url.endswith("/chat/completions"):
+            url += "/chat/completions"
+        return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}
+    args: dict[str, Any] = {"pretrained": spec.model}
+    if spec.revision:
+        args["revision"] = spec.revision
+    if spec.backend == "hf":
+        args["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
+    return args
+
+
+def uses_chat_template(spec: ModelSpec) -> bool:
+    """Chat models get their chat template, base models the raw prompt."""
+    if spec.chat_template is not None:
+        return spec.chat_template
+    if spec.backend == "local-chat-completions":
+        return True
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot load model {spec.model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a Hub id "
+            "with internet access"
+        ) from exc
+    return bool(getattr(tok, "chat_template", None))
+
+
+def generate(
+    spec: ModelSpec,
+    dialogues: Sequence[Dialogue],
+    *,
+    dataset: str,
+    decoding: Decoding,
+    system: str,
+) -> list[Generation]:
+    """Generate one reply per dialogue with lm-eval, cut it at the end of the first answer, free the model."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from harness.backends import resolve_device
+
+    device = resolve_device(spec.device)
+    chat = uses_chat_template(spec)
+    ids = [d.id for d in dialogues]
+    manager = TaskManager(include_path=str(tasks_dir()), metadata={"dataset": dataset, "ids": ids})
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-task chatter is not for our users
+    try:
+        out = lm_eval.simple_evaluate(
+            model=spec.backend,
+            model_args=model_args(spec, device),
+            tasks=["empathy_gen"],
+            task_manager=manager,
+            batch_size=spec.batch_size if spec.backend == "hf" else 1,
+            device=device if spec.backend != "local-chat-completions" else None,
+            apply_chat_template=chat,
+            log_samples=True,
+            gen_kwargs=None,
+            bootstrap_iters=0,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot load model {spec.model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a Hub id "
+            "with internet access"
+        ) from exc
+    finally:
+        gc.collect()
+        _free_gpu()
+    if out is None:
+        raise HarnessError("lm-eval returned no results (non-zero rank?)")
+    by_id: dict[str, Generation] = {}
+    for sample in out["samples"]["empathy_gen"]:
+        doc = sample["doc"]
+        raw = sample["resps"][0][0] if sample["resps"] and sample["resps"][0] else ""
+        reply = cut_reply(raw)
+        flags = ("empty",) if not reply.strip() else ()
+        by_id[doc["id"]] = Generation(
+            dialogue_id=doc["id"],
+            system=system,
+            prompt=sample["arguments"][0][0],
+            raw_response=raw,
+            response=reply,
+            flags=flags,
+        )
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise HarnessError(f"lm-eval produced no reply for {len(missing)} dialogues (e.g. {missing[:3]})")
+    return [by_id[i] for i in ids]
+
+
+def _free_gpu() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass

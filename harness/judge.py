@@ -1,0 +1,283 @@
+"""The judge: pairwise verdicts in both orders, rubric scores, parsing, caching.
+
+Pairwise: each (candidate, reference) pair is asked twice, once with each shown first. Per dialogue: the
+candidate wins if both orders prefer it, loses if both prefer the reference, and ties otherwise. An answer that
+cannot be read is *unscored* (with a reason), never a loss.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.backends import JudgeBackend, JudgeRequest, make_backend
+from harness.cache import JudgeCache, cache_key
+from harness.prompts import (
+    DIMENSIONS,
+    Mode,
+    PairwisePrompt,
+    RubricPrompt,
+    load_pairwise_prompt,
+    load_rubric_prompt,
+    prepare_for_judge,
+)
+from harness.records import Dialogue, Judgment, JudgeIdentity, Outcome, PairVerdict, RubricScore
+from harness.settings import JudgeSettings
+from harness.ui import progress_bar
+
+#: Tokens a generate-mode judge may write: a short rationale, then the verdict.
+GENERATE_MAX_NEW_TOKENS = 96
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """One dialogue of one comparison."""
+
+    dialogue: Dialogue
+    comparison: str
+    candidate: str
+    reference: str
+    candidate_response: str
+    reference_response: str
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    """One response to score on every dimension."""
+
+    dialogue: Dialogue
+    system: str
+    response: str
+
+
+def parse_verdict(text: str, labels: Sequence[str], prefix: str) -> str | None:
+    """The verdict in a written answer: the *last* '<prefix> X' with X among ``labels``; else None.
+
+    Taking the last match means a reply that quotes a verdict earlier (or an injected one) cannot decide it.
+    A bare answer that is exactly one label is accepted too.
+    """
+    alternatives = "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
+    word = re.escape(prefix.rstrip(": ").strip())
+    pattern = re.compile(rf"{word}\s*:?\s*[*\[\(\"'`]*\s*({alternatives})(?![\w])", re.IGNORECASE)
+    matches = [m.group(1) for m in pattern.finditer(text)]
+    matches = [m for m in matches if m in labels]  # labels are case-sensitive: 'a' is not 'A'
+    if matches:
+        return matches[-1]
+    bare = text.strip().strip("*[]().'\"`").strip()
+    return bare if bare in labels else None
+
+
+@dataclass
+class Judge:
+    """Runs pairwise and rubric judgments through a backend, with a cache in front of it."""
+
+    backend: JudgeBackend
+    mode: Mode
+    cache: JudgeCache
+    pairwise: PairwisePrompt = field(default_factory=load_pairwise_prompt)
+    rubric: RubricPrompt = field(default_factory=load_rubric_prompt)
+    calls: int = 0
+
+    @property
+    def identity(self) -> JudgeIdentity:
+        """What determines this judge's answers."""
+        return JudgeIdentity(
+            backend=self.backend.name,
+            model=self.backend.model_id,
+            revision=self.backend.revision,
+            mode=self.mode,
+            pairwise_prompt_version=self.pairwise.version,
+            rubric_prompt_version=self.rubric.version,
+        )
+
+    # -- asking -------------------------------------------------------------------------------------------
+
+    def _key(self, request: JudgeRequest, prompt_version: str) -> str:
+        b = self.backend
+        return cache_key(b.name, b.model_id, b.revision, self.mode, prompt_version, request.system, request.user,
+                         request.prefill, "|".join(request.labels))
+
+    def ask(self, requests: Sequence[JudgeRequest], prompt_version: str) -> list[tuple[Any, bool]]:
+        """Answers (label probabilities or text) for each request, and whether each came from the cache."""
+        keys = [self._key(r, prompt_version) for r in requests]
+        cached = self.cache.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in cached]
+        unique_todo = list({keys[i]: i for i in todo}.values())
+        answers: dict[str, Any] = dict(cached)
+        if unique_todo:
+            sub = [requests[i] for i in unique_todo]
+            batches: Iterator[tuple[list[int], list[Any]]]
+            if self.mode == "logits":
+                batches = self.backend.label_probs(sub)  # type: ignore[assignment]
+            else:
+                batches = self.backend.generate(sub, GENERATE_MAX_NEW_TOKENS)  # type: ignore[assignment]
+            with progress_bar(f"judging ({self.mode}, {self.backend.model_id})", total=len(sub)) as advance:
+                for idx, outs in batches:
+                    self.calls += len(idx)
+                    fresh = {keys[unique_todo[j]]: out for j, out in zip(idx, outs, strict=True)}
+                    self.cache.put_many(fresh)  # committed now: an interrupted run keeps this batch
+                    answers.update(fresh)
+                    advance(len(idx))
+        return [(answers[k], k in cached) for k in keys]
+
+    # -- pairwise -----------------------------------------------------------------------------------------
+
+    def _pair_request(self, item: PairItem, cand_first: bool) -> JudgeRequest:
+        cand, _ = prepare_for_judge(item.candidate_response)
+        ref, _ = prepare_for_judge(item.reference_response)
+        a, b = (cand, ref) if cand_first else (ref, cand)
+        return JudgeRequest(
+            system=self.pairwise.system,
+            user=self.pairwise.render(item.dialogue, a, b, self.mode),
+            prefill=self.pairwise.verdict_prefix if self.mode == "logits" else "",
+            labels=self.pairwise.label_list,
+        )
+
+    def _pair_verdict(self, answer: Any, cached: bool, cand_first: bool) -> PairVerdict:
+        first, second, tie = self.pairwise.label_list
+        cand_label, ref_label = (first, second) if cand_first else (second, first)
+        order = "cand_first" if cand_first else "ref_first"
+        to_outcome: dict[str, Outcome] = {cand_label: "candidate", ref_label: "reference", tie: "tie"}
+        if self.mode == "logits":
+            probs: dict[str, float] = answer
+            best = max((first, second, tie), key=lambda lab: probs.get(lab, 0.0))
+            p_cand = probs.get(cand_label, 0.0) + 0.5 * probs.get(tie, 0.0)
+            raw = " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in (first, second, tie))
+            return PairVerdict(order=order, winner=to_outcome[best], p_candidate=p_cand, raw=raw, cached=cached)
+        label = parse_verdict(str(answer), (first, second, tie), self.pairwise.verdict_prefix)
+        winner = to_outcome[label] if label else None
+        return PairVerdict(order=order, winner=winner, raw=str(answer), cached=cached)
+
+    def judge_pairs(self, items: Sequence[PairItem]) -> list[Judgment]:
+        """Judge every item in both orders (one batched call for all of them)."""
+        requests = [self._pair_request(it, cand_first) for it in items for cand_first in (True, False)]
+        answers = self.ask(requests, self.pairwise.version)
+        judgments = []
+        for n, item in enumerate(items):
+            verdicts = tuple(
+                self._pair_verdict(*answers[2 * n + k], cand_first=(k == 0)) for k in range(2)
+            )
+            _, cand_flags = prepare_for_judge(item.candidate_response)
+            _, ref_flags = prepare_for_judge(item.reference_response)
+            flags = tuple(f"candidate_{f}" for f in cand_flags) + tuple(f"reference_{f}" for f in ref_flags)
+            judgments.append(
+                Judgment(
+                    dialogue_id=item.dialogue.id,
+                    comparison=item.comparison,
+                    candidate=item.candidate,
+                    reference=item.reference,
+                    verdicts=verdicts,
+                    outcome=combine_orders(verdicts),
+                    flags=flags,
+                    candidate_words=len(item.candidate_response.split()),
+                    reference_words=len(item.reference_response.split()),
+                    unscored_reason=_unscored_reason(verdicts),
+                )
+            )
+        return judgments
+
+    # -- rubric -------------------------------------------------------------------------------------------
+
+    def score_rubric(self, items: Sequence[RubricItem]) -> list[RubricScore]:
+        """Score every response 1-5 on each dimension; logits mode gives the expected score."""
+        requests = []
+        for it in items:
+            shown, _ = prepare_for_judge(it.response)
+            for dim in DIMENSIONS:
+                requests.append(
+                    JudgeRequest(
+                        system=self.rubric.system,
+                        user=self.rubric.render(it.dialogue, shown, dim, self.mode),
+                        prefill=self.rubric.verdict_prefix if self.mode == "logits" else "",
+                        labels=self.rubric.scores,
+                    )
+                )
+        answers = self.ask(requests, self.rubric.version)
+        out = []
+        for n, it in enumerate(items):
+            scores: dict[str, float | None] = {}
+            raw: dict[str, str] = {}
+            for k, dim in enumerate(DIMENSIONS):
+                answer, _ = answers[len(DIMENSIONS) * n + k]
+                scores[dim], raw[dim] = self._rubric_value(answer)
+            _, flags = prepare_for_judge(it.response)
+            out.append(RubricScore(dialogue_id=it.dialogue.id, system=it.system, scores=scores, raw=raw, flags=flags))
+        return out
+
+    def _rubric_value(self, answer: Any) -> tuple[float | None, str]:
+        labels = self.rubric.scores
+        if self.mode == "logits":
+            probs: dict[str, float] = answer
+            expected = sum(float(lab) * probs.get(lab, 0.0) for lab in labels)
+            return expected, " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in labels)
+        label = parse_verdict(str(answer), labels, self.rubric.verdict_prefix)
+        return (float(label) if label else None), str(answer)
+
+
+def combine_orders(verdicts: Sequence[PairVerdict]) -> Outcome | None:
+    """Win if both orders prefer the candidate, loss if both prefer the reference, tie otherwise."""
+    winners = [v.winner for v in verdicts]
+    if any(w is None for w in winners):
+        return None
+    if all(w == "candidate" for w in winners):
+        return "candidate"
+    if all(w == "reference" for w in winners):
+        return "reference"
+    return "tie"
+
+
+def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:
+    bad = [v.order for v in verdicts if v.winner is None]
+    if not bad:
+        return None
+    return "no verdict label in the judge's reply (" + ", ".join(bad) + ")"
+
+
+class LazyBackend:
+    """A backend that loads its model on first use, so a fully cached run never loads the judge."""
+
+    def __init__(self, settings: JudgeSettings) -> None:
+        self.settings = settings
+        self.name = settings.backend
+        self.model_id = settings.model
+        self.revision = settings.revision
+        self._backend: JudgeBackend | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded."""
+        return self._backend is not None
+
+    def _get(self) -> JudgeBackend:
+        if self._backend is None:
+            s = self.settings
+            self._backend = make_backend(
+                s.backend, model=s.model, revision=s.revision, device=s.device, batch_size=s.batch_size
+            )
+        return self._backend
+
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
+        """See :class:`JudgeBackend`."""
+        return self._get().label_probs(requests)
+
+    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[str]]]:
+        """See :class:`JudgeBackend`."""
+        return self._get().generate(requests, max_new_tokens)
+
+    def close(self) -> None:
+        """Free the model if it was loaded."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def open_judge(settings: JudgeSettings) -> Judge:
+    """A judge for the given settings, with its cache; the model loads only if an answer is not cached."""
+    from harness.backends import BACKENDS
+    from harness.errors import HarnessError, did_you_mean
+
+    if settings.backend not in BACKENDS:
+        raise HarnessError(f"unknown judge backend {settings.backend!r}: {did_you_mean(settings.backend, BACKENDS)}")
+    return Judge(backend=LazyBackend(settings), mode=settings.mode, cache=JudgeCache(settings.cache_path()))

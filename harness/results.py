@@ -1,0 +1,58 @@
+"""Writing results: atomic JSON / JSONL files, and the lm-eval-compatible view of judgments."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf become null, so the files are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write strict JSON (NaN → null)."""
+    write_atomic(path, json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
+    """Atomically write one JSON object per line."""
+    lines = []
+    for r in records:
+        data = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
+        lines.append(json.dumps(_clean(data), ensure_ascii=False))
+    write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

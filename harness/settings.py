@@ -1,0 +1,111 @@
+"""Typed settings, read once (from the CLI or lm-eval's ``--metadata``) and passed down.
+
+No module reads the environment at import time; :func:`from_environment` is called by the entry points.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from harness.errors import HarnessError, did_you_mean
+
+#: The default judge: an open instruction model that needs no API key.
+DEFAULT_JUDGE = "Qwen/Qwen2.5-7B-Instruct"
+JUDGE_MODES = ("logits", "generate")
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the judge cache and on-the-fly reference sets live ($EMPATHY_HARNESS_CACHE or XDG cache)."""
+    env = os.environ if env is None else env
+    if env.get("EMPATHY_HARNESS_CACHE"):
+        return Path(env["EMPATHY_HARNESS_CACHE"])
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "empathy-harness"
+
+
+class JudgeSettings(BaseModel):
+    """Which judge to run and how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = DEFAULT_JUDGE
+    revision: str | None = None
+    backend: str = "hf"
+    mode: Literal["logits", "generate"] = "logits"
+    device: str = "auto"
+    batch_size: int = 8
+    cache_dir: str = ""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _known_mode(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in JUDGE_MODES:
+            raise ValueError(f"unknown judge mode {v!r}: {did_you_mean(v, JUDGE_MODES)}")
+        return v
+
+    def cache_path(self) -> Path:
+        """The SQLite judge cache file."""
+        return Path(self.cache_dir or default_cache_dir()) / "judge-cache.sqlite"
+
+
+class TaskSettings(BaseModel):
+    """What the lm-eval tasks read from ``--metadata`` (or the environment)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    dataset: str = "bundled"
+    judge: JudgeSettings = JudgeSettings()
+    references: dict[str, str] = {}
+    seed: int = 1234
+
+
+#: ``--metadata`` keys understood by the tasks, and their environment fallbacks.
+_METADATA_ENV = {
+    "judge": "EMPATHY_JUDGE",
+    "judge_mode": "EMPATHY_JUDGE_MODE",
+    "judge_backend": "EMPATHY_JUDGE_BACKEND",
+    "judge_device": "EMPATHY_JUDGE_DEVICE",
+    "reference_base": "EMPATHY_REFERENCE_BASE",
+    "reference_direct": "EMPATHY_REFERENCE_DIRECT",
+    "dataset": "EMPATHY_DATASET",
+}
+
+
+def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, str] | None = None) -> TaskSettings:
+    """Build task settings from lm-eval metadata, with ``EMPATHY_*`` environment variables as fallback.
+
+    Accepted keys: ``judge`` (model id/folder), ``judge_revision``, ``judge_backend``, ``judge_mode``,
+    ``judge_device``, ``judge_batch_size``, ``cache_dir``, ``references`` ({name: file}) or
+    ``reference_base`` / ``reference_direct``, ``dataset``, ``seed``.
+    """
+    env = os.environ if env is None else env
+    md = dict(metadata)
+    for key, var in _METADATA_ENV.items():
+        if key not in md and env.get(var):
+            md[key] = env[var]
+    references = dict(md.get("references") or {})
+    for name in ("base", "direct"):
+        if md.get(f"reference_{name}"):
+            references.setdefault(name, str(md[f"reference_{name}"]))
+    judge_fields = {
+        "model": md.get("judge"),
+        "revision": md.get("judge_revision"),
+        "backend": md.get("judge_backend"),
+        "mode": md.get("judge_mode"),
+        "device": md.get("judge_device"),
+        "batch_size": md.get("judge_batch_size"),
+        "cache_dir": md.get("cache_dir") or str(default_cache_dir(env)),
+    }
+    try:
+        judge = JudgeSettings(**{k: v for k, v in judge_fields.items() if v is not None})
+        return TaskSettings(
+            dataset=str(md.get("dataset") or "bundled"),
+            judge=judge,
+            references=references,
+            seed=int(md.get("seed", 1234)),
+        )
+    except (ValidationError, ValueError) as exc:
+        raise HarnessError(f"invalid empathy task settings in --metadata: {exc}") from exc

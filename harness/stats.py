@@ -1,0 +1,141 @@
+"""Statistics of judgments, exactly as the design defines them.
+
+- win rate = (wins + ½·ties) / scored dialogues; also per order; seeded 95 % percentile bootstrap CI that
+  resamples dialogues; tie rate; position-flip rate; n_scored / n_unscored; mean reply length of each side.
+- continuous preference (logits mode) = mean over dialogues of the mean over orders of P(candidate preferred).
+- length-controlled win rate: logistic model of the per-order preference on tanh(standardised length
+  difference), predicted at zero length difference (AlpacaEval-2 style, simplified), reported beside the raw.
+- rubric: mean per dimension with a bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.prompts import DIMENSIONS
+from harness.records import Judgment, RubricScore
+
+N_BOOTSTRAP = 2000
+_OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
+
+
+def bootstrap_ci(values: Sequence[float], *, seed: int, n_boot: int = N_BOOTSTRAP) -> tuple[float, float]:
+    """95 % percentile bootstrap CI of the mean of ``values`` (NaN, NaN for no values)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.size, size=(n_boot, arr.size))
+    means = arr[idx].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def length_controlled_win_rate(prefs: Sequence[float], length_diffs: Sequence[float], *, l2: float = 1e-3) -> float:
+    """P(candidate preferred) at zero length difference, from a logistic fit on tanh(standardised Δlength).
+
+    ``prefs`` are per-order preferences in [0, 1] (ties 0.5); ``length_diffs`` candidate minus reference
+    words. A small L2 penalty keeps the fit finite when one side always wins.
+    """
+    y = np.asarray(prefs, dtype=float)
+    if y.size == 0:
+        return math.nan
+    d = np.asarray(length_diffs, dtype=float)
+    sd = d.std()
+    x = np.tanh(d / sd) if sd > 0 else np.zeros_like(d)
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(100):  # Newton-Raphson on the penalised log-likelihood
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        grad = design.T @ (y - p) - l2 * beta
+        hess = -(design.T * (p * (1 - p))) @ design - l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(1.0 / (1.0 + math.exp(-beta[0])))
+
+
+def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
+    """Every statistic of one comparison (candidate vs one reference)."""
+    scored = [j for j in judgments if j.outcome is not None]
+    scores = [_OUTCOME_SCORE[j.outcome] for j in scored if j.outcome is not None]
+    n_scored = len(scored)
+    ci_low, ci_high = bootstrap_ci(scores, seed=seed)
+    per_order: dict[str, list[float]] = {"cand_first": [], "ref_first": []}
+    prefs: list[float] = []
+    diffs: list[float] = []
+    flips = both = 0
+    for j in judgments:
+        winners = [v.winner for v in j.verdicts]
+        for v in j.verdicts:
+            if v.winner is not None:
+                per_order[v.order].append(_OUTCOME_SCORE[v.winner])
+                prefs.append(_OUTCOME_SCORE[v.winner])
+                diffs.append(j.candidate_words - j.reference_words)
+        if all(w is not None for w in winners):
+            both += 1
+            flips += len(set(winners)) > 1
+    stats: dict[str, Any] = {
+        "win_rate": _mean(scores),
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "win_rate_cand_first": _mean(per_order["cand_first"]),
+        "win_rate_ref_first": _mean(per_order["ref_first"]),
+        "wins": sum(1 for j in scored if j.outcome == "candidate"),
+        "losses": sum(1 for j in scored if j.outcome == "reference"),
+        "ties": sum(1 for j in scored if j.outcome == "tie"),
+        "tie_rate": (sum(1 for j in scored if j.outcome == "tie") / n_scored) if n_scored else math.nan,
+        "position_flip_rate": flips / both if both else math.nan,
+        "n_scored": n_scored,
+        "n_unscored": len(judgments) - n_scored,
+        "parse_rate": n_scored / len(judgments) if judgments else math.nan,
+        "lc_win_rate": length_controlled_win_rate(prefs, diffs),
+        "mean_words_candidate": _mean([j.candidate_words for j in judgments]),
+        "mean_words_reference": _mean([j.reference_words for j in judgments]),
+        "flags": _count_flags(j.flags for j in judgments),
+        "seed": seed,
+        "n_bootstrap": N_BOOTSTRAP,
+    }
+    continuous = [
+        float(np.mean([v.p_candidate for v in j.verdicts]))
+        for j in judgments
+        if j.verdicts and all(v.p_candidate is not None for v in j.verdicts)
+    ]
+    if continuous:
+        low, high = bootstrap_ci(continuous, seed=seed)
+        stats.update(preference=_mean(continuous), preference_ci_low=low, preference_ci_high=high)
+    return stats
+
+
+def rubric_stats(scores: Sequence[RubricScore], *, seed: int) -> dict[str, dict[str, Any]]:
+    """Mean and bootstrap CI per dimension for one system's responses."""
+    out: dict[str, dict[str, Any]] = {}
+    for dim in DIMENSIONS:
+        values = [s.scores[dim] for s in scores if s.scores.get(dim) is not None]
+        vals = [float(v) for v in values if v is not None]
+        low, high = bootstrap_ci(vals, seed=seed)
+        out[dim] = {
+            "mean": _mean(vals),
+            "ci_low": low,
+            "ci_high": high,
+            "n_scored": len(vals),
+            "n_unscored": len(scores) - len(vals),
+        }
+    return out
+
+
+def _count_flags(flag_sets: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for flags in flag_sets:
+        for f in flags:
+            counts[f] = counts.get(f, 0) + 1
+    return dict(sorted(counts.items()))

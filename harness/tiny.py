@@ -1,0 +1,91 @@
+"""Tiny random models built in-process, for the offline demo, the tests and the benchmarks.
+
+A byte-level BPE tokenizer is trained on the bundled dialogues and prompt files, given a ChatML chat template,
+and paired with a 2-layer random Qwen2 model; both are saved with ``save_pretrained`` so that every consumer
+loads them with the real ``from_pretrained`` code path. Their replies and verdicts are noise: they exercise
+the machinery, not empathy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.resources import bundled_dialogues_path, prompts_dir
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def _corpus() -> list[str]:
+    lines = bundled_dialogues_path().read_text(encoding="utf-8").splitlines()
+    for path in sorted(prompts_dir().rglob("*.yaml")):
+        lines.extend(path.read_text(encoding="utf-8").splitlines())
+    return lines
+
+
+def build_tokenizer(out_dir: Path, *, vocab_size: int = 1200, chat_template: bool = True) -> None:
+    """Train a byte-level BPE tokenizer and save it as a transformers tokenizer in ``out_dir``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
+    )
+    if chat_template:
+        fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(out_dir)
+
+
+def build_tiny_model(
+    out_dir: Path | str,
+    *,
+    seed: int = 0,
+    chat_template: bool = True,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+) -> Path:
+    """Build and save a tiny random Qwen2 causal LM with its tokenizer; returns the folder."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(out, chat_template=chat_template)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        # A zero embedding gives the end-of-turn token logit 0 while others spread around it, so a random
+        # model rarely stops at once and its replies are not all empty.
+        model.get_input_embeddings().weight[tokenizer.eos_token_id].zero_()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    return out

@@ -1,0 +1,1 @@
+"""Leaderboard generator (tables, plots, static page, Hub publishing) — built on stored RunResults."""
