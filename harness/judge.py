@@ -60,7 +60,7 @@ def parse_verdict(text: str, labels: Sequence[str], prefix: str) -> str | None:
     """
     alternatives = "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
     word = re.escape(prefix.rstrip(": ").strip())
-    pattern = re.compile(rf"{word}\s*:?\s*[*\[\(\"'`]*\s*({alternatives})(?![\w])", re.IGNORECASE)
+    pattern = re.compile(rf"{word}[\s*]*:?[\s*\[\(\"'`]*({alternatives})(?!\w)", re.IGNORECASE)
     matches = [m.group(1) for m in pattern.finditer(text)]
     matches = [m for m in matches if m in labels]  # labels are case-sensitive: 'a' is not 'A'
     if matches:

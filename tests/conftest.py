@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny random models built in-process (session-scoped), an offline environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_TOKEN"] = ""
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMPATHY_HARNESS_CACHE", str(tmp_path / "harness-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from harness.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    models = {name: build_tiny_model(root / name, seed=i) for i, name in enumerate(("base", "direct", "candidate", "judge"))}
+    models["raw"] = build_tiny_model(root / "raw", seed=7, chat_template=False)
+    return models
+
+
+@pytest.fixture(scope="session")
+def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Reference sets for base and direct on the first 6 bundled dialogues."""
+    from harness.evaluate import build_reference, run_dialogues
+    from harness.generate import ModelSpec
+    from harness.references import save_reference
+
+    root = tmp_path_factory.mktemp("refs")
+    dialogues, digest = run_dialogues("bundled", 6)
+    out = {}
+    for name in ("base", "direct"):
+        ref = build_reference(ModelSpec(str(tiny_models[name]), device="cpu"), name, dialogues, dataset="bundled", digest=digest)
+        save_reference(root / f"{name}.json", ref)
+        out[name] = root / f"{name}.json"
+    return out
