@@ -138,8 +138,11 @@ def reply_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]])
     return _replies(resps)
 
 
-def pairwise_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Judge every (candidate, reference) pair of the task in both orders, in one batched call."""
+def pairwise_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Judge every (candidate, reference) pair of the task in both orders, in one batched call.
+
+    Each verdict is returned as a JSON string, so lm-eval's samples file holds it as parseable JSON.
+    """
     if not docs:
         return []
     run = json.loads(docs[0]["run"])
@@ -155,10 +158,10 @@ def pairwise_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any
         )
         for doc, reply in zip(docs, _replies(resps), strict=True)
     ]
-    return [j.model_dump(mode="json") for j in judge.judge_pairs(items)]
+    return [j.model_dump_json() for j in judge.judge_pairs(items)]
 
 
-def rubric_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def rubric_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]) -> list[str]:
     """Score every candidate reply on the three dimensions, in one batched call."""
     if not docs:
         return []
@@ -168,7 +171,7 @@ def rubric_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]
         RubricItem(dialogue=_dialogue(doc), system="candidate", response=reply)
         for doc, reply in zip(docs, _replies(resps), strict=True)
     ]
-    return [s.model_dump(mode="json") for s in judge.score_rubric(items)]
+    return [s.model_dump_json() for s in judge.score_rubric(items)]
 
 
 def gen_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
@@ -195,11 +198,11 @@ def rubric_metrics(score: RubricScore) -> dict[str, float]:
     return {dim: float(v) for dim in DIMENSIONS if (v := score.scores.get(dim)) is not None}
 
 
-def pairwise_results(doc: dict[str, Any], results: Sequence[dict[str, Any]]) -> dict[str, float]:
+def pairwise_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
     """lm-eval ``process_results`` of the win-rate tasks."""
-    return judgment_metrics(Judgment(**results[0]))
+    return judgment_metrics(Judgment.model_validate_json(results[0]))
 
 
-def rubric_results(doc: dict[str, Any], results: Sequence[dict[str, Any]]) -> dict[str, float]:
+def rubric_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
     """lm-eval ``process_results`` of ``empathy_rubric``."""
-    return rubric_metrics(RubricScore(**results[0]))
+    return rubric_metrics(RubricScore.model_validate_json(results[0]))

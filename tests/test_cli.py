@@ -1,0 +1,143 @@
+"""End-to-end through the ``empathy`` CLI on tiny in-process models (real lm-eval generation, real judge)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+STAT_KEYS = ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored")
+
+
+def read(path: Path):
+    return json.loads(path.read_text())
+
+
+def test_help_lists_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("eval", "refs", "tasks", "demo"))
+
+
+def test_unknown_command_did_you_mean(capsys):
+    assert main(["evl"]) == 2
+    assert "did you mean 'eval'" in capsys.readouterr().err
+
+
+def test_demo_writes_results(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--output", str(out), "--limit", "8"]) == 0
+    res = read(out / "results.json")
+    for comp in ("vs_base", "vs_direct"):
+        assert all(k in res[comp] for k in STAT_KEYS)
+        assert res[comp]["n_scored"] + res[comp]["n_unscored"] == 8
+        assert res[comp]["ci_low"] <= res[comp]["win_rate"] <= res[comp]["ci_high"]
+    assert set(res["rubric"]) == {"cognitive", "affective", "compassionate"}
+    assert all(1 <= res["rubric"][d]["mean"] <= 5 for d in res["rubric"])
+    assert res["results"]["empathy_winrate_vs_base"]["win_rate,judge"] == pytest.approx(res["vs_base"]["win_rate"])
+    judgments = (out / "judgments.jsonl").read_text().splitlines()
+    assert len(judgments) == 16
+    assert "vs" in capsys.readouterr().err  # the rich table went to the console
+
+
+def eval_args(models, refs, out, cache, *extra):
+    return ["eval", "--model", str(models["candidate"]), "--reference", f"base={refs['base']}",
+            "--reference", f"direct={refs['direct']}", "--judge", str(models["judge"]), "--device", "cpu",
+            "--judge-device", "cpu", "--limit", "4", "--cache-dir", str(cache), "--output", str(out), *extra]
+
+
+def test_second_eval_makes_no_judge_call(tiny_models, small_refs, tmp_path):
+    cache = tmp_path / "cache"
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "run1", cache)) == 0
+    m1 = read(tmp_path / "run1" / "manifest.json")["judge"]
+    assert m1["misses"] > 0 and m1["model_calls"] == m1["misses"]
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "run2", cache)) == 0
+    m2 = read(tmp_path / "run2" / "manifest.json")["judge"]
+    assert m2["misses"] == 0 and m2["model_calls"] == 0 and not m2["model_loaded"]
+    assert m2["hits"] == m1["hits"] + m1["misses"]
+    r1, r2 = read(tmp_path / "run1" / "results.json"), read(tmp_path / "run2" / "results.json")
+    assert r1["vs_base"] == r2["vs_base"] and r1["rubric"] == r2["rubric"]
+
+
+def test_interrupted_judging_resumes_from_cache(tiny_models, small_refs, tmp_path, monkeypatch):
+    from harness.backends import HFBackend
+
+    real = HFBackend.label_probs
+
+    def interrupted(self, requests):
+        gen = real(self, requests)
+        yield next(gen)  # one batch is answered, then the user presses Ctrl-C
+        raise KeyboardInterrupt
+
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(HFBackend, "label_probs", interrupted)
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "run", cache, "--judge-batch-size", "3")) == 130
+    assert not (tmp_path / "run" / "results.json").exists()
+    monkeypatch.setattr(HFBackend, "label_probs", real)
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "run", cache, "--judge-batch-size", "3")) == 0
+    m = read(tmp_path / "run" / "manifest.json")["judge"]
+    assert m["hits"] == 3  # the batch answered before the interrupt was not asked again
+
+
+def test_missing_reference_error_names_build_command(tiny_models, tmp_path, capsys):
+    code = main(["eval", "--model", str(tiny_models["candidate"]), "--reference", f"base={tmp_path}/nope.json",
+                 "--judge", str(tiny_models["judge"]), "--device", "cpu", "--output", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "reference set 'base' not found" in err and "empathy refs build --model MODEL --name base" in err
+
+
+def test_reference_from_other_dataset_is_refused(tiny_models, small_refs, tmp_path, capsys):
+    data = json.loads(small_refs["base"].read_text())
+    data["manifest"]["dataset_hash"] = "0" * 16
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    code = main(["eval", "--model", str(tiny_models["candidate"]), "--reference", f"base={bad}", "--judge",
+                 str(tiny_models["judge"]), "--device", "cpu", "--limit", "2", "--output", str(tmp_path / "o")])
+    assert code == 2
+    assert "generated on another dataset" in capsys.readouterr().err
+
+
+def test_reference_with_too_few_dialogues_is_refused(tiny_models, small_refs, tmp_path, capsys):
+    code = main(eval_args(tiny_models, small_refs, tmp_path / "o", tmp_path / "c").copy()[:-2]
+                + ["--output", str(tmp_path / "o"), "--limit", "10"])
+    assert code == 2
+    assert "has no reply for 4 of this run's dialogues" in capsys.readouterr().err
+
+
+def test_unknown_mode_and_backend(tiny_models, small_refs, tmp_path, capsys):
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "o", tmp_path / "c", "--judge-mode", "logit")) == 2
+    assert "did you mean 'logits'" in capsys.readouterr().err
+    assert main(eval_args(tiny_models, small_refs, tmp_path / "o", tmp_path / "c", "--model-backend", "hff")) == 2
+    assert "did you mean 'hf'" in capsys.readouterr().err
+
+
+def test_base_model_on_the_fly_is_built_once_and_reused(tiny_models, tmp_path):
+    args = ["eval", "--model", str(tiny_models["candidate"]), "--base-model", str(tiny_models["raw"]),
+            "--judge", str(tiny_models["judge"]), "--device", "cpu", "--judge-device", "cpu", "--limit", "3",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert main([*args, "--output", str(tmp_path / "b")]) == 0
+    ma, mb = read(tmp_path / "a" / "manifest.json"), read(tmp_path / "b" / "manifest.json")
+    assert ma["references"]["base"]["reused"] is False and mb["references"]["base"]["reused"] is True
+    assert ma["references"]["base"]["path"] == mb["references"]["base"]["path"]
+    # the base model has no chat template: it was prompted with the raw prompt
+    assert ma["references"]["base"]["chat_template"] is False
+    ref = read(Path(ma["references"]["base"]["path"]))
+    assert all("<|im_start|>" not in g["prompt"] and g["prompt"].rstrip().endswith("Response:")
+               for g in ref["generations"])
+    gens = [json.loads(line) for line in (tmp_path / "a" / "generations.jsonl").read_text().splitlines()]
+    assert all(g["prompt"].startswith("<|im_start|>user") for g in gens)  # the candidate is a chat model
+
+
+def test_refs_build_and_tasks_commands(tiny_models, tmp_path, capsys):
+    out = tmp_path / "ref.json"
+    assert main(["refs", "build", "--model", str(tiny_models["base"]), "--name", "base", "--output", str(out),
+                 "--limit", "2", "--device", "cpu"]) == 0
+    ref = read(out)
+    assert ref["manifest"]["n"] == 2 and ref["manifest"]["name"] == "base"
+    assert len(ref["manifest"]["prompt_hash"]) == 16 and len(ref["manifest"]["dataset_hash"]) == 16
+    assert main(["tasks", "list"]) == 0
+    assert "empathy_winrate_vs_direct" in capsys.readouterr().out
+    assert main(["tasks", "validate"]) == 0

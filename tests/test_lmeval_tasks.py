@@ -1,0 +1,101 @@
+"""The tasks as lm-eval sees them: every YAML loads, and lm-eval itself runs them on a tiny model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.lmeval_tasks import default_decoding, select_dialogues
+from harness.prompts import load_generation_prompt
+from harness.resources import tasks_dir
+from harness.taskcheck import GROUP_NAMES, TASK_NAMES, validate_tasks
+
+
+def test_every_task_yaml_loads_through_lm_eval():
+    from lm_eval.tasks import TaskManager
+
+    assert validate_tasks() == []
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False)
+    assert set(TASK_NAMES) <= set(manager.all_tasks)
+    assert set(GROUP_NAMES) <= set(manager.all_groups)
+    yamls = {p.stem for p in tasks_dir().glob("*.yaml")}
+    assert yamls == {*TASK_NAMES, *GROUP_NAMES}  # no YAML that lm-eval would skip unnoticed
+
+
+def test_validate_reports_a_broken_yaml(tmp_path, monkeypatch):
+    import shutil
+
+    broken = tmp_path / "tasks"
+    shutil.copytree(tasks_dir(), broken)
+    text = (broken / "empathy_rubric.yaml").read_text()
+    (broken / "empathy_rubric.yaml").write_text(text.replace("rubric_results", "no_such_function"))
+    (broken / "empathy_winrate_vs_base.yaml").write_text("task: [unclosed\n")
+    monkeypatch.setattr("harness.taskcheck.tasks_dir", lambda: broken)
+    problems = validate_tasks()
+    assert any("empathy_winrate_vs_base: not found" in p for p in problems)
+    assert any(p.startswith("empathy_rubric:") and "no_such_function" in p for p in problems)
+
+
+def test_task_decoding_matches_prompt_file():
+    cfg = yaml.safe_load((tasks_dir() / "empathy_gen.yaml").read_text().replace("!function", ""))
+    gk = cfg["generation_kwargs"]
+    dec = default_decoding()
+    assert tuple(gk["until"]) == load_generation_prompt().stop == dec.until
+    assert gk["max_gen_toks"] == dec.max_gen_toks and gk["do_sample"] is dec.do_sample
+
+
+def test_missing_reference_names_the_build_command(tmp_path):
+    from harness.errors import HarnessError
+    from harness.lmeval_tasks import vs_base_docs
+
+    with pytest.raises(HarnessError, match=r"empathy refs build --model MODEL --name base"):
+        vs_base_docs(judge="x", reference_base=str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match=r'reference_base'):
+        vs_base_docs(judge="x")
+
+
+def test_comparison_docs_join_reference_by_id(small_refs):
+    from harness.lmeval_tasks import vs_base_docs
+    from harness.references import load_reference
+
+    ds = vs_base_docs(judge="j", reference_base=str(small_refs["base"]))["test"]
+    ref = load_reference(small_refs["base"])
+    assert len(ds) == 6  # the reference covers 6 dialogues; the task evaluates those
+    for doc in ds:
+        assert doc["reference_response"] == ref.generations[doc["id"]].response
+
+
+def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
+    metadata = {
+        "judge": str(tiny_models["judge"]), "judge_device": "cpu", "cache_dir": str(tmp_path / "cache"),
+        "reference_base": str(small_refs["base"]), "reference_direct": str(small_refs["direct"]),
+    }
+    cmd = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={tiny_models['candidate']},dtype=float32",
+        "--include_path", str(tasks_dir()), "--tasks", "empathy", "--metadata", json.dumps(metadata),
+        "--device", "cpu", "--limit", "4", "--output_path", str(tmp_path / "out"), "--log_samples",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = list((tmp_path / "out").rglob("results_*.json"))
+    res = json.loads(results_file.read_text())["results"]
+    for task in ("empathy_winrate_vs_base", "empathy_winrate_vs_direct"):
+        r = res[task]
+        assert 0.0 <= r["win_rate,judge"] <= 1.0
+        assert r["scored,judge"] == 1.0  # logits mode never fails to read a verdict
+        assert 0.0 <= r["position_flip,judge"] <= 1.0
+        assert "win_rate_stderr,judge" in r
+    for dim in ("cognitive", "affective", "compassionate"):
+        assert 1.0 <= res["empathy_rubric"][f"{dim},judge"] <= 5.0
+    samples = list((tmp_path / "out").rglob("samples_empathy_winrate_vs_base_*.jsonl"))
+    rows = [json.loads(line) for line in samples[0].read_text().splitlines()]
+    assert len(rows) == 4
+    judgment = json.loads(rows[0]["filtered_resps"][0])
+    assert [v["order"] for v in judgment["verdicts"]] == ["cand_first", "ref_first"]
+    # same dialogues as the CLI's first 4
+    ids, _ = select_dialogues("bundled")
+    assert sorted(r["doc"]["id"] for r in rows) == sorted(d.id for d in ids[:4])
