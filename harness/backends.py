@@ -124,7 +124,8 @@ class HFBackend:
                 f"cannot load judge model {model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a "
                 "Hub id with internet access (HF_HUB_OFFLINE must be unset)"
             ) from exc
-        self.model.to(self.device).eval()
+        self.model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()  # type: ignore[no-untyped-call]
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

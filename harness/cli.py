@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -110,6 +109,7 @@ def _parse_references(items: Sequence[str]) -> dict[str, Path]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Run ``empathy eval``."""
     from harness.evaluate import EvalConfig, run_eval
     from harness.ui import console, print_summary
 
@@ -137,6 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
+    """Run ``empathy refs build``."""
     from harness.evaluate import build_reference, run_dialogues
     from harness.references import save_reference
     from harness.ui import console
@@ -151,6 +152,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    """Run ``empathy tasks list|validate``."""
     from harness.resources import tasks_dir
     from harness.taskcheck import TASK_NAMES, validate_tasks
 
@@ -170,6 +172,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Run ``empathy demo``."""
     from harness.demo import run_demo
     from harness.ui import console, print_summary
 

@@ -223,8 +223,9 @@ def load_empathetic_dialogues(*, split: str = "test", revision: str = ED_REVISIO
 
 def _ed_rows_to_dialogues(rows: Iterable[dict[str, object]], *, split: str) -> Iterable[Dialogue]:
     for row in rows:
-        conversation = row.get("conversations") or []
-        first = next((t for t in conversation if isinstance(t, dict) and t.get("role") == "user"), None)  # type: ignore[union-attr]
+        conversation = row.get("conversations")
+        turns = conversation if isinstance(conversation, list) else []
+        first = next((t for t in turns if isinstance(t, dict) and t.get("role") == "user"), None)
         if first is None:
             continue
         emotion = str(row.get("emotion", "")).strip()

@@ -23,7 +23,15 @@ from harness.generate import ModelSpec, generate, uses_chat_template
 from harness.judge import Judge, PairItem, RubricItem, open_judge
 from harness.lmeval_tasks import default_decoding, judgment_metrics, rubric_metrics, select_dialogues
 from harness.prompts import load_generation_prompt
-from harness.records import Decoding, Dialogue, Generation, Judgment, ReferenceManifest, ReferenceSet, RubricScore
+from harness.records import (
+    Decoding,
+    Dialogue,
+    Generation,
+    Judgment,
+    ReferenceManifest,
+    ReferenceSet,
+    RubricScore,
+)
 from harness.references import check_compatible, load_reference, save_reference
 from harness.results import write_json, write_jsonl
 from harness.settings import JudgeSettings
@@ -129,16 +137,16 @@ def lm_eval_view(
         gen.setdefault("words,reply", []).append(float(len(g.response.split())))
         gen.setdefault("empty,reply", []).append(float(not g.response.strip()))
     out: dict[str, dict[str, Any]] = {}
-    for task, metrics in per_task.items():
-        row: dict[str, Any] = {"alias": task}
+    for task_name, metrics in per_task.items():
+        row: dict[str, Any] = {"alias": task_name}
         for key, values in metrics.items():
-            metric, filt = key.split(",")
+            metric, filt = key.split(",", 1)
             n = len(values)
             mean = sum(values) / n
             var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else math.nan
             row[key] = mean
             row[f"{metric}_stderr,{filt}"] = math.sqrt(var / n) if n > 1 else "N/A"
-        out[task] = row
+        out[task_name] = row
     return out
 
 

@@ -23,7 +23,7 @@ from harness.prompts import (
     load_rubric_prompt,
     prepare_for_judge,
 )
-from harness.records import Dialogue, Judgment, JudgeIdentity, Outcome, PairVerdict, RubricScore
+from harness.records import Dialogue, JudgeIdentity, Judgment, Order, Outcome, PairVerdict, RubricScore
 from harness.settings import JudgeSettings
 from harness.ui import progress_bar
 
@@ -138,7 +138,7 @@ class Judge:
     def _pair_verdict(self, answer: Any, cached: bool, cand_first: bool) -> PairVerdict:
         first, second, tie = self.pairwise.label_list
         cand_label, ref_label = (first, second) if cand_first else (second, first)
-        order = "cand_first" if cand_first else "ref_first"
+        order: Order = "cand_first" if cand_first else "ref_first"
         to_outcome: dict[str, Outcome] = {cand_label: "candidate", ref_label: "reference", tie: "tie"}
         if self.mode == "logits":
             probs: dict[str, float] = answer

@@ -100,7 +100,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
         "cache_dir": md.get("cache_dir") or str(default_cache_dir(env)),
     }
     try:
-        judge = JudgeSettings(**{k: v for k, v in judge_fields.items() if v is not None})
+        judge = JudgeSettings.model_validate({k: v for k, v in judge_fields.items() if v is not None})
         return TaskSettings(
             dataset=str(md.get("dataset") or "bundled"),
             judge=judge,

@@ -41,7 +41,7 @@ def build_tokenizer(out_dir: Path, *, vocab_size: int = 1200, chat_template: boo
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
     )
     if chat_template:
@@ -84,7 +84,7 @@ def build_tiny_model(
     with torch.no_grad():
         # A zero embedding gives the end-of-turn token logit 0 while others spread around it, so a random
         # model rarely stops at once and its replies are not all empty.
-        model.get_input_embeddings().weight[tokenizer.eos_token_id].zero_()
+        model.model.embed_tokens.weight[tokenizer.eos_token_id].zero_()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)

@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
@@ -68,5 +75,6 @@ def print_summary(result: dict[str, object]) -> None:
             rt.add_row(system, *(f"{_fmt(d['mean'], False)} [{_fmt(d['ci_low'], False)}–{_fmt(d['ci_high'], False)}]"
                                  for d in dims.values()))
         console.print(rt)
-    for w in result.get("warnings", []) or []:  # type: ignore[union-attr]
+    warnings = result.get("warnings")
+    for w in warnings if isinstance(warnings, list) else []:
         console.print(f"[yellow]warning:[/] {w}")

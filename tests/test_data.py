@@ -83,7 +83,7 @@ def write_welivita_csv(path: Path, rows: list[dict[str, str]]) -> None:
 def welivita_row(i: int, ratings: list[int]) -> dict[str, str]:
     row = {"dialog_id": f"dlg-{i}", "emotion": "sad", "sentiment": "negative", "plutchik": "sadness",
            "situation": f"My plant {i} died.", "speaker_uttr": f"My plant {i} died and I am sad."}
-    for s, r in zip(SOURCES, ratings):
+    for s, r in zip(SOURCES, ratings, strict=True):
         row[f"response_{s}"] = f"{s} reply {i}, I am sorry."
         row[f"rating_{s}"] = str(r)
     return row
