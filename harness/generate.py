@@ -91,7 +91,10 @@ def generate(
     device = resolve_device(spec.device)
     chat = uses_chat_template(spec)
     ids = [d.id for d in dialogues]
-    manager = TaskManager(include_path=str(tasks_dir()), metadata={"dataset": dataset, "ids": ids})
+    # include_defaults=False: indexing lm-eval's ~14k bundled YAMLs costs seconds and we need only ours
+    manager = TaskManager(
+        include_path=str(tasks_dir()), include_defaults=False, metadata={"dataset": dataset, "ids": ids}
+    )
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-task chatter is not for our users
     try:
         out = lm_eval.simple_evaluate(
