@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from harness import __version__
 from harness.errors import HarnessError
-from harness.generate import ModelSpec, generate, uses_chat_template
+from harness.generate import ModelSpec, generate, resolve_chat_template
 from harness.judge import Judge, PairItem, RubricItem, open_judge
 from harness.lmeval_tasks import default_decoding, judgment_metrics, rubric_metrics, select_dialogues
 from harness.prompts import load_generation_prompt
@@ -71,6 +73,7 @@ def build_reference(
 ) -> ReferenceSet:
     """Generate a reference set with the same code path as candidates."""
     decoding = default_decoding()
+    spec = resolve_chat_template(spec)
     gens = generate(spec, dialogues, dataset=dataset, decoding=decoding, system=name)
     manifest = ReferenceManifest(
         name=name,
@@ -81,7 +84,7 @@ def build_reference(
         prompt_hash=load_generation_prompt().hash,
         dataset_hash=digest,
         dataset=dataset,
-        chat_template=uses_chat_template(spec),
+        chat_template=bool(spec.chat_template),
         n=len(gens),
         created_at=_now(),
         harness_version=__version__,
@@ -211,8 +214,9 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     t_gen = time.perf_counter()
     candidate = cfg.candidate.model
+    candidate_spec = resolve_chat_template(cfg.candidate)
     console.print(f"[bold]phase 1/3[/]: generating {len(dialogues)} replies with {candidate}")
-    gens = generate(cfg.candidate, dialogues, dataset=cfg.dataset, decoding=decoding, system=candidate)
+    gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=candidate)
 
     t_judge = time.perf_counter()
     console.print(f"[bold]phase 2/3[/]: judging with {cfg.judge.model} ({cfg.judge.mode} mode)")
@@ -247,7 +251,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         "created_at": _now(),
         "harness_version": __version__,
         "candidate": {"model": candidate, "revision": cfg.candidate.revision, "backend": cfg.candidate.backend,
-                      "chat_template": uses_chat_template(cfg.candidate)},
+                      "chat_template": candidate_spec.chat_template},
         "references": {n: {"path": ref_paths[n], "reused": reused.get(n, True),
                            **refs[n].manifest.model_dump(mode="json")} for n in refs},
         "judge": {**judge.identity.model_dump(), "cache": str(cfg.judge.cache_path()), **judge.cache.stats(),
@@ -288,11 +292,17 @@ def _provenance(cfg: EvalConfig, digest: str, prompt_hash: str, judge: Judge, di
         "dataset": cfg.dataset,
         "dataset_hash": digest,
         "n_dialogues": len(dialogues),
-        "prompt_hashes": {"generation": prompt_hash, "pairwise": judge.pairwise.version, "rubric": judge.rubric.version},
+        "prompt_hashes": {"generation": prompt_hash, "pairwise": _config_hash(judge.pairwise),
+                          "rubric": _config_hash(judge.rubric)},
+        "judge_prompt_versions": {"pairwise": judge.pairwise.version, "rubric": judge.rubric.version},
         "generation_prompt_version": p.version,
         "seed": cfg.seed,
         "time": _now(),
     }
+
+
+def _config_hash(config: BaseModel) -> str:
+    return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
 
 def _software() -> dict[str, str]:

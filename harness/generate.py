@@ -6,6 +6,7 @@ comparison gets the same prompt, chat-template rule, stop strings and decoding.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 from collections.abc import Sequence
@@ -54,6 +55,11 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     if spec.backend == "hf":
         args["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
     return args
+
+
+def resolve_chat_template(spec: ModelSpec) -> ModelSpec:
+    """The spec with its chat-template decision made (so the tokenizer is read once per system)."""
+    return spec if spec.chat_template is not None else dataclasses.replace(spec, chat_template=uses_chat_template(spec))
 
 
 def uses_chat_template(spec: ModelSpec) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.records import Decoding, Dialogue, ReferenceManifest, ReferenceSet
+from harness.records import Decoding, Dialogue, Generation, ReferenceManifest, ReferenceSet
 from harness.results import write_json
 
 
@@ -43,8 +43,6 @@ def load_reference(path: Path | str, *, name: str = "reference") -> ReferenceSet
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         manifest = ReferenceManifest(**raw["manifest"])
-        from harness.records import Generation
-
         generations = {g["dialogue_id"]: Generation(**g) for g in raw["generations"]}
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
         raise HarnessError(
