@@ -23,7 +23,13 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.generate import ModelSpec, generate, resolve_chat_template
 from harness.judge import Judge, PairItem, RubricItem, open_judge
-from harness.lmeval_tasks import default_decoding, judgment_metrics, rubric_metrics, select_dialogues
+from harness.lmeval_tasks import (
+    default_decoding,
+    gen_results,
+    judgment_metrics,
+    rubric_metrics,
+    select_dialogues,
+)
 from harness.prompts import load_generation_prompt
 from harness.records import (
     Decoding,
@@ -137,8 +143,8 @@ def lm_eval_view(
             rub.setdefault(f"{k},judge", []).append(v)
     gen = per_task.setdefault("empathy_gen", {})
     for g in gens:
-        gen.setdefault("words,reply", []).append(float(len(g.response.split())))
-        gen.setdefault("empty,reply", []).append(float(not g.response.strip()))
+        for k, v in gen_results({}, [g.response]).items():
+            gen.setdefault(f"{k},reply", []).append(v)
     out: dict[str, dict[str, Any]] = {}
     for task_name, metrics in per_task.items():
         row: dict[str, Any] = {"alias": task_name}
