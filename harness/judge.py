@@ -124,13 +124,10 @@ class Judge:
 
     # -- pairwise -----------------------------------------------------------------------------------------
 
-    def _pair_request(self, item: PairItem, cand_first: bool) -> JudgeRequest:
-        cand, _ = prepare_for_judge(item.candidate_response)
-        ref, _ = prepare_for_judge(item.reference_response)
-        a, b = (cand, ref) if cand_first else (ref, cand)
+    def _pair_request(self, dialogue: Dialogue, first: str, second: str) -> JudgeRequest:
         return JudgeRequest(
             system=self.pairwise.system,
-            user=self.pairwise.render(item.dialogue, a, b, self.mode),
+            user=self.pairwise.render(dialogue, first, second, self.mode),
             prefill=self.pairwise.verdict_prefix if self.mode == "logits" else "",
             labels=self.pairwise.label_list,
         )
@@ -152,15 +149,16 @@ class Judge:
 
     def judge_pairs(self, items: Sequence[PairItem]) -> list[Judgment]:
         """Judge every item in both orders (one batched call for all of them)."""
-        requests = [self._pair_request(it, cand_first) for it in items for cand_first in (True, False)]
+        shown = [(prepare_for_judge(it.candidate_response), prepare_for_judge(it.reference_response)) for it in items]
+        requests = []
+        for it, ((cand, _), (ref, _)) in zip(items, shown, strict=True):
+            requests += [self._pair_request(it.dialogue, cand, ref), self._pair_request(it.dialogue, ref, cand)]
         answers = self.ask(requests, self.pairwise.version)
         judgments = []
-        for n, item in enumerate(items):
+        for n, (item, ((_, cand_flags), (_, ref_flags))) in enumerate(zip(items, shown, strict=True)):
             verdicts = tuple(
                 self._pair_verdict(*answers[2 * n + k], cand_first=(k == 0)) for k in range(2)
             )
-            _, cand_flags = prepare_for_judge(item.candidate_response)
-            _, ref_flags = prepare_for_judge(item.reference_response)
             flags = tuple(f"candidate_{f}" for f in cand_flags) + tuple(f"reference_{f}" for f in ref_flags)
             judgments.append(
                 Judgment(
@@ -182,9 +180,9 @@ class Judge:
 
     def score_rubric(self, items: Sequence[RubricItem]) -> list[RubricScore]:
         """Score every response 1-5 on each dimension; logits mode gives the expected score."""
+        prepared = [prepare_for_judge(it.response) for it in items]
         requests = []
-        for it in items:
-            shown, _ = prepare_for_judge(it.response)
+        for it, (shown, _) in zip(items, prepared, strict=True):
             for dim in DIMENSIONS:
                 requests.append(
                     JudgeRequest(
@@ -196,13 +194,12 @@ class Judge:
                 )
         answers = self.ask(requests, self.rubric.version)
         out = []
-        for n, it in enumerate(items):
+        for n, (it, (_, flags)) in enumerate(zip(items, prepared, strict=True)):
             scores: dict[str, float | None] = {}
             raw: dict[str, str] = {}
             for k, dim in enumerate(DIMENSIONS):
                 answer, _ = answers[len(DIMENSIONS) * n + k]
                 scores[dim], raw[dim] = self._rubric_value(answer)
-            _, flags = prepare_for_judge(it.response)
             out.append(RubricScore(dialogue_id=it.dialogue.id, system=it.system, scores=scores, raw=raw, flags=flags))
         return out
 
