@@ -21,6 +21,7 @@ from harness.prompts import DIMENSIONS, cut_reply, load_generation_prompt
 from harness.records import Decoding, Dialogue, Judgment, RubricScore
 from harness.references import check_compatible, load_reference
 from harness.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
+from harness.stats import position_flip
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def judgment_metrics(judgment: Judgment) -> dict[str, float]:
     if judgment.outcome is not None:
         out["win_rate"] = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}[judgment.outcome]
         out["tie"] = float(judgment.outcome == "tie")
-        out["position_flip"] = float(len({v.winner for v in judgment.verdicts}) > 1)
+        out["position_flip"] = float(bool(position_flip(judgment)))
     probs = [v.p_candidate for v in judgment.verdicts]
     if probs and all(p is not None for p in probs):
         out["preference"] = sum(p for p in probs if p is not None) / len(probs)

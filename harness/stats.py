@@ -23,6 +23,14 @@ N_BOOTSTRAP = 2000
 _OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
 
 
+def position_flip(judgment: Judgment) -> bool | None:
+    """Whether the two orders named different winners; None when an order is unscored."""
+    winners = [v.winner for v in judgment.verdicts]
+    if any(w is None for w in winners):
+        return None
+    return len(set(winners)) > 1
+
+
 def bootstrap_ci(values: Sequence[float], *, seed: int, n_boot: int = N_BOOTSTRAP) -> tuple[float, float]:
     """95 % percentile bootstrap CI of the mean of ``values`` (NaN, NaN for no values)."""
     arr = np.asarray(values, dtype=float)
@@ -75,15 +83,15 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
     diffs: list[float] = []
     flips = both = 0
     for j in judgments:
-        winners = [v.winner for v in j.verdicts]
         for v in j.verdicts:
             if v.winner is not None:
                 per_order[v.order].append(_OUTCOME_SCORE[v.winner])
                 prefs.append(_OUTCOME_SCORE[v.winner])
                 diffs.append(j.candidate_words - j.reference_words)
-        if all(w is not None for w in winners):
+        flip = position_flip(j)
+        if flip is not None:
             both += 1
-            flips += len(set(winners)) > 1
+            flips += flip
     stats: dict[str, Any] = {
         "win_rate": _mean(scores),
         "ci_low": ci_low,
