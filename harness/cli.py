@@ -83,9 +83,13 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="judge cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
 
 
+def _check_judge_mode(mode: str) -> None:
+    if mode not in JUDGE_MODES:
+        raise HarnessError(f"unknown judge mode {mode!r}: {did_you_mean(mode, JUDGE_MODES)}")
+
+
 def _judge_settings(args: argparse.Namespace, cache_dir: Path) -> JudgeSettings:
-    if args.judge_mode not in JUDGE_MODES:
-        raise HarnessError(f"unknown judge mode {args.judge_mode!r}: {did_you_mean(args.judge_mode, JUDGE_MODES)}")
+    _check_judge_mode(args.judge_mode)
     return JudgeSettings(model=args.judge, revision=args.judge_revision, backend=args.judge_backend,
                          mode=args.judge_mode, device=args.judge_device, batch_size=args.judge_batch_size,
                          cache_dir=str(cache_dir))
@@ -176,8 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
     from harness.ui import console, print_summary
 
-    if args.judge_mode not in JUDGE_MODES:
-        raise HarnessError(f"unknown judge mode {args.judge_mode!r}: {did_you_mean(args.judge_mode, JUDGE_MODES)}")
+    _check_judge_mode(args.judge_mode)
     result = run_demo(Path(args.output), limit=args.limit, judge_mode=args.judge_mode)
     print_summary(result)
     console.print(f"results written to {Path(args.output) / 'results.json'}")
