@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import HarnessError, did_you_mean
+
+if TYPE_CHECKING:
+    from harness.settings import JudgeSettings
 
 
 @dataclass(frozen=True)
@@ -23,21 +26,32 @@ class JudgeRequest:
     labels: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class NoAnswer:
+    """A request the backend could not answer (e.g. the server kept failing).
+
+    The item ends *unscored* with this reason, and nothing is cached, so a re-run asks again.
+    """
+
+    reason: str
+
+
 class JudgeBackend(Protocol):
-    """What the judge needs from a model runner."""
+    """What the judge needs from a model runner.
+
+    ``label_probs`` and ``generate`` may yield a :class:`NoAnswer` in place of an answer.
+    """
 
     name: str
     model_id: str
     revision: str | None
 
-    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
-        """Yield (request indices, label → probability) batch by batch."""
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
+        """Yield (request indices, label → probability dicts or NoAnswer) batch by batch."""
         ...
 
-    def generate(
-        self, requests: Sequence[JudgeRequest], max_new_tokens: int
-    ) -> Iterator[tuple[list[int], list[str]]]:
-        """Yield (request indices, generated text) batch by batch."""
+    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
+        """Yield (request indices, generated text or NoAnswer) batch by batch."""
         ...
 
     def close(self) -> None:
@@ -45,24 +59,42 @@ class JudgeBackend(Protocol):
         ...
 
 
-BACKENDS: dict[str, Callable[..., JudgeBackend]] = {}
+BackendFactory = Callable[["JudgeSettings"], JudgeBackend]
+#: name → factory(settings); ``--judge-backend`` picks one.
+BACKENDS: dict[str, BackendFactory] = {}
+#: Backends whose logits mode depends on the server (it must return ``top_logprobs``); probed once, cached.
+PROBED_BACKENDS: set[str] = set()
 
 
-def register_backend(name: str) -> Callable[[Callable[..., JudgeBackend]], Callable[..., JudgeBackend]]:
+def register_backend(name: str, *, probe_logprobs: bool = False) -> Callable[[BackendFactory], BackendFactory]:
     """Register a backend factory under a name usable in ``--judge-backend``."""
 
-    def wrap(factory: Callable[..., JudgeBackend]) -> Callable[..., JudgeBackend]:
+    def wrap(factory: BackendFactory) -> BackendFactory:
         BACKENDS[name] = factory
+        if probe_logprobs:
+            PROBED_BACKENDS.add(name)
         return factory
 
     return wrap
 
 
-def make_backend(name: str, **kwargs: Any) -> JudgeBackend:
-    """Create a backend by name; an unknown name gets a 'did you mean' error."""
+def make_backend(settings: JudgeSettings) -> JudgeBackend:
+    """Create the backend the settings name; an unknown name gets a 'did you mean' error."""
+    _load_plugins()
+    if settings.backend not in BACKENDS:
+        raise HarnessError(f"unknown judge backend {settings.backend!r}: {did_you_mean(settings.backend, BACKENDS)}")
+    return BACKENDS[settings.backend](settings)
+
+
+def check_backend_name(name: str) -> None:
+    """Raise a clear error for an unknown backend name (before anything is loaded)."""
+    _load_plugins()
     if name not in BACKENDS:
         raise HarnessError(f"unknown judge backend {name!r}: {did_you_mean(name, BACKENDS)}")
-    return BACKENDS[name](**kwargs)
+
+
+def _load_plugins() -> None:
+    import harness.http_judge  # noqa: F401  (registers "openai")
 
 
 def resolve_device(device: str) -> str:
@@ -94,6 +126,11 @@ def label_token_ids(tokenizer: Any, label: str) -> list[int]:
 
 
 @register_backend("hf")
+def _hf_backend(settings: JudgeSettings) -> JudgeBackend:
+    return HFBackend(settings.model, revision=settings.revision, device=settings.device,
+                     batch_size=settings.batch_size)
+
+
 class HFBackend:
     """A local transformers model, batched by prompt length (bf16 on GPU, fp32 on CPU)."""
 
@@ -161,7 +198,7 @@ class HFBackend:
             self._label_ids[label] = label_token_ids(self.tokenizer, label)
         return self._label_ids[label]
 
-    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
         """One forward pass per batch; probabilities of the labels as the next token (renormalised)."""
         import torch
 
@@ -178,9 +215,7 @@ class HFBackend:
                 self.progress(len(idx))
             yield idx, out
 
-    def generate(
-        self, requests: Sequence[JudgeRequest], max_new_tokens: int
-    ) -> Iterator[tuple[list[int], list[str]]]:
+    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
         """Greedy generation per batch; returns only the new text."""
         import torch
 

@@ -50,6 +50,11 @@ class JudgeCache:
         self.misses += len(keys) - len(found)
         return found
 
+    def peek(self, key: str) -> Any:
+        """One cached value or None, without counting a hit or miss (for bookkeeping entries)."""
+        row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def put_many(self, items: dict[str, Any]) -> None:
         """Store answers and commit at once (one transaction per judge batch)."""
         now = time.time()

@@ -12,14 +12,16 @@ from harness import __version__
 from harness.errors import HarnessError, did_you_mean
 from harness.settings import DEFAULT_JUDGE, JUDGE_MODES, JudgeSettings, default_cache_dir
 
-COMMANDS = ("eval", "refs", "tasks", "demo")
+COMMANDS = ("eval", "refs", "tasks", "demo", "validate-judge")
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument("--model", required=required, help="model to generate with: Hub id or local folder (or served name)")
     p.add_argument("--revision", default=None, help="model revision (branch, tag or commit) to pin")
-    p.add_argument("--model-backend", default="hf", help="lm-eval model type: hf, vllm or local-chat-completions")
-    p.add_argument("--base-url", default=None, help="OpenAI-compatible server URL for local-chat-completions")
+    p.add_argument("--model-backend", default="hf",
+                   help="hf, vllm, or openai-chat (= lm-eval local-chat-completions: a model behind a server)")
+    p.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible server for --model-backend openai-chat, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1 …")
     p.add_argument("--batch-size", type=int, default=8, help="generation batch size")
 
@@ -66,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_sub.add_parser("list", help="list the tasks and their folder (for lm_eval --include_path)")
     tasks_sub.add_parser("validate", help="load every task YAML through lm-eval and check it")
 
+    vj = sub.add_parser("validate-judge", help="measure a judge against human empathy ratings (+ stress tests)",
+                        description="Judge every within-dialogue pair of rated replies of a Welivita & Pu format "
+                                    "CSV in both orders; report agreement with the human ratings (with CIs), "
+                                    "Spearman, the ranking of the five sources, position and length bias, and "
+                                    "stress-test flip rates; write DIR/validity.json.")
+    vj.add_argument("--human-ratings", required=True, metavar="FILE.csv",
+                    help="ratings CSV in the Welivita & Pu format (dialog_id, …, response_<source>, rating_<source>)")
+    vj.add_argument("--split", default="all", help="all | paper_test | paper_train (the paper's rule)")
+    vj.add_argument("--limit", type=int, default=None, help="first N dialogues (emotion-interleaved)")
+    vj.add_argument("--rubric", action="store_true", help="also score every reply on the rubric (3 calls per reply)")
+    vj.add_argument("--stress-limit", type=int, default=200, help="verdicts re-judged per stress test (default 200)")
+    _add_judge_options(vj)
+    vj.add_argument("--seed", type=int, default=1234, help="bootstrap / sampling seed")
+    vj.add_argument("--output", required=True, help="output folder")
+
     demo = sub.add_parser("demo", help="offline end-to-end demo on tiny random models")
     demo.add_argument("--output", required=True, help="output folder")
     demo.add_argument("--limit", type=int, default=24, help="number of bundled dialogues (default 24)")
@@ -76,10 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_judge_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge model: Hub id or local folder (default {DEFAULT_JUDGE})")
     p.add_argument("--judge-revision", default=None, help="judge revision to pin")
-    p.add_argument("--judge-backend", default="hf", help="judge backend (hf)")
-    p.add_argument("--judge-mode", default="logits", help="logits (one forward pass) or generate (written verdict)")
-    p.add_argument("--judge-device", default="auto", help="judge device")
-    p.add_argument("--judge-batch-size", type=int, default=8, help="judge batch size")
+    p.add_argument("--judge-backend", default="hf",
+                   help="hf (local transformers model) or openai (any OpenAI-compatible server: vLLM, TGI, …)")
+    p.add_argument("--judge-mode", default="logits", help="logits (label probabilities) or generate (written verdict)")
+    p.add_argument("--judge-device", default="auto", help="judge device (hf backend)")
+    p.add_argument("--judge-batch-size", type=int, default=8, help="judge batch size (hf backend)")
+    p.add_argument("--judge-base-url", default=None,
+                   help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1 (default: api.openai.com)")
+    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="openai backend: environment variable holding the API key (keys never go on the command line)")
+    p.add_argument("--judge-concurrency", type=int, default=8, help="openai backend: requests in flight")
+    p.add_argument("--judge-timeout", type=float, default=120.0, help="openai backend: seconds per request")
+    p.add_argument("--judge-max-retries", type=int, default=5,
+                   help="openai backend: retries on 429/5xx/timeouts before an item is left unscored")
     p.add_argument("--cache-dir", default=None, help="judge cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
 
 
@@ -89,10 +115,18 @@ def _check_judge_mode(mode: str) -> None:
 
 
 def _judge_settings(args: argparse.Namespace, cache_dir: Path) -> JudgeSettings:
+    from pydantic import ValidationError
+
     _check_judge_mode(args.judge_mode)
-    return JudgeSettings(model=args.judge, revision=args.judge_revision, backend=args.judge_backend,
-                         mode=args.judge_mode, device=args.judge_device, batch_size=args.judge_batch_size,
-                         cache_dir=str(cache_dir))
+    try:
+        return JudgeSettings(model=args.judge, revision=args.judge_revision, backend=args.judge_backend,
+                             mode=args.judge_mode, device=args.judge_device, batch_size=args.judge_batch_size,
+                             base_url=args.judge_base_url, api_key_env=args.judge_api_key_env,
+                             concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
+                             max_retries=args.judge_max_retries, cache_dir=str(cache_dir))
+    except ValidationError as exc:
+        problems = "; ".join(f"--judge-{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise HarnessError(f"invalid judge options: {problems}") from exc
 
 
 def _model_spec(args: argparse.Namespace, model: str | None = None):  # type: ignore[no-untyped-def]
@@ -187,6 +221,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate_judge(args: argparse.Namespace) -> int:
+    """Run ``empathy validate-judge``."""
+    from harness.judge import open_judge
+    from harness.ui import console
+    from harness.validity import print_validity, validate_judge
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    ratings = Path(args.human_ratings)
+    if not ratings.is_file():
+        raise HarnessError(f"--human-ratings {ratings}: no such file (give the ratings CSV in the Welivita & Pu format)")
+    judge = open_judge(_judge_settings(args, cache_dir))
+    try:
+        result = validate_judge(judge, ratings, Path(args.output), split=args.split, limit=args.limit,
+                                rubric=args.rubric, stress_limit=args.stress_limit, seed=args.seed)
+    finally:
+        judge.backend.close()
+        judge.cache.close()
+    print_validity(result)
+    console.print(f"validity report written to {Path(args.output) / 'validity.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 usage or input error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -199,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    handlers = {"eval": cmd_eval, "refs": cmd_refs, "tasks": cmd_tasks, "demo": cmd_demo}
+    handlers = {"eval": cmd_eval, "refs": cmd_refs, "tasks": cmd_tasks, "demo": cmd_demo,
+                "validate-judge": cmd_validate_judge}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

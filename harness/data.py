@@ -178,9 +178,14 @@ def welivita_is_paper_test(row: dict[str, str]) -> bool:
 
 def load_welivita(path: Path, *, split: str = "all") -> list[Dialogue]:
     """Dialogues of the Welivita & Pu CSV; ``paper_test`` / ``paper_train`` reproduce the paper's split."""
+    return [d for d, _ in welivita_records(path, split=split)]
+
+
+def welivita_records(path: Path, *, split: str = "all") -> list[tuple[Dialogue, dict[str, str]]]:
+    """(dialogue, CSV row) pairs of the Welivita & Pu CSV, checked; the row keeps responses and ratings."""
     if split not in WELIVITA_SPLITS:
         raise DatasetError(f"unknown Welivita split {split!r}; use one of {', '.join(WELIVITA_SPLITS)}")
-    dialogues = []
+    records = []
     for lineno, row in enumerate(read_welivita_rows(path), start=2):
         is_test = welivita_is_paper_test(row)
         if (split == "paper_test" and not is_test) or (split == "paper_train" and is_test):
@@ -196,9 +201,9 @@ def load_welivita(path: Path, *, split: str = "all") -> list[Dialogue]:
             split="test" if is_test else "train",
         )
         _check_dialogue(dialogue, f"{path}:{lineno}")
-        dialogues.append(dialogue)
-    _check_unique(dialogues, str(path))
-    return dialogues
+        records.append((dialogue, {**row, "_line": str(lineno)}))
+    _check_unique([d for d, _ in records], str(path))
+    return records
 
 
 def load_empathetic_dialogues(*, split: str = "test", revision: str = ED_REVISION) -> list[Dialogue]:

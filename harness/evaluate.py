@@ -218,16 +218,17 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             "base --output FILE') or --base-model MODEL to build it on the fly"
         )
 
-    t_gen = time.perf_counter()
-    candidate = cfg.candidate.model
-    candidate_spec = resolve_chat_template(cfg.candidate)
-    console.print(f"[bold]phase 1/3[/]: generating {len(dialogues)} replies with {candidate}")
-    gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=candidate)
-
-    t_judge = time.perf_counter()
-    console.print(f"[bold]phase 2/3[/]: judging with {cfg.judge.model} ({cfg.judge.mode} mode)")
     judge = open_judge(cfg.judge)
     try:
+        judge.resolve_mode()  # an HTTP judge in logits mode is probed now: an unreachable server fails fast
+        t_gen = time.perf_counter()
+        candidate = cfg.candidate.model
+        candidate_spec = resolve_chat_template(cfg.candidate)
+        console.print(f"[bold]phase 1/3[/]: generating {len(dialogues)} replies with {candidate}")
+        gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=candidate)
+
+        t_judge = time.perf_counter()
+        console.print(f"[bold]phase 2/3[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
         judgments = _judge_comparisons(judge, candidate, gens, refs, dialogues)
         rubric_scores = _rubric(judge, candidate, gens, refs, dialogues)
     finally:
@@ -250,7 +251,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         "configs": {"generation": {"prompt_version": load_generation_prompt().version, "prompt_hash": prompt_hash,
                                    "decoding": decoding.model_dump()}},
         "judge": judge.identity.model_dump(),
-        "warnings": _warnings(comparisons),
+        "warnings": _warnings(comparisons) + _judge_warnings(judge, candidate,
+                                                             {n: r.manifest.model for n, r in refs.items()}),
         "provenance": _provenance(cfg, digest, prompt_hash, judge, dialogues),
     }
     manifest = {
@@ -261,7 +263,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         "references": {n: {"path": ref_paths[n], "reused": reused.get(n, True),
                            **refs[n].manifest.model_dump(mode="json")} for n in refs},
         "judge": {**judge.identity.model_dump(), "cache": str(cfg.judge.cache_path()), **judge.cache.stats(),
-                  "model_calls": judge.calls, "model_loaded": judge.calls > 0},
+                  "model_calls": judge.calls, "model_loaded": judge.calls > 0, **_backend_stats(judge)},
         "dataset": {"spec": cfg.dataset, "hash": digest, "n": len(dialogues), "ids": [d.id for d in dialogues]},
         "timings_s": {"references": round(t_gen - t0, 2), "generate": round(t_judge - t_gen, 2),
                       "judge": round(t_stats - t_judge, 2), "total": round(time.perf_counter() - t0, 2)},
@@ -275,6 +277,19 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     write_json(out / "manifest.json", manifest)
     write_json(out / "results.json", result)  # last: its presence means the run completed
     return result
+
+
+def _judge_warnings(judge: Judge, candidate: str, references: dict[str, str]) -> list[str]:
+    from harness.family import family_overlap_warning
+
+    out = [judge.mode_note] if judge.mode_note else []
+    others = {"candidate": candidate, **{f"reference {n!r}": m for n, m in references.items()}}
+    return out + family_overlap_warning(judge.backend.model_id, others)
+
+
+def _backend_stats(judge: Judge) -> dict[str, Any]:
+    stats = getattr(judge.backend, "stats", None)
+    return {"http": stats()} if callable(stats) and stats() else {}
 
 
 def _warnings(comparisons: dict[str, dict[str, Any]]) -> list[str]:

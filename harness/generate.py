@@ -18,8 +18,10 @@ from harness.prompts import cut_reply
 from harness.records import Decoding, Dialogue, Generation
 from harness.resources import tasks_dir
 
-#: lm-eval model types the harness drives (``--model-backend``).
-MODEL_BACKENDS = ("hf", "vllm", "local-chat-completions")
+#: lm-eval model types the harness drives (``--model-backend``); ``openai-chat`` is our name for lm-eval's
+#: ``local-chat-completions`` (any OpenAI-compatible chat server: vLLM, TGI, ``transformers serve`` …).
+MODEL_BACKENDS = ("hf", "vllm", "openai-chat", "local-chat-completions")
+LMEVAL_MODEL = {"openai-chat": "local-chat-completions"}
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,17 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.backend not in MODEL_BACKENDS:
             raise HarnessError(f"unknown model backend {self.backend!r}: {did_you_mean(self.backend, MODEL_BACKENDS)}")
+        object.__setattr__(self, "backend", LMEVAL_MODEL.get(self.backend, self.backend))
 
 
 def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     """lm-eval ``model_args`` for a spec."""
     if spec.backend == "local-chat-completions":
         if not spec.base_url:
-            raise HarnessError("--model-backend local-chat-completions needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        url = spec.base_url.rstrip("/")
-        if not url.endswith("/chat/completions"):
-            url += "/chat/completions"
+            raise HarnessError("--model-backend openai-chat needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        from harness.http_judge import chat_completions_url
+
+        url = chat_completions_url(spec.base_url)
         return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}
     args: dict[str, Any] = {"pretrained": spec.model}
     if spec.revision:
@@ -138,7 +141,7 @@ def generate(
         by_id[doc["id"]] = Generation(
             dialogue_id=doc["id"],
             system=system,
-            prompt=sample["arguments"][0][0],
+            prompt=_prompt_text(sample["arguments"][0][0]),
             raw_response=raw,
             response=reply,
             flags=flags,
@@ -147,6 +150,11 @@ def generate(
     if missing:
         raise HarnessError(f"lm-eval produced no reply for {len(missing)} dialogues (e.g. {missing[:3]})")
     return [by_id[i] for i in ids]
+
+
+def _prompt_text(argument: Any) -> str:
+    """lm-eval's request argument as text (chat-completion models get a JSON message list object)."""
+    return str(getattr(argument, "prompt", argument))
 
 
 def _free_gpu() -> None:

@@ -12,7 +12,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.backends import JudgeBackend, JudgeRequest, make_backend
+from harness.backends import (
+    PROBED_BACKENDS,
+    JudgeBackend,
+    JudgeRequest,
+    NoAnswer,
+    check_backend_name,
+    make_backend,
+)
 from harness.cache import JudgeCache, cache_key
 from harness.prompts import (
     DIMENSIONS,
@@ -79,6 +86,9 @@ class Judge:
     pairwise: PairwisePrompt = field(default_factory=load_pairwise_prompt)
     rubric: RubricPrompt = field(default_factory=load_rubric_prompt)
     calls: int = 0
+    mode_note: str | None = None
+    """Why the mode in use differs from the one asked for (e.g. the server returns no log-probabilities)."""
+    _requested_mode: Mode | None = None
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -88,9 +98,32 @@ class Judge:
             model=self.backend.model_id,
             revision=self.backend.revision,
             mode=self.mode,
+            requested_mode=self._requested_mode or self.mode,
+            mode_note=self.mode_note,
             pairwise_prompt_version=self.pairwise.version,
             rubric_prompt_version=self.rubric.version,
         )
+
+    def resolve_mode(self) -> Mode:
+        """The mode this judge can run: logits needs a server that returns ``top_logprobs``, else generate.
+
+        The probe's answer is cached per endpoint and model, so a re-run makes no request to learn it again.
+        """
+        if self._requested_mode is not None:
+            return self.mode
+        self._requested_mode = self.mode
+        if self.mode == "logits" and self.backend.name in PROBED_BACKENDS:
+            endpoint = str(getattr(self.backend, "endpoint", ""))
+            key = cache_key("capability:top_logprobs", self.backend.name, endpoint, self.backend.model_id)
+            known = self.cache.peek(key)
+            if known is None:
+                known = bool(self.backend.supports_logprobs())  # type: ignore[attr-defined]
+                self.cache.put_many({key: known})
+            if not known:
+                self.mode = "generate"
+                self.mode_note = (f"logits mode was asked for, but {endpoint} returns no top_logprobs: the judge "
+                                  "wrote its verdicts (generate mode)")
+        return self.mode
 
     # -- asking -------------------------------------------------------------------------------------------
 
@@ -101,6 +134,7 @@ class Judge:
 
     def ask(self, requests: Sequence[JudgeRequest], prompt_version: str) -> list[tuple[Any, bool]]:
         """Answers (label probabilities or text) for each request, and whether each came from the cache."""
+        self.resolve_mode()
         keys = [self._key(r, prompt_version) for r in requests]
         cached = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in cached]
@@ -117,7 +151,8 @@ class Judge:
                 for idx, outs in batches:
                     self.calls += len(idx)
                     fresh = {keys[unique_todo[j]]: out for j, out in zip(idx, outs, strict=True)}
-                    self.cache.put_many(fresh)  # committed now: an interrupted run keeps this batch
+                    # committed now: an interrupted run keeps this batch; a NoAnswer is never cached
+                    self.cache.put_many({k: v for k, v in fresh.items() if not isinstance(v, NoAnswer)})
                     answers.update(fresh)
                     advance(len(idx))
         return [(answers[k], k in cached) for k in keys]
@@ -137,18 +172,26 @@ class Judge:
         cand_label, ref_label = (first, second) if cand_first else (second, first)
         order: Order = "cand_first" if cand_first else "ref_first"
         to_outcome: dict[str, Outcome] = {cand_label: "candidate", ref_label: "reference", tie: "tie"}
+        if isinstance(answer, NoAnswer):
+            return PairVerdict(order=order, winner=None, raw="", cached=False, unscored_reason=answer.reason)
         if self.mode == "logits":
             probs: dict[str, float] = answer
+            if not sum(probs.values()):
+                return PairVerdict(order=order, winner=None, raw="", cached=cached,
+                                   unscored_reason="no verdict label among the judge's most likely tokens")
             best = max((first, second, tie), key=lambda lab: probs.get(lab, 0.0))
             p_cand = probs.get(cand_label, 0.0) + 0.5 * probs.get(tie, 0.0)
             raw = " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in (first, second, tie))
             return PairVerdict(order=order, winner=to_outcome[best], p_candidate=p_cand, raw=raw, cached=cached)
         label = parse_verdict(str(answer), (first, second, tie), self.pairwise.verdict_prefix)
-        winner = to_outcome[label] if label else None
-        return PairVerdict(order=order, winner=winner, raw=str(answer), cached=cached)
+        if label is None:
+            return PairVerdict(order=order, winner=None, raw=str(answer), cached=cached,
+                               unscored_reason="no verdict label in the judge's reply")
+        return PairVerdict(order=order, winner=to_outcome[label], raw=str(answer), cached=cached)
 
     def judge_pairs(self, items: Sequence[PairItem]) -> list[Judgment]:
         """Judge every item in both orders (one batched call for all of them)."""
+        self.resolve_mode()
         shown = [(prepare_for_judge(it.candidate_response), prepare_for_judge(it.reference_response)) for it in items]
         requests = []
         for it, ((cand, _), (ref, _)) in zip(items, shown, strict=True):
@@ -176,10 +219,23 @@ class Judge:
             )
         return judgments
 
+    def position_verdicts(self, shown: Sequence[tuple[Dialogue, str, str]]) -> list[PairVerdict]:
+        """One verdict per (dialogue, first reply, second reply), in that order only.
+
+        ``winner`` reads positionally: "candidate" is the first reply, "reference" the second (stress tests).
+        """
+        self.resolve_mode()
+        requests = [
+            self._pair_request(d, prepare_for_judge(a)[0], prepare_for_judge(b)[0]) for d, a, b in shown
+        ]
+        answers = self.ask(requests, self.pairwise.version)
+        return [self._pair_verdict(answer, cached, cand_first=True) for answer, cached in answers]
+
     # -- rubric -------------------------------------------------------------------------------------------
 
     def score_rubric(self, items: Sequence[RubricItem]) -> list[RubricScore]:
         """Score every response 1-5 on each dimension; logits mode gives the expected score."""
+        self.resolve_mode()
         prepared = [prepare_for_judge(it.response) for it in items]
         requests = []
         for it, (shown, _) in zip(items, prepared, strict=True):
@@ -205,8 +261,12 @@ class Judge:
 
     def _rubric_value(self, answer: Any) -> tuple[float | None, str]:
         labels = self.rubric.scores
+        if isinstance(answer, NoAnswer):
+            return None, f"unscored: {answer.reason}"
         if self.mode == "logits":
             probs: dict[str, float] = answer
+            if not sum(probs.values()):
+                return None, "unscored: no score label among the judge's most likely tokens"
             expected = sum(float(lab) * probs.get(lab, 0.0) for lab in labels)
             return expected, " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in labels)
         label = parse_verdict(str(answer), labels, self.rubric.verdict_prefix)
@@ -226,10 +286,8 @@ def combine_orders(verdicts: Sequence[PairVerdict]) -> Outcome | None:
 
 
 def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:
-    bad = [v.order for v in verdicts if v.winner is None]
-    if not bad:
-        return None
-    return "no verdict label in the judge's reply (" + ", ".join(bad) + ")"
+    bad = [f"{v.order}: {v.unscored_reason or 'no verdict'}" for v in verdicts if v.winner is None]
+    return "; ".join(bad) if bad else None
 
 
 class LazyBackend:
@@ -241,40 +299,53 @@ class LazyBackend:
         self.model_id = settings.model
         self.revision = settings.revision
         self._backend: JudgeBackend | None = None
+        self._last_stats: dict[str, Any] = {}
 
     @property
     def loaded(self) -> bool:
         """Whether the model has been loaded."""
         return self._backend is not None
 
+    @property
+    def endpoint(self) -> str | None:
+        """The server URL of an HTTP backend (None for local models)."""
+        if self.settings.backend in PROBED_BACKENDS:
+            from harness.http_judge import chat_completions_url
+
+            return chat_completions_url(self.settings.base_url or "https://api.openai.com/v1")
+        return None
+
     def _get(self) -> JudgeBackend:
         if self._backend is None:
-            s = self.settings
-            self._backend = make_backend(
-                s.backend, model=s.model, revision=s.revision, device=s.device, batch_size=s.batch_size
-            )
+            self._backend = make_backend(self.settings)
         return self._backend
 
-    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[dict[str, float]]]]:
+    def supports_logprobs(self) -> bool:
+        """See :meth:`harness.http_judge.OpenAIBackend.supports_logprobs`."""
+        return bool(self._get().supports_logprobs())  # type: ignore[attr-defined]
+
+    def stats(self) -> dict[str, Any]:
+        """Backend counters for the manifest (HTTP backends: requests, retries, failures)."""
+        stats = getattr(self._backend, "stats", None)
+        return dict(stats()) if callable(stats) else dict(self._last_stats)
+
+    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
         """See :class:`JudgeBackend`."""
         return self._get().label_probs(requests)
 
-    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[str]]]:
+    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
         """See :class:`JudgeBackend`."""
         return self._get().generate(requests, max_new_tokens)
 
     def close(self) -> None:
         """Free the model if it was loaded."""
         if self._backend is not None:
+            self._last_stats = self.stats()
             self._backend.close()
             self._backend = None
 
 
 def open_judge(settings: JudgeSettings) -> Judge:
     """A judge for the given settings, with its cache; the model loads only if an answer is not cached."""
-    from harness.backends import BACKENDS
-    from harness.errors import HarnessError, did_you_mean
-
-    if settings.backend not in BACKENDS:
-        raise HarnessError(f"unknown judge backend {settings.backend!r}: {did_you_mean(settings.backend, BACKENDS)}")
+    check_backend_name(settings.backend)
     return Judge(backend=LazyBackend(settings), mode=settings.mode, cache=JudgeCache(settings.cache_path()))

@@ -192,11 +192,24 @@ def cut_reply(text: str) -> str:
     return text
 
 
+_MARKER_OPEN = re.compile(r"<{3,}")
+_MARKER_CLOSE = re.compile(r">{3,}")
+
+
 def prepare_for_judge(response: str) -> tuple[str, tuple[str, ...]]:
-    """The response as the judge sees it, and flags: ``empty`` (shown as a marker), ``truncated``."""
+    """The response as the judge sees it, and flags.
+
+    ``empty``: shown as a marker; ``truncated``: cut at :data:`JUDGE_MAX_RESPONSE_CHARS`; ``markers_escaped``: the
+    reply wrote the delimiters that fence replies in judge prompts (``<<<`` / ``>>>``), which are turned into
+    look-alikes so a reply cannot close its own block and speak to the judge from outside it.
+    """
     flags: list[str] = []
     if not response.strip():
         return EMPTY_RESPONSE, ("empty",)
+    escaped = _MARKER_CLOSE.sub("›››", _MARKER_OPEN.sub("‹‹‹", response))
+    if escaped != response:
+        response = escaped
+        flags.append("markers_escaped")
     if len(response) > JUDGE_MAX_RESPONSE_CHARS:
         response = response[:JUDGE_MAX_RESPONSE_CHARS] + " […]"
         flags.append("truncated")

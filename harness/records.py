@@ -91,6 +91,8 @@ class PairVerdict(BaseModel):
     """Logits mode: P(candidate preferred), ties counted half."""
     raw: str = ""
     cached: bool = False
+    unscored_reason: str | None = None
+    """Why ``winner`` is None: an unreadable answer, or a request that failed after its retries."""
 
 
 class Judgment(_Record):
@@ -128,6 +130,8 @@ class JudgeIdentity(BaseModel):
     model: str
     revision: str | None = None
     mode: Literal["logits", "generate"]
+    requested_mode: Literal["logits", "generate"] | None = None
+    mode_note: str | None = None
     pairwise_prompt_version: str
     rubric_prompt_version: str
 

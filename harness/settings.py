@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessError, did_you_mean
 
@@ -39,6 +39,14 @@ class JudgeSettings(BaseModel):
     device: str = "auto"
     batch_size: int = 8
     cache_dir: str = ""
+    # OpenAI-compatible servers (backend "openai"); the API key is read from the environment variable named
+    # here, never stored in settings, results or logs.
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    retry_backoff_s: float = Field(default=1.0, ge=0)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -68,6 +76,7 @@ _METADATA_ENV = {
     "judge_mode": "EMPATHY_JUDGE_MODE",
     "judge_backend": "EMPATHY_JUDGE_BACKEND",
     "judge_device": "EMPATHY_JUDGE_DEVICE",
+    "judge_base_url": "EMPATHY_JUDGE_BASE_URL",
     "reference_base": "EMPATHY_REFERENCE_BASE",
     "reference_direct": "EMPATHY_REFERENCE_DIRECT",
     "dataset": "EMPATHY_DATASET",
@@ -78,7 +87,8 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
     """Build task settings from lm-eval metadata, with ``EMPATHY_*`` environment variables as fallback.
 
     Accepted keys: ``judge`` (model id/folder), ``judge_revision``, ``judge_backend``, ``judge_mode``,
-    ``judge_device``, ``judge_batch_size``, ``cache_dir``, ``references`` ({name: file}) or
+    ``judge_device``, ``judge_batch_size``, ``judge_base_url``, ``judge_api_key_env``, ``judge_concurrency``,
+    ``judge_timeout_s``, ``judge_max_retries``, ``cache_dir``, ``references`` ({name: file}) or
     ``reference_base`` / ``reference_direct``, ``dataset``, ``seed``.
     """
     env = os.environ if env is None else env
@@ -97,6 +107,11 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
         "mode": md.get("judge_mode"),
         "device": md.get("judge_device"),
         "batch_size": md.get("judge_batch_size"),
+        "base_url": md.get("judge_base_url"),
+        "api_key_env": md.get("judge_api_key_env"),
+        "concurrency": md.get("judge_concurrency"),
+        "timeout_s": md.get("judge_timeout_s"),
+        "max_retries": md.get("judge_max_retries"),
         "cache_dir": md.get("cache_dir") or str(default_cache_dir(env)),
     }
     try:

@@ -89,3 +89,45 @@ def build_tiny_model(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     return out
+
+
+#: What the scripted judge writes to every prompt: a pairwise verdict and a rubric score in one line.
+SCRIPTED_ANSWER = "Verdict: A Score 3"
+
+
+def build_scripted_judge(out_dir: Path | str, *, answer: str = SCRIPTED_ANSWER, seed: int = 0) -> Path:
+    """A tiny Qwen2 that answers every chat prompt with ``answer`` — a judge whose verdicts are readable.
+
+    Attention and MLP outputs are zeroed, so the model is a bigram table: the embedding of each token on the
+    answer's path is set to an orthonormal direction and the (untied) output head maps it to the next token.
+    Random judges write noise that never parses; this one always says the first reply wins, so tests of
+    transport, retries and caching can tell a judged item from an unscored one.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = build_tiny_model(out_dir, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out, tie_word_embeddings=False)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True)
+    last = tokenizer.encode(str(prompt), add_special_tokens=False)[-1]
+    path = [int(last), *tokenizer.encode(answer, add_special_tokens=False), int(tokenizer.eos_token_id)]
+    sources = path[:-1]
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"the scripted answer {answer!r} repeats a token; a bigram model cannot say it")
+    hidden = model.config.hidden_size
+    if len(sources) > hidden:
+        raise ValueError("the scripted answer is longer than the hidden size")
+    gen = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(hidden, hidden, generator=gen))
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.lm_head.weight.zero_()
+        for k, (src, dst) in enumerate(zip(sources, path[1:], strict=True)):
+            model.model.embed_tokens.weight[src] = basis[:, k] * hidden**0.5
+            model.lm_head.weight[dst] += basis[:, k] * 10.0
+    model.config.tie_word_embeddings = False
+    model.save_pretrained(out)
+    return out
