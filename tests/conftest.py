@@ -44,3 +44,21 @@ def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
         save_reference(root / f"{name}.json", ref)
         out[name] = root / f"{name}.json"
     return out
+
+
+@pytest.fixture(scope="session")
+def scripted_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model that answers every prompt 'Verdict: A Score 3' (readable verdicts, see harness.tiny)."""
+    from harness.tiny import build_scripted_judge
+
+    return build_scripted_judge(tmp_path_factory.mktemp("scripted") / "judge")
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``transformers serve`` on 127.0.0.1 (CPU), serving any local model folder by path; stopped after."""
+    from tests.servers import Serve
+
+    server = Serve(log=tmp_path_factory.mktemp("serve") / "serve.log").start()
+    yield server
+    server.stop()
