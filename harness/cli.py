@@ -117,7 +117,10 @@ def _check_judge_mode(mode: str) -> None:
 def _judge_settings(args: argparse.Namespace, cache_dir: Path) -> JudgeSettings:
     from pydantic import ValidationError
 
+    from harness.backends import check_backend_name
+
     _check_judge_mode(args.judge_mode)
+    check_backend_name(args.judge_backend)
     try:
         return JudgeSettings(model=args.judge, revision=args.judge_revision, backend=args.judge_backend,
                              mode=args.judge_mode, device=args.judge_device, batch_size=args.judge_batch_size,

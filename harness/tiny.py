@@ -105,10 +105,16 @@ def build_scripted_judge(out_dir: Path | str, *, answer: str = SCRIPTED_ANSWER, 
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     out = build_tiny_model(out_dir, seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    model = AutoModelForCausalLM.from_pretrained(out, tie_word_embeddings=False)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # the untied head is 'missing' from the tied checkpoint: expected, set below
+    try:
+        model = AutoModelForCausalLM.from_pretrained(out, tie_word_embeddings=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True)
     last = tokenizer.encode(str(prompt), add_special_tokens=False)[-1]
     path = [int(last), *tokenizer.encode(answer, add_special_tokens=False), int(tokenizer.eos_token_id)]

@@ -34,8 +34,10 @@ def transformers_cli() -> str:
 class Serve:
     """``transformers serve`` as a child process (own process group, so it can be killed hard)."""
 
-    def __init__(self, model: Path | None = None, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(self, model: Path | None = None, port: int | None = None, log: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.model = model
+        self.extra = extra
         self.port = port or free_port()
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -48,7 +50,7 @@ class Serve:
         cmd = [transformers_cli(), "serve"]
         if self.model is not None:
             cmd.append(str(self.model))
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu", "--log-level", "warning"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu", "--log-level", "warning", *self.extra]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -242,3 +242,27 @@ def test_no_answer_is_not_cached(tmp_path):
     judge = Judge(backend=Failing(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite"))
     (j,) = judge.judge_pairs(pair_items(1))
     assert j.outcome is None and "HTTP 503" in j.unscored_reason and len(judge.cache) == 0
+
+
+def test_lm_eval_metadata_reaches_the_http_judge_settings():
+    from harness.settings import task_settings_from_metadata
+
+    s = task_settings_from_metadata(
+        {"judge": "served-judge", "judge_backend": "openai", "judge_concurrency": 16, "judge_timeout_s": 30,
+         "judge_max_retries": 2}, env={"EMPATHY_JUDGE_BASE_URL": "http://127.0.0.1:8000/v1"})
+    j = s.judge
+    assert (j.backend, j.base_url, j.concurrency, j.timeout_s, j.max_retries) == (
+        "openai", "http://127.0.0.1:8000/v1", 16, 30.0, 2)
+    with pytest.raises(HarnessError, match="concurrency"):
+        task_settings_from_metadata({"judge_concurrency": 0}, env={})
+
+
+def test_cli_rejects_bad_http_judge_options(tmp_path, capsys):
+    from harness.cli import main
+
+    code = main(["eval", "--model", "m", "--reference", "base=x.json", "--judge-backend", "openai",
+                 "--judge-concurrency", "0", "--output", str(tmp_path)])
+    assert code == 2 and "--judge-concurrency: Input should be greater than or equal to 1" in capsys.readouterr().err
+    code = main(["eval", "--model", "m", "--reference", "base=x.json", "--judge-backend", "opena",
+                 "--output", str(tmp_path)])
+    assert code == 2 and "did you mean 'openai'" in capsys.readouterr().err

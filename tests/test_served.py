@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from harness.cli import main
 from harness.family import family_overlap_warning, model_family
