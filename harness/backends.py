@@ -24,6 +24,15 @@ class JudgeRequest:
     user: str
     prefill: str
     labels: tuple[str, ...] = ()
+    history: tuple[tuple[str, str], ...] = ()
+    """Earlier (user, assistant) turns of the same chat, before ``user`` (multi-turn teacher strategies)."""
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat as OpenAI-style messages (system, earlier turns, this user turn)."""
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        for user, assistant in self.history:
+            out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        return [*out, {"role": "user", "content": self.user}]
 
 
 @dataclass(frozen=True)
@@ -172,14 +181,18 @@ class HFBackend:
         """The full prompt text: chat template when the tokenizer has one, else plain text."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            messages = [{"role": "system", "content": request.system}, {"role": "user", "content": request.user}]
+            messages = request.messages()
             try:
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            except Exception:  # templates without a system role (e.g. Gemma) raise; merge it into the user turn
-                merged = [{"role": "user", "content": f"{request.system}\n\n{request.user}"}]
+            except Exception:  # templates without a system role (e.g. Gemma) raise; merge it into the first user turn
+                if not request.system:
+                    raise
+                merged = [{**messages[1], "content": f"{request.system}\n\n{messages[1]['content']}"}, *messages[2:]]
                 text = tok.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
             return str(text) + request.prefill
-        return f"{request.system}\n\n{request.user}\n\n{request.prefill}"
+        turns = "".join(f"{u}\n\n{a}\n\n" for u, a in request.history)
+        system = f"{request.system}\n\n" if request.system else ""
+        return f"{system}{turns}{request.user}\n\n{request.prefill}"
 
     def _batches(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """Length-bucketed batches: prompts sorted by token length, so padding stays small."""

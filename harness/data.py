@@ -199,6 +199,7 @@ def welivita_records(path: Path, *, split: str = "all") -> list[tuple[Dialogue, 
             utterance=row["speaker_uttr"].strip(),
             source="welivita",
             split="test" if is_test else "train",
+            reply=(row.get("response_human") or "").strip() or None,
         )
         _check_dialogue(dialogue, f"{path}:{lineno}")
         records.append((dialogue, {**row, "_line": str(lineno)}))
@@ -233,6 +234,8 @@ def _ed_rows_to_dialogues(rows: Iterable[dict[str, object]], *, split: str) -> I
         first = next((t for t in turns if isinstance(t, dict) and t.get("role") == "user"), None)
         if first is None:
             continue
+        answer = next((t for t in turns[turns.index(first) + 1 :] if isinstance(t, dict)
+                       and t.get("role") == "assistant"), None)
         emotion = str(row.get("emotion", "")).strip()
         yield Dialogue(
             id=str(row["conv_id"]),
@@ -242,6 +245,7 @@ def _ed_rows_to_dialogues(rows: Iterable[dict[str, object]], *, split: str) -> I
             utterance=str(first.get("content", "")).strip(),
             source="empathetic_dialogues",
             split=split,
+            reply=str(answer.get("content", "")).strip() or None if answer else None,
         )
 
 

@@ -193,7 +193,7 @@ class OpenAIBackend:
     def _body(self, request: JudgeRequest, logits: bool, max_tokens: int) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model_id,
-            "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.user}],
+            "messages": request.messages(),
             "max_tokens": max_tokens,
             "temperature": 0,
             "seed": 0,

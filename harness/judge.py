@@ -127,15 +127,21 @@ class Judge:
 
     # -- asking -------------------------------------------------------------------------------------------
 
-    def _key(self, request: JudgeRequest, prompt_version: str) -> str:
+    def _key(self, request: JudgeRequest, prompt_version: str, max_new_tokens: int = GENERATE_MAX_NEW_TOKENS) -> str:
         b = self.backend
-        return cache_key(b.name, b.model_id, b.revision, self.mode, prompt_version, request.system, request.user,
-                         request.prefill, "|".join(request.labels))
+        parts = [b.name, b.model_id, b.revision, self.mode, prompt_version, request.system, request.user,
+                 request.prefill, "|".join(request.labels)]
+        if request.history or max_new_tokens != GENERATE_MAX_NEW_TOKENS:  # (keys of plain judge prompts unchanged)
+            parts += [str(max_new_tokens), *(t for turn in request.history for t in turn)]
+        return cache_key(*parts)
 
-    def ask(self, requests: Sequence[JudgeRequest], prompt_version: str) -> list[tuple[Any, bool]]:
+    def ask(
+        self, requests: Sequence[JudgeRequest], prompt_version: str, *, max_new_tokens: int = GENERATE_MAX_NEW_TOKENS,
+        description: str | None = None,
+    ) -> list[tuple[Any, bool]]:
         """Answers (label probabilities or text) for each request, and whether each came from the cache."""
         self.resolve_mode()
-        keys = [self._key(r, prompt_version) for r in requests]
+        keys = [self._key(r, prompt_version, max_new_tokens) for r in requests]
         cached = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in cached]
         unique_todo = list({keys[i]: i for i in todo}.values())
@@ -146,8 +152,9 @@ class Judge:
             if self.mode == "logits":
                 batches = self.backend.label_probs(sub)  # type: ignore[assignment]
             else:
-                batches = self.backend.generate(sub, GENERATE_MAX_NEW_TOKENS)  # type: ignore[assignment]
-            with progress_bar(f"judging ({self.mode}, {self.backend.model_id})", total=len(sub)) as advance:
+                batches = self.backend.generate(sub, max_new_tokens)  # type: ignore[assignment]
+            label = description or f"judging ({self.mode}, {self.backend.model_id})"
+            with progress_bar(label, total=len(sub)) as advance:
                 for idx, outs in batches:
                     self.calls += len(idx)
                     fresh = {keys[unique_todo[j]]: out for j, out in zip(idx, outs, strict=True)}

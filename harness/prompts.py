@@ -127,6 +127,56 @@ class RubricPrompt(_Config):
         )
 
 
+class TeacherPrompts(_Config):
+    """Teacher prompt set for ``empathy distill`` (prompts/teacher/*.yaml)."""
+
+    version: str
+    system: str
+    improve: str
+    goals: dict[str, str]
+    diagnose: str
+    sequential_next: str
+    definitions: dict[str, str]
+
+    @field_validator("goals")
+    @classmethod
+    def _all_goals(cls, v: dict[str, str]) -> dict[str, str]:
+        needed = {"naive", "all_three", "lacking", *DIMENSIONS}
+        if set(v) != needed:
+            raise ValueError(f"goals must be exactly: {', '.join(sorted(needed))}")
+        return v
+
+    @field_validator("definitions")
+    @classmethod
+    def _three_definitions(cls, v: dict[str, str]) -> dict[str, str]:
+        if set(v) != set(DIMENSIONS):
+            raise ValueError(f"definitions must be exactly {', '.join(DIMENSIONS)}")
+        return v
+
+    def render_improve(self, dialogue: Dialogue, reply: str, goal: str, max_words: int, dimension: str = "") -> str:
+        """The user turn asking to improve ``reply`` towards ``goal`` (a key of ``goals``)."""
+        text = self.goals[goal].format(dimension=dimension, definition=self.definitions.get(dimension, ""))
+        return self.improve.format(situation=dialogue.situation.strip(), utterance=dialogue.utterance.strip(),
+                                   reply=reply, goal=text, max_words=max_words)
+
+    def render_diagnose(self, dialogue: Dialogue, reply: str) -> str:
+        """The user turn asking which dimension ``reply`` lacks most."""
+        return self.diagnose.format(situation=dialogue.situation.strip(), utterance=dialogue.utterance.strip(),
+                                    reply=reply)
+
+    def render_next(self, dimension: str, max_words: int) -> str:
+        """A later turn of the ``sequential`` chat."""
+        return self.sequential_next.format(dimension=dimension, definition=self.definitions[dimension],
+                                           max_words=max_words)
+
+
+@lru_cache(maxsize=8)
+def load_teacher_prompts(path: str | None = None) -> TeacherPrompts:
+    """The teacher prompt set (default: prompts/teacher/default.yaml)."""
+    p = Path(path) if path else prompts_dir() / "teacher" / "default.yaml"
+    return _load(p, TeacherPrompts)  # type: ignore[return-value]
+
+
 def _short_hash(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:

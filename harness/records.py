@@ -32,6 +32,9 @@ class Dialogue(_Record):
     utterance: str
     source: str = "bundled"
     split: str = "test"
+    reply: str | None = None
+    """A reply that comes with the dataset (e.g. the human listener's), if any; a starting point for the
+    improvement strategies of ``empathy distill``. Not part of the dataset hash."""
 
 
 class Decoding(BaseModel):
