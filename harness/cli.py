@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.distill import STRATEGIES
 from harness.errors import HarnessError, did_you_mean
 from harness.settings import DEFAULT_JUDGE, JUDGE_MODES, JudgeSettings, default_cache_dir
 
-COMMANDS = ("eval", "refs", "tasks", "demo", "validate-judge")
+COMMANDS = ("eval", "refs", "tasks", "demo", "validate-judge", "distill", "train", "pipeline")
 
 
 def _add_model_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -83,6 +84,59 @@ def build_parser() -> argparse.ArgumentParser:
     vj.add_argument("--seed", type=int, default=1234, help="bootstrap / sampling seed")
     vj.add_argument("--output", required=True, help="output folder")
 
+    di = sub.add_parser("distill", help="teacher replies with a strategy → cleaned SFT and DPO datasets",
+                        description="Distil empathetic replies from a teacher with one of the paper's strategies, "
+                                    "clean and check them, refuse evaluation dialogues, and write DIR/sft/train.jsonl, "
+                                    "DIR/dpo/train.jsonl, DIR/records.jsonl and DIR/report.json.")
+    di.add_argument("--strategy", required=True, help=f"one of: {', '.join(STRATEGIES)}")
+    di.add_argument("--dataset", default="bundled",
+                    help="training dialogues: bundled | ed:train | welivita:FILE.csv[:paper_train] | FILE.jsonl")
+    di.add_argument("--limit", type=int, default=None, help="first N training dialogues (after the overlap guard)")
+    di.add_argument("--replies-from", default=None,
+                    help="direct only: take the replies of this Welivita & Pu column (e.g. chatgpt_empathy) — no teacher")
+    di.add_argument("--start-from", default="auto", choices=("auto", "dataset", "teacher"),
+                    help="reply the improvement strategies start from: the dataset's, the teacher's direct one, or "
+                         "auto (the dataset's where there is one)")
+    di.add_argument("--rejected", default="auto", choices=("auto", "original", "base"),
+                    help="DPO rejected reply: original (before improvement), base (the base SLM's own), auto")
+    di.add_argument("--base", default=None, help="the base SLM (for --rejected base/auto)")
+    di.add_argument("--eval-dataset", default="bundled", help="the evaluation set whose dialogues are refused")
+    di.add_argument("--eval-limit", type=int, default=None, help="only the first N evaluation dialogues are refused")
+    di.add_argument("--teacher-prompts", default=None, help="teacher prompt set YAML (default prompts/teacher/default.yaml)")
+    _add_judge_options(di, "teacher", default="")
+    di.add_argument("--output", required=True, help="output folder")
+
+    tr = sub.add_parser("train", help="LoRA SFT → DPO (from the SFT policy) → merged candidate with a model card",
+                        description="Step 1 LoRA SFT on DIR/sft, step 2 DPO on DIR/dpo from the SFT policy (which is "
+                                    "also the DPO reference), merge, save OUTPUT/candidate with a model card.")
+    tr.add_argument("--base", required=True, help="base SLM: Hub id or local folder")
+    tr.add_argument("--revision", default=None, help="base revision to pin")
+    tr.add_argument("--sft", required=True, help="SFT data: a distill output's sft/ folder or its train.jsonl")
+    tr.add_argument("--dpo", required=True, help="DPO data: a distill output's dpo/ folder or its train.jsonl")
+    tr.add_argument("--config", default=None, help="YAML with lora/sft/dpo settings (defaults: the paper's)")
+    tr.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
+    tr.add_argument("--output", required=True, help="output folder (candidate in OUTPUT/candidate)")
+
+    pi = sub.add_parser("pipeline", help="distil direct + a targeted strategy, train both, evaluate vs base and direct",
+                        description="The paper's two headline comparisons end to end: distil `direct` and "
+                                    "--strategy, train both candidates, build the base and direct reference sets, "
+                                    "evaluate the targeted candidate → DIR/results.json.")
+    pi.add_argument("--base", required=True, help="base SLM: Hub id or local folder")
+    pi.add_argument("--strategy", required=True, help=f"targeted strategy: one of {', '.join(STRATEGIES[1:])}")
+    pi.add_argument("--dataset", default="bundled", help="training dialogues (evaluation dialogues are refused)")
+    pi.add_argument("--eval-dataset", default="bundled", help="evaluation dialogues")
+    pi.add_argument("--limit", type=int, default=None, help="N training and N evaluation dialogues")
+    pi.add_argument("--rejected", default="auto", choices=("auto", "original", "base"), help="DPO rejected reply")
+    pi.add_argument("--start-from", default="auto", choices=("auto", "dataset", "teacher"),
+                    help="starting reply of the targeted strategy")
+    pi.add_argument("--config", default=None, help="training config YAML")
+    pi.add_argument("--device", default="auto", help="device for generation and training")
+    pi.add_argument("--batch-size", type=int, default=8, help="generation batch size")
+    _add_judge_options(pi, "teacher", default=None)
+    _add_judge_options(pi)
+    pi.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
+    pi.add_argument("--output", required=True, help="output folder")
+
     demo = sub.add_parser("demo", help="offline end-to-end demo on tiny random models")
     demo.add_argument("--output", required=True, help="output folder")
     demo.add_argument("--limit", type=int, default=24, help="number of bundled dialogues (default 24)")
@@ -90,23 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_judge_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge model: Hub id or local folder (default {DEFAULT_JUDGE})")
-    p.add_argument("--judge-revision", default=None, help="judge revision to pin")
-    p.add_argument("--judge-backend", default="hf",
+def _add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, default: str | None = DEFAULT_JUDGE) -> None:
+    """Options of a model run through the judge backends: ``--judge …`` or ``--teacher …``."""
+    what = {"judge": "judge model", "teacher": "teacher model (writes the training replies)"}[role]
+    p.add_argument(f"--{role}", default=default, required=default is None,
+                   help=f"{what}: Hub id, local folder or served name" + (f" (default {default})" if default else ""))
+    p.add_argument(f"--{role}-revision", default=None, help=f"{role} revision to pin")
+    p.add_argument(f"--{role}-backend", default="hf",
                    help="hf (local transformers model) or openai (any OpenAI-compatible server: vLLM, TGI, …)")
-    p.add_argument("--judge-mode", default="logits", help="logits (label probabilities) or generate (written verdict)")
-    p.add_argument("--judge-device", default="auto", help="judge device (hf backend)")
-    p.add_argument("--judge-batch-size", type=int, default=8, help="judge batch size (hf backend)")
-    p.add_argument("--judge-base-url", default=None,
+    if role == "judge":
+        p.add_argument("--judge-mode", default="logits",
+                       help="logits (label probabilities) or generate (written verdict)")
+    p.add_argument(f"--{role}-device", default="auto", help=f"{role} device (hf backend)")
+    p.add_argument(f"--{role}-batch-size", type=int, default=8, help=f"{role} batch size (hf backend)")
+    p.add_argument(f"--{role}-base-url", default=None,
                    help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1 (default: api.openai.com)")
-    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+    p.add_argument(f"--{role}-api-key-env", default="OPENAI_API_KEY",
                    help="openai backend: environment variable holding the API key (keys never go on the command line)")
-    p.add_argument("--judge-concurrency", type=int, default=8, help="openai backend: requests in flight")
-    p.add_argument("--judge-timeout", type=float, default=120.0, help="openai backend: seconds per request")
-    p.add_argument("--judge-max-retries", type=int, default=5,
+    p.add_argument(f"--{role}-concurrency", type=int, default=8, help="openai backend: requests in flight")
+    p.add_argument(f"--{role}-timeout", type=float, default=120.0, help="openai backend: seconds per request")
+    p.add_argument(f"--{role}-max-retries", type=int, default=5,
                    help="openai backend: retries on 429/5xx/timeouts before an item is left unscored")
-    p.add_argument("--cache-dir", default=None, help="judge cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
+    if not any(a.dest == "cache_dir" for a in p._actions):
+        p.add_argument("--cache-dir", default=None,
+                       help="judge/teacher cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
 
 
 def _check_judge_mode(mode: str) -> None:
@@ -114,22 +175,24 @@ def _check_judge_mode(mode: str) -> None:
         raise HarnessError(f"unknown judge mode {mode!r}: {did_you_mean(mode, JUDGE_MODES)}")
 
 
-def _judge_settings(args: argparse.Namespace, cache_dir: Path) -> JudgeSettings:
+def _judge_settings(args: argparse.Namespace, cache_dir: Path, role: str = "judge") -> JudgeSettings:
     from pydantic import ValidationError
 
     from harness.backends import check_backend_name
 
-    _check_judge_mode(args.judge_mode)
-    check_backend_name(args.judge_backend)
+    opt = vars(args)
+    mode = opt.get(f"{role}_mode", "generate")
+    _check_judge_mode(mode)
+    check_backend_name(opt[f"{role}_backend"])
     try:
-        return JudgeSettings(model=args.judge, revision=args.judge_revision, backend=args.judge_backend,
-                             mode=args.judge_mode, device=args.judge_device, batch_size=args.judge_batch_size,
-                             base_url=args.judge_base_url, api_key_env=args.judge_api_key_env,
-                             concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
-                             max_retries=args.judge_max_retries, cache_dir=str(cache_dir))
+        return JudgeSettings(model=opt[role], revision=opt[f"{role}_revision"], backend=opt[f"{role}_backend"],
+                             mode=mode, device=opt[f"{role}_device"], batch_size=opt[f"{role}_batch_size"],
+                             base_url=opt[f"{role}_base_url"], api_key_env=opt[f"{role}_api_key_env"],
+                             concurrency=opt[f"{role}_concurrency"], timeout_s=opt[f"{role}_timeout"],
+                             max_retries=opt[f"{role}_max_retries"], cache_dir=str(cache_dir))
     except ValidationError as exc:
-        problems = "; ".join(f"--judge-{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise HarnessError(f"invalid judge options: {problems}") from exc
+        problems = "; ".join(f"--{role}-{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise HarnessError(f"invalid {role} options: {problems}") from exc
 
 
 def _model_spec(args: argparse.Namespace, model: str | None = None):  # type: ignore[no-untyped-def]
@@ -246,6 +309,87 @@ def cmd_validate_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Run ``empathy distill``."""
+    from rich.table import Table
+
+    from harness.distill import DistillConfig, run_distill
+    from harness.ui import console
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    teacher = _judge_settings(args, cache_dir, "teacher") if args.teacher else None
+    base = _model_spec_for(args.base, getattr(args, "teacher_device", "auto")) if args.base else None
+    report = run_distill(DistillConfig(
+        strategy=args.strategy, dataset=args.dataset, output=Path(args.output), teacher=teacher,
+        replies_from=args.replies_from, start_from=args.start_from, rejected=args.rejected, base=base,
+        eval_dataset=args.eval_dataset, eval_limit=args.eval_limit, limit=args.limit,
+        teacher_prompts=args.teacher_prompts,
+    ))
+    table = Table(title=f"distil — {args.strategy}", title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("dialogues (after the overlap guard)", str(report["n_dialogues"]))
+    table.add_row("refused: in the evaluation set", str(report["overlap_guard"]["refused"]))
+    table.add_row("accepted", str(report["n_accepted"]))
+    for reason, n in sorted(report["rejected"].items()):
+        table.add_row(f"rejected: {reason}", str(n))
+    for repair, n in sorted(report["repaired"].items()):
+        table.add_row(f"repaired: {repair}", str(n))
+    table.add_row("SFT rows / DPO pairs", f"{report['sft']['n']} / {report['dpo']['n']}")
+    console.print(table)
+    if not report["dpo"]["n"]:
+        console.print("[yellow]warning:[/] no DPO pairs: no original replies to reject; use --rejected base --base MODEL")
+    console.print(f"datasets written to {args.output}/sft and {args.output}/dpo (report: {args.output}/report.json)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``empathy train``."""
+    from harness.train import load_train_config, run_train
+    from harness.ui import console
+
+    cfg = load_train_config(Path(args.config) if args.config else None, {"device": args.device})
+    sft, dpo = Path(args.sft), Path(args.dpo)
+    provenance = {}
+    report = sft.parent / "report.json" if sft.is_dir() else sft.parent.parent / "report.json"
+    if report.is_file():
+        import json
+
+        provenance = json.loads(report.read_text(encoding="utf-8"))
+    run_train(args.base, sft, dpo, Path(args.output), cfg, revision=args.revision, provenance=provenance)
+    console.print(f"candidate written to {Path(args.output) / 'candidate'} (model card: README.md)")
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Run ``empathy pipeline``."""
+    from harness.distill import STRATEGIES
+    from harness.pipeline import PipelineConfig, run_pipeline
+    from harness.train import load_train_config
+    from harness.ui import console, print_summary
+
+    if args.strategy not in STRATEGIES:
+        raise HarnessError(f"unknown strategy {args.strategy!r}: {did_you_mean(args.strategy, STRATEGIES)}")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cfg = PipelineConfig(
+        base=args.base, teacher=_judge_settings(args, cache_dir, "teacher"), judge=_judge_settings(args, cache_dir),
+        strategy=args.strategy, output=Path(args.output),
+        train=load_train_config(Path(args.config) if args.config else None, {"device": args.device}),
+        dataset=args.dataset, eval_dataset=args.eval_dataset, limit=args.limit, rejected=args.rejected,
+        start_from=args.start_from, device=args.device, batch_size=args.batch_size, seed=args.seed,
+    )
+    result = run_pipeline(cfg)
+    print_summary(result)
+    console.print(f"results written to {Path(args.output) / 'results.json'}")
+    return 0
+
+
+def _model_spec_for(model: str, device: str):  # type: ignore[no-untyped-def]
+    from harness.generate import ModelSpec
+
+    return ModelSpec(model=model, device=device)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 usage or input error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -259,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     handlers = {"eval": cmd_eval, "refs": cmd_refs, "tasks": cmd_tasks, "demo": cmd_demo,
-                "validate-judge": cmd_validate_judge}
+                "validate-judge": cmd_validate_judge, "distill": cmd_distill, "train": cmd_train,
+                "pipeline": cmd_pipeline}
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

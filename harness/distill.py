@@ -37,7 +37,7 @@ from harness.settings import JudgeSettings
 
 STRATEGIES = ("direct", "naive", "all_three", "lacking", "cognitive", "affective", "compassionate", "sequential")
 StartFrom = Literal["auto", "dataset", "teacher"]
-Rejected = Literal["original", "base"]
+Rejected = Literal["auto", "original", "base"]
 #: Tokens a teacher may write for one reply (replies are ≤ 97 words).
 TEACHER_MAX_NEW_TOKENS = 200
 
@@ -180,9 +180,11 @@ class DistillConfig:
     teacher: JudgeSettings | None = None
     replies_from: str | None = None
     start_from: StartFrom = "auto"
-    rejected: Rejected = "original"
+    rejected: Rejected = "auto"
+    """DPO's rejected reply: ``original`` (the reply before improvement; for ``direct`` the dataset's own reply),
+    ``base`` (the base SLM's own reply) or ``auto`` (original where there is one, else the base SLM's, if given)."""
     base: Any = None
-    """A :class:`harness.generate.ModelSpec` for ``rejected='base'``."""
+    """A :class:`harness.generate.ModelSpec` of the base SLM (for ``rejected`` base / auto)."""
     eval_dataset: str = "bundled"
     eval_limit: int | None = None
     limit: int | None = None
@@ -454,15 +456,19 @@ def _sft_row(rec: Record) -> dict[str, Any]:
 
 def _dpo_pairs(cfg: DistillConfig, accepted: list[Record]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     skipped: Counter[str] = Counter()
-    if cfg.rejected == "base":
+    losers: dict[str, str] = {}
+    if cfg.rejected in ("original", "auto"):
+        for r in accepted:
+            original = r.start if cfg.strategy != "direct" else r.dialogue.reply
+            if original:
+                losers[r.dialogue.id] = original
+    need_base = [r.dialogue for r in accepted if r.dialogue.id not in losers]
+    if need_base and (cfg.rejected == "base" or (cfg.rejected == "auto" and cfg.base is not None)):
         from harness.generate import generate
         from harness.lmeval_tasks import default_decoding
 
-        gens = generate(cfg.base, [r.dialogue for r in accepted], dataset=cfg.dataset, decoding=default_decoding(),
-                        system="base")
-        losers = {g.dialogue_id: g.response for g in gens}
-    else:
-        losers = {r.dialogue.id: (r.start if cfg.strategy != "direct" else r.dialogue.reply) or "" for r in accepted}
+        gens = generate(cfg.base, need_base, dataset=cfg.dataset, decoding=default_decoding(), system="base")
+        losers.update({g.dialogue_id: g.response for g in gens})
     rows = []
     for rec in accepted:
         loser = (losers.get(rec.dialogue.id) or "").strip()

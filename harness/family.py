@@ -60,17 +60,15 @@ def model_family(model: str, revision: str | None = None) -> tuple[str | None, s
 
 
 def family_overlap_warning(judge: str, others: dict[str, str]) -> list[str]:
-    """Warnings for every role (candidate, reference, teacher …) whose model shares the judge's family."""
+    """One warning naming every role (candidate, reference, teacher …) whose model shares the judge's family."""
     judge_family, judge_how = model_family(judge)
     if judge_family is None:
         return []
-    out = []
-    for role, model in others.items():
-        family, how = model_family(model)
-        if family == judge_family:
-            out.append(
-                f"judge {judge} and {role} {model} are both of the {family!r} family ({judge_how}; {how}): LLM "
-                "judges tend to favour their own family's replies — prefer a judge from another family, or report "
-                "this beside the result"
-            )
-    return out
+    same = [f"{role} {model}" for role, model in others.items() if model_family(model)[0] == judge_family]
+    if not same:
+        return []
+    return [
+        f"judge {judge} ({judge_how}) is of the {judge_family!r} family, like the {'; the '.join(same)}: LLM judges "
+        "tend to favour their own family's replies — prefer a judge from another family, or report this beside the "
+        "result"
+    ]
