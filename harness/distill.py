@@ -44,9 +44,10 @@ TEACHER_MAX_NEW_TOKENS = 200
 
 # -- cleaning ------------------------------------------------------------------------------------------------
 
-_LABEL = re.compile(
-    r"(?:^|\n)[ \t]*[*_#]*[ \t]*(?:here(?:'s| is)[^\n:]{0,40}|(?:the[ \t]+)?(?:improved|new|revised|better|final|"
-    r"updated|empathetic|rewritten)?[ \t]*(?:listener'?s?[ \t]*)?(?:reply|response|answer|version))[ \t]*[*_]*:[*_]*[ \t]*",
+_LABEL = re.compile(  # "Improved response:", "**Reply:**", "Turn 3 reply:", "Here is an improved reply:" …
+    r"(?:^|\n)[ \t]*(?:(?:sure|certainly|of course|okay|absolutely)[!.,]?[ \t]+)?[*_#]*[ \t]*"
+    r"(?:here(?:'s| is)[^\n:]{0,40}|(?:[\w'-]+[ \t]+){0,3}(?:reply|response|answer|version)"
+    r"(?:[ \t]*\([^)\n]{0,40}\))?)[ \t]*[*_]*:[*_]*[ \t]*",
     re.IGNORECASE,
 )
 _PREAMBLE = re.compile(r"^\s*(?:sure|certainly|of course|okay|ok|absolutely)\b[^\n]{0,60}?[.!:]\s*", re.IGNORECASE)
