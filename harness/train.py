@@ -55,6 +55,9 @@ class StepSettings:
     logging_steps: int = field(default=5, metadata={"help": "log every N steps"})
     save_steps: int = field(default=100, metadata={"help": "checkpoint every N steps (resume point)"})
     seed: int = field(default=0, metadata={"help": "seed"})
+    lr_scaling: str = field(
+        default="linear", metadata={"help": "when the GPU micro-batch exceeds effective_batch_size, scale the "
+                                            "learning rate by the batch ratio: linear, sqrt or none"})
 
 
 @dataclass
@@ -151,19 +154,23 @@ def detect_hardware(cfg: TrainConfig) -> Hardware:
     return Hardware(device=device, bf16=bf16, flash_attention=flash, gpu_memory_gb=round(memory, 1))
 
 
-def micro_batch(step: StepSettings, hw: Hardware, n_params: int, *, pairs: bool = False) -> int:
-    """The micro-batch: as given, else the paper's 2 on CPU, else sized to GPU memory for LoRA on this model."""
+def micro_batch(step: StepSettings, hw: Hardware, config: Any, *, pairs: bool = False) -> int:
+    """The micro-batch: as given, else the paper's 2 on CPU, else sized to half the GPU's memory.
+
+    LoRA keeps no optimiser state for the base weights, so activations dominate: per token about 10 bytes per
+    vocabulary entry (bf16 logits, their fp32 upcast and gradient) plus ~34 bytes per hidden unit per layer.
+    """
     if step.per_device_train_batch_size:
         return step.per_device_train_batch_size
     if not hw.device.startswith("cuda"):
         return min(2, step.effective_batch_size)
-    # LoRA keeps no optimiser state for the base; activations dominate: ~ layers·hidden·tokens. A rough budget
-    # that leaves half the card free: 8 sequences of 512 tokens per 10 GB for a 0.5B model, scaled by size.
-    per_seq_gb = max(0.05, 1.2 * (n_params / 5e8) ** 0.75 * step.max_length / 512)
-    budget = 0.5 * hw.gpu_memory_gb - 2.5 * n_params * 2 / 2**30
-    size = int(max(1, budget / per_seq_gb))
-    size = 2 ** int(math.log2(size)) if size > 1 else 1
-    return max(1, min(size // (2 if pairs else 1), 64))
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    per_token = 10 * text.vocab_size + 34 * text.hidden_size * text.num_hidden_layers
+    per_seq_gb = step.max_length * per_token / 2**30 * (2 if pairs else 1)
+    weights_gb = 2 * (text.vocab_size * text.hidden_size + 12 * text.num_hidden_layers * text.hidden_size**2) / 2**30
+    budget = 0.5 * hw.gpu_memory_gb - 2 * weights_gb
+    size = int(max(1.0, budget / per_seq_gb))
+    return int(max(1, min(2 ** int(math.log2(size)), 64)))
 
 
 # -- datasets -----------------------------------------------------------------------------------------------
@@ -248,6 +255,21 @@ def _progress_callback(title: str) -> Any:
     return RichProgress()
 
 
+def _is_main() -> bool:
+    """Rank 0 (or no distributed run): the process that merges and writes shared files."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _barrier() -> None:
+    """Wait for every rank (``accelerate launch`` runs), so rank 0's files exist before others read them."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def _quiet(trainer: Any) -> Any:
     """Drop the callback that prints every log dict (our rich bar shows the loss; logs go to log.jsonl)."""
     from transformers.trainer_callback import PrinterCallback
@@ -256,11 +278,25 @@ def _quiet(trainer: Any) -> Any:
     return trainer
 
 
+def scaled_learning_rate(step: StepSettings, batch: int) -> float:
+    """The learning rate for the effective batch actually used (micro-batch × accumulation).
+
+    A micro-batch sized to GPU memory can exceed the configured effective batch (the paper's 2); with fewer,
+    larger steps the same learning rate would under-train, so it is scaled by the ratio (``lr_scaling``).
+    """
+    effective = max(batch, step.effective_batch_size)
+    ratio = min(16.0, effective / step.effective_batch_size)
+    if step.lr_scaling not in ("linear", "sqrt", "none"):
+        raise HarnessError(f"lr_scaling {step.lr_scaling!r}: use linear, sqrt or none")
+    factor = {"linear": ratio, "sqrt": ratio**0.5, "none": 1.0}[step.lr_scaling]
+    return float(step.learning_rate * factor)
+
+
 def _common_args(step: StepSettings, hw: Hardware, cfg: TrainConfig, out: Path, batch: int) -> dict[str, Any]:
     accumulation = max(1, step.effective_batch_size // batch)
     return {
         "output_dir": str(out / "checkpoints"),
-        "learning_rate": step.learning_rate,
+        "learning_rate": scaled_learning_rate(step, batch),
         "num_train_epochs": step.num_train_epochs,
         "max_steps": step.max_steps,
         "per_device_train_batch_size": batch,
@@ -331,7 +367,7 @@ def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, re
         return dict(json.loads((out / "step.json").read_text()))
     model = _load_model(base, hw, revision)
     tok = _load_tokenizer(base, revision)
-    batch = micro_batch(cfg.sft, hw, sum(p.numel() for p in model.parameters()))
+    batch = micro_batch(cfg.sft, hw, model.config)
     padding_free = cfg.sft.padding_free if cfg.sft.padding_free is not None else hw.flash_attention
     args = SFTConfig(**_common_args(cfg.sft, hw, cfg, out, batch), packing=padding_free,
                      padding_free=padding_free)
@@ -344,12 +380,14 @@ def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, re
     seconds = time.perf_counter() - t0
     trainer.save_model(str(out / "adapter"))
     write_jsonl(out / "log.jsonl", trainer.state.log_history)
-    merged = trainer.model.merge_and_unload()  # type: ignore[operator,union-attr]
-    merged.save_pretrained(str(out / "merged"))
-    tok.save_pretrained(str(out / "merged"))
+    if _is_main():
+        merged = trainer.model.merge_and_unload()  # type: ignore[operator,union-attr]
+        merged.save_pretrained(str(out / "merged"))
+        tok.save_pretrained(str(out / "merged"))
+    _barrier()
     info = {"step": "sft", "data": str(data), "data_sha256": _sha(data), "n": len(dataset),
             "micro_batch": batch, "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "padding_free": padding_free, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
+            "learning_rate": args.learning_rate, "padding_free": padding_free, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
             "final_loss": _last(trainer.state.log_history, "train_loss"), "resumed_from": resumed,
             "tokens": _last(trainer.state.log_history, "num_tokens")}
     write_json(out / "step.json", info)
@@ -364,7 +402,7 @@ def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware)
         return dict(json.loads((out / "step.json").read_text()))
     model = _load_model(policy, hw)
     tok = _load_tokenizer(policy)
-    batch = micro_batch(cfg.dpo, hw, sum(p.numel() for p in model.parameters()), pairs=True)
+    batch = micro_batch(cfg.dpo, hw, model.config, pairs=True)
     args = DPOConfig(**_common_args(cfg.dpo, hw, cfg, out, batch), beta=cfg.dpo.beta, loss_type=[cfg.dpo.loss_type])
     dataset = dpo_dataset(data)
     trainer = _quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tok,
@@ -375,7 +413,8 @@ def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware)
     seconds = time.perf_counter() - t0
     trainer.save_model(str(out / "adapter"))
     write_jsonl(out / "log.jsonl", trainer.state.log_history)
-    info = {"step": "dpo", "resumed_from": resumed, "data": str(data), "data_sha256": _sha(data), "n": len(dataset), "micro_batch": batch,
+    info = {"step": "dpo", "resumed_from": resumed, "data": str(data), "data_sha256": _sha(data), "n": len(dataset),
+            "micro_batch": batch, "learning_rate": args.learning_rate,
             "gradient_accumulation_steps": args.gradient_accumulation_steps, "steps": trainer.state.global_step,
             "seconds": round(seconds, 2), "final_loss": _last(trainer.state.log_history, "train_loss"),
             "reward_margin_last": _last(trainer.state.log_history, "rewards/margins")}
@@ -435,6 +474,9 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     step1 = run_sft(base, sft_file, output / "sft", cfg, hw, revision)
     step2 = run_dpo(output / "sft" / "merged", dpo_file, output / "dpo", cfg, hw)
     candidate = output / "candidate"
+    if not _is_main():
+        _barrier()
+        return {}
     merge_adapter(output / "sft" / "merged", output / "dpo" / "adapter", candidate)
     before = preference_margins(output / "sft" / "merged", dpo_file)
     after = preference_margins(candidate, dpo_file)
@@ -453,6 +495,7 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     }
     write_json(candidate / "training_manifest.json", manifest)
     (candidate / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    _barrier()
     return manifest
 
 
@@ -491,9 +534,9 @@ def model_card(m: dict[str, Any]) -> str:
         "## Hyper-parameters",
         f"- LoRA: r {cfg['lora']['r']}, alpha {cfg['lora']['alpha']}, dropout {cfg['lora']['dropout']}, "
         f"targets {cfg['lora']['target_modules']}",
-        f"- SFT: lr {cfg['sft']['learning_rate']}, epochs {cfg['sft']['num_train_epochs']}, batch "
+        f"- SFT: lr {sft.get('learning_rate', cfg['sft']['learning_rate'])}, epochs {cfg['sft']['num_train_epochs']}, batch "
         f"{cfg['sft']['effective_batch_size']} (micro-batch {sft['micro_batch']}), max length {cfg['sft']['max_length']}",
-        f"- DPO: beta {cfg['dpo']['beta']}, loss {cfg['dpo']['loss_type']}, lr {cfg['dpo']['learning_rate']}, epochs "
+        f"- DPO: beta {cfg['dpo']['beta']}, loss {cfg['dpo']['loss_type']}, lr {dpo.get('learning_rate', cfg['dpo']['learning_rate'])}, epochs "
         f"{cfg['dpo']['num_train_epochs']}, batch {cfg['dpo']['effective_batch_size']} (micro-batch {dpo['micro_batch']})",
         f"- precision: {'bf16' if m['hardware']['bf16'] else 'fp32'}; device: {m['hardware']['device']}",
         "",
