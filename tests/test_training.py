@@ -287,3 +287,33 @@ def test_pipeline_end_to_end(tmp_path, tiny_models, capsys):
     guard = pipeline["distill"]["all_three"]["overlap_guard"]
     assert guard["refused"] == 24 and guard["eval_dialogues"] == 24  # the evaluated dialogues were never trained on
     assert result["vs_direct"]["reference_model"] == str(out / "train" / "direct" / "candidate")
+
+
+def test_micro_batch_and_learning_rate_scaling():
+    from transformers import Qwen2Config
+
+    from harness.train import Hardware, StepSettings, micro_batch, scaled_learning_rate
+
+    qwen05 = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2)
+    step = StepSettings()
+    assert micro_batch(step, Hardware("cpu", False, False, 0.0), qwen05) == 2  # the paper's batch on CPU
+    h200, h100 = Hardware("cuda", True, False, 140.0), Hardware("cuda", True, False, 79.0)
+    assert (micro_batch(step, h200, qwen05), micro_batch(step, h200, qwen05, pairs=True)) == (32, 16)
+    assert micro_batch(step, h100, qwen05) == 32 and micro_batch(StepSettings(max_length=2048), h100, qwen05) == 8
+    assert micro_batch(StepSettings(per_device_train_batch_size=3), h200, qwen05) == 3  # as given
+    assert scaled_learning_rate(step, 2) == 5e-5  # batch = the configured effective batch: unchanged
+    assert scaled_learning_rate(step, 32) == pytest.approx(5e-5 * 16)  # linear, capped at 16×
+    assert scaled_learning_rate(StepSettings(lr_scaling="sqrt"), 8) == pytest.approx(1e-4)
+    assert scaled_learning_rate(StepSettings(lr_scaling="none"), 64) == 5e-5
+    with pytest.raises(HarnessError, match="lr_scaling 'cubic'"):
+        scaled_learning_rate(StepSettings(lr_scaling="cubic"), 8)
+
+
+def test_python_m_harness_is_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, check=True)
+    for command in ("distill", "train", "pipeline", "validate-judge"):
+        assert command in out.stdout
