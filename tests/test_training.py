@@ -185,7 +185,7 @@ def test_every_strategy(tmp_path, strategy):
     assert again["teacher"]["calls"] == 0  # every teacher answer came from the cache
 
 
-def test_teacher_start_duplicates_and_base_rejected(tmp_path, tiny_models):
+def test_teacher_start_and_base_rejected(tmp_path, tiny_models):
     """No dataset replies: start from the teacher's own direct reply; DPO rejected = the base SLM's reply."""
     data = train_jsonl(tmp_path / "train.jsonl", 4, with_reply=False)
     teacher = JudgeSettings(model="scripted-teacher", backend="scripted-teacher", cache_dir=str(tmp_path / "c"))
@@ -195,9 +195,19 @@ def test_teacher_start_duplicates_and_base_rejected(tmp_path, tiny_models):
                                        rejected="base", base=ModelSpec(str(tiny_models["base"]), device="cpu")))
     assert report["start_sources"] == {"teacher": 4}
     dpo = [json.loads(x) for x in (tmp_path / "o" / "dpo" / "train.jsonl").read_text().splitlines()]
-    records = [json.loads(x) for x in (tmp_path / "o" / "records.jsonl").read_text().splitlines()]
-    assert len(dpo) + sum(report["dpo"]["skipped"].values()) == report["n_accepted"]
-    assert all(r["rejected"][0]["content"] != rec["start"] for r, rec in zip(dpo, records, strict=False))
+    records = {r["dialogue_id"]: r for r in map(json.loads, (tmp_path / "o" / "records.jsonl").read_text().splitlines())}
+    assert len(dpo) + sum(report["dpo"]["skipped"].values()) == report["n_accepted"] == 4
+    for row in dpo:  # rejected = the base SLM's own reply, not the teacher's starting reply
+        rec = records[row["dialogue_id"]]
+        assert row["rejected"][0]["content"] not in ("", rec["start"]) and row["chosen"][0]["content"] == rec["reply"]
+
+
+def test_duplicates_are_rejected():
+    from harness.distill import Record, _dedupe
+
+    recs = [Record(_dialogue(f"d{i}", f"S {i}."), reply=r) for i, r in enumerate(["Same words!", "same words", "Other"])]
+    _dedupe(recs)
+    assert [(r.reply, r.reason) for r in recs] == [("Same words!", None), (None, "duplicate"), ("Other", None)]
 
 
 # -- training ---------------------------------------------------------------------------------------------------
