@@ -85,8 +85,11 @@ def main() -> None:
         backend = HFBackend(str(path), device=device, batch_size=args.batch_size)
         n = 2 * len(items)
         for mode in ("logits", "generate"):
+            # warm-up over every batch shape (lazy kernel loading, allocator) with a throwaway cache
+            Judge(backend=backend, mode=mode, cache=JudgeCache(root / f"{shape}-{mode}-warm.sqlite")).judge_pairs(
+                items if mode == "logits" else items[:2])
             judge = Judge(backend=backend, mode=mode, cache=JudgeCache(root / f"{shape}-{mode}.sqlite"))
-            judge.judge_pairs(items[:2])  # warm-up (kernels, allocator); cached, so not re-timed
+            judge.judge_pairs(items[:2])  # these 4 verdicts are cached, so not re-timed
             if device == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()

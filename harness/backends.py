@@ -195,16 +195,14 @@ class HFBackend:
         return f"{system}{turns}{request.user}\n\n{request.prefill}"
 
     def _batches(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        """Length-bucketed batches: prompts sorted by token length, so padding stays small."""
+        """Length-bucketed batches: prompts tokenised once (one batched call), sorted by length, left-padded."""
         texts = [self.render(r) for r in requests]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(self.device)
-            yield idx, dict(enc)
+            enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
+            yield idx, dict(enc.to(self.device))
 
     def _ids_for(self, label: str) -> list[int]:
         if label not in self._label_ids:
@@ -212,16 +210,27 @@ class HFBackend:
         return self._label_ids[label]
 
     def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
-        """One forward pass per batch; probabilities of the labels as the next token (renormalised)."""
+        """One forward pass per batch; probabilities of the labels as the next token (renormalised).
+
+        The label columns of the whole batch are gathered on the device and copied to the host once per batch.
+        """
         import torch
 
+        label_sets = sorted({r.labels for r in requests})
+        columns = {labels: [(lab, self._ids_for(lab)) for lab in labels] for labels in label_sets}
+        flat = {labels: torch.tensor([t for _, ids in cols for t in ids], device=self.device)
+                for labels, cols in columns.items()}
         for idx, enc in self._batches(requests):
             with torch.inference_mode():
                 logits = self.model(**enc).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)
+                probs = torch.softmax(logits, dim=-1)
+                picked = {labels: probs[:, ids].cpu().tolist() for labels, ids in flat.items()}
             out = []
             for row, i in enumerate(idx):
-                mass = {lab: float(probs[row, self._ids_for(lab)].sum()) for lab in requests[i].labels}
+                values, mass, k = picked[requests[i].labels][row], {}, 0
+                for lab, ids in columns[requests[i].labels]:
+                    mass[lab] = float(sum(values[k : k + len(ids)]))
+                    k += len(ids)
                 total = sum(mass.values()) or 1.0
                 out.append({lab: p / total for lab, p in mass.items()})
             if self.progress:

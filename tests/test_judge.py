@@ -197,3 +197,22 @@ def test_judge_without_chat_template_uses_plain_prompt(tiny_models):
     b = HFBackend(str(tiny_models["raw"]), device="cpu")
     text = b.render(JudgeRequest(system="S", user="U", prefill="Verdict:"))
     assert text == "S\n\nU\n\nVerdict:"
+
+
+def test_batched_label_probs_equal_one_prompt_at_a_time(tiny_models):
+    """Left-padded, length-bucketed batches give the same label probabilities as unpadded single prompts."""
+    import torch
+
+    b = HFBackend(str(tiny_models["judge"]), device="cpu", batch_size=3)
+    reqs = [JudgeRequest(system="Judge.", user="Which is better? " + "word " * n, prefill="Verdict:",
+                         labels=("A", "B", "C")) for n in (1, 9, 4, 30, 2)]
+    batched = {}
+    for idx, outs in b.label_probs(reqs):
+        batched.update(dict(zip(idx, outs, strict=True)))
+    for i, r in enumerate(reqs):
+        ids = b.tokenizer(b.render(r), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            probs = torch.softmax(b.model(ids).logits[0, -1].float(), -1)
+        mass = {lab: float(probs[label_token_ids(b.tokenizer, lab)].sum()) for lab in r.labels}
+        total = sum(mass.values())
+        assert batched[i] == pytest.approx({k: v / total for k, v in mass.items()}, abs=1e-4)
