@@ -98,3 +98,22 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
     # same dialogues as the CLI's first 4
     ids, _ = select_dialogues("bundled")
     assert sorted(r["doc"]["id"] for r in rows) == sorted(d.id for d in ids[:4])
+
+
+def test_lm_eval_cli_with_served_candidate_and_http_judge(tiny_models, small_refs, scripted_judge, model_server,
+                                                          tmp_path):
+    """lm_eval's own CLI: the candidate behind an OpenAI-compatible server (local-chat-completions) and the judge
+    over HTTP, chosen in --metadata (both served by the real `transformers serve` fixture)."""
+    metadata = {"judge": str(scripted_judge), "judge_backend": "openai", "judge_base_url": model_server.url,
+                "judge_concurrency": 4, "cache_dir": str(tmp_path / "cache"), "reference_base": str(small_refs["base"])}
+    model_args = (f"model={tiny_models['candidate']},base_url={model_server.url}/chat/completions,"
+                  "tokenized_requests=False,num_concurrent=2")
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "local-chat-completions", "--model_args", model_args,
+           "--apply_chat_template", "--include_path", str(tasks_dir()), "--tasks", "empathy_winrate_vs_base",
+           "--metadata", json.dumps(metadata), "--limit", "4", "--output_path", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = list((tmp_path / "out").rglob("results_*.json"))
+    r = json.loads(results_file.read_text())["results"]["empathy_winrate_vs_base"]
+    # the scripted judge always answers 'A': each dialogue is a tie (win rate ½), every verdict read
+    assert r["scored,judge"] == 1.0 and r["win_rate,judge"] == 0.5 and r["tie,judge"] == 1.0
