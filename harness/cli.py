@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("--config", default=None, help="training config YAML")
     pi.add_argument("--device", default="auto", help="device for generation and training")
     pi.add_argument("--batch-size", type=int, default=8, help="generation batch size")
-    _add_judge_options(pi, "teacher", default=None)
+    _add_judge_options(pi, "teacher", default=None, cache=False)
     _add_judge_options(pi)
     pi.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     pi.add_argument("--output", required=True, help="output folder")
@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, default: str | None = DEFAULT_JUDGE) -> None:
+def _add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, default: str | None = DEFAULT_JUDGE,
+                       cache: bool = True) -> None:
     """Options of a model run through the judge backends: ``--judge …`` or ``--teacher …``."""
     what = {"judge": "judge model", "teacher": "teacher model (writes the training replies)"}[role]
     p.add_argument(f"--{role}", default=default, required=default is None,
@@ -165,7 +166,7 @@ def _add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defau
     p.add_argument(f"--{role}-timeout", type=float, default=120.0, help="openai backend: seconds per request")
     p.add_argument(f"--{role}-max-retries", type=int, default=5,
                    help="openai backend: retries on 429/5xx/timeouts before an item is left unscored")
-    if not any(a.dest == "cache_dir" for a in p._actions):
+    if cache:
         p.add_argument("--cache-dir", default=None,
                        help="judge/teacher cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
 
