@@ -176,6 +176,10 @@ def _check_judge_mode(mode: str) -> None:
         raise HarnessError(f"unknown judge mode {mode!r}: {did_you_mean(mode, JUDGE_MODES)}")
 
 
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
 def _judge_settings(args: argparse.Namespace, cache_dir: Path, role: str = "judge") -> JudgeSettings:
     from pydantic import ValidationError
 
@@ -218,7 +222,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalConfig, run_eval
     from harness.ui import console, print_summary
 
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache_dir = _cache_dir(args)
     build = {}
     if args.base_model:
         build["base"] = _model_spec(args, args.base_model)
@@ -294,7 +298,7 @@ def cmd_validate_judge(args: argparse.Namespace) -> int:
     from harness.ui import console
     from harness.validity import print_validity, validate_judge
 
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache_dir = _cache_dir(args)
     ratings = Path(args.human_ratings)
     if not ratings.is_file():
         raise HarnessError(f"--human-ratings {ratings}: no such file (give the ratings CSV in the Welivita & Pu format)")
@@ -317,7 +321,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from harness.distill import DistillConfig, run_distill
     from harness.ui import console
 
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache_dir = _cache_dir(args)
     teacher = _judge_settings(args, cache_dir, "teacher") if args.teacher else None
     base = _model_spec_for(args.base, getattr(args, "teacher_device", "auto")) if args.base else None
     report = run_distill(DistillConfig(
@@ -371,7 +375,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     if args.strategy not in STRATEGIES:
         raise HarnessError(f"unknown strategy {args.strategy!r}: {did_you_mean(args.strategy, STRATEGIES)}")
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache_dir = _cache_dir(args)
     cfg = PipelineConfig(
         base=args.base, teacher=_judge_settings(args, cache_dir, "teacher"), judge=_judge_settings(args, cache_dir),
         strategy=args.strategy, output=Path(args.output),

@@ -18,7 +18,6 @@ over the length limit, unchanged, duplicate, teacher failure).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import string
 from collections import Counter
@@ -32,7 +31,7 @@ from harness.data import WELIVITA_SOURCES, DatasetSpec, welivita_records
 from harness.errors import HarnessError, did_you_mean
 from harness.prompts import DIMENSIONS, cut_reply, load_generation_prompt, load_teacher_prompts
 from harness.records import Dialogue
-from harness.results import write_json, write_jsonl
+from harness.results import file_hash, write_json, write_jsonl
 from harness.settings import JudgeSettings
 
 STRATEGIES = ("direct", "naive", "all_three", "lacking", "cognitive", "affective", "compassionate", "sequential")
@@ -307,16 +306,12 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
         "repaired": dict(Counter(x for r in records.values() for x in r.repairs)),
         "start_sources": dict(Counter(r.start_source for r in records.values() if r.start_source)),
         "overlap_guard": guard,
-        "sft": {"n": len(sft), "file": "sft/train.jsonl", "sha256": _sha(out / "sft" / "train.jsonl")},
-        "dpo": {"n": len(dpo), "file": "dpo/train.jsonl", "sha256": _sha(out / "dpo" / "train.jsonl"),
+        "sft": {"n": len(sft), "file": "sft/train.jsonl", "sha256": file_hash(out / "sft" / "train.jsonl")},
+        "dpo": {"n": len(dpo), "file": "dpo/train.jsonl", "sha256": file_hash(out / "dpo" / "train.jsonl"),
                 "skipped": dpo_skipped},
     }
     write_json(out / "report.json", report)
     return report
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _from_dataset(cfg: DistillConfig, records: dict[str, Record]) -> None:

@@ -288,8 +288,9 @@ def _judge_warnings(judge: Judge, candidate: str, references: dict[str, str]) ->
 
 
 def _backend_stats(judge: Judge) -> dict[str, Any]:
-    stats = getattr(judge.backend, "stats", None)
-    return {"http": stats()} if callable(stats) and stats() else {}
+    stats_of = getattr(judge.backend, "stats", None)
+    stats = stats_of() if callable(stats_of) else {}
+    return {"http": stats} if stats else {}
 
 
 def _warnings(comparisons: dict[str, dict[str, Any]]) -> list[str]:

@@ -317,9 +317,9 @@ class LazyBackend:
     def endpoint(self) -> str | None:
         """The server URL of an HTTP backend (None for local models)."""
         if self.settings.backend in PROBED_BACKENDS:
-            from harness.http_judge import chat_completions_url
+            from harness.http_judge import OPENAI_URL, chat_completions_url
 
-            return chat_completions_url(self.settings.base_url or "https://api.openai.com/v1")
+            return chat_completions_url(self.settings.base_url or OPENAI_URL)
         return None
 
     def _get(self) -> JudgeBackend:

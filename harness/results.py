@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -51,6 +52,11 @@ def write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> No
         data = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
         lines.append(json.dumps(_clean(data), ensure_ascii=False))
     write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def file_hash(path: Path) -> str:
+    """Short sha256 of a file's bytes (data provenance in reports and model cards)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

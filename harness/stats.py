@@ -20,7 +20,7 @@ from harness.prompts import DIMENSIONS
 from harness.records import Judgment, RubricScore
 
 N_BOOTSTRAP = 2000
-_OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
+OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
 
 
 def position_flip(judgment: Judgment) -> bool | None:
@@ -43,7 +43,8 @@ def bootstrap_ci(values: Sequence[float], *, seed: int, n_boot: int = N_BOOTSTRA
     return float(low), float(high)
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_or_nan(values: Sequence[float]) -> float:
+    """The mean, or NaN for no values."""
     return float(np.mean(values)) if len(values) else math.nan
 
 
@@ -75,7 +76,7 @@ def length_controlled_win_rate(prefs: Sequence[float], length_diffs: Sequence[fl
 def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
     """Every statistic of one comparison (candidate vs one reference)."""
     scored = [j for j in judgments if j.outcome is not None]
-    scores = [_OUTCOME_SCORE[j.outcome] for j in scored if j.outcome is not None]
+    scores = [OUTCOME_SCORE[j.outcome] for j in scored if j.outcome is not None]
     n_scored = len(scored)
     ci_low, ci_high = bootstrap_ci(scores, seed=seed)
     per_order: dict[str, list[float]] = {"cand_first": [], "ref_first": []}
@@ -85,19 +86,19 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
     for j in judgments:
         for v in j.verdicts:
             if v.winner is not None:
-                per_order[v.order].append(_OUTCOME_SCORE[v.winner])
-                prefs.append(_OUTCOME_SCORE[v.winner])
+                per_order[v.order].append(OUTCOME_SCORE[v.winner])
+                prefs.append(OUTCOME_SCORE[v.winner])
                 diffs.append(j.candidate_words - j.reference_words)
         flip = position_flip(j)
         if flip is not None:
             both += 1
             flips += flip
     stats: dict[str, Any] = {
-        "win_rate": _mean(scores),
+        "win_rate": mean_or_nan(scores),
         "ci_low": ci_low,
         "ci_high": ci_high,
-        "win_rate_cand_first": _mean(per_order["cand_first"]),
-        "win_rate_ref_first": _mean(per_order["ref_first"]),
+        "win_rate_cand_first": mean_or_nan(per_order["cand_first"]),
+        "win_rate_ref_first": mean_or_nan(per_order["ref_first"]),
         "wins": sum(1 for j in scored if j.outcome == "candidate"),
         "losses": sum(1 for j in scored if j.outcome == "reference"),
         "ties": sum(1 for j in scored if j.outcome == "tie"),
@@ -107,8 +108,8 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
         "n_unscored": len(judgments) - n_scored,
         "parse_rate": n_scored / len(judgments) if judgments else math.nan,
         "lc_win_rate": length_controlled_win_rate(prefs, diffs),
-        "mean_words_candidate": _mean([j.candidate_words for j in judgments]),
-        "mean_words_reference": _mean([j.reference_words for j in judgments]),
+        "mean_words_candidate": mean_or_nan([j.candidate_words for j in judgments]),
+        "mean_words_reference": mean_or_nan([j.reference_words for j in judgments]),
         "flags": _count_flags(j.flags for j in judgments),
         "seed": seed,
         "n_bootstrap": N_BOOTSTRAP,
@@ -120,7 +121,7 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
     ]
     if continuous:
         low, high = bootstrap_ci(continuous, seed=seed)
-        stats.update(preference=_mean(continuous), preference_ci_low=low, preference_ci_high=high)
+        stats.update(preference=mean_or_nan(continuous), preference_ci_low=low, preference_ci_high=high)
     return stats
 
 
@@ -132,7 +133,7 @@ def rubric_stats(scores: Sequence[RubricScore], *, seed: int) -> dict[str, dict[
         vals = [float(v) for v in values if v is not None]
         low, high = bootstrap_ci(vals, seed=seed)
         out[dim] = {
-            "mean": _mean(vals),
+            "mean": mean_or_nan(vals),
             "ci_low": low,
             "ci_high": high,
             "n_scored": len(vals),

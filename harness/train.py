@@ -15,7 +15,6 @@ is available. A step whose adapter exists is skipped; an interrupted step resume
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError, did_you_mean
-from harness.results import write_json, write_jsonl
+from harness.results import file_hash, write_json, write_jsonl
 
 
 @dataclass
@@ -216,10 +215,6 @@ def dpo_dataset(path: Path) -> Any:
     return Dataset.from_list(rows)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 # -- the steps --------------------------------------------------------------------------------------------
 
 
@@ -374,22 +369,13 @@ def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, re
     dataset = sft_dataset(data)
     trainer = _quiet(SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                                 peft_config=_lora(cfg), callbacks=[_progress_callback("step 1/2: LoRA SFT")]))
-    t0 = time.perf_counter()
-    resumed = _last_checkpoint(out)
-    trainer.train(resume_from_checkpoint=resumed)
-    seconds = time.perf_counter() - t0
-    trainer.save_model(str(out / "adapter"))
-    write_jsonl(out / "log.jsonl", trainer.state.log_history)
+    info = _fit("sft", trainer, args, out, data, len(dataset), batch)
     if _is_main():
         merged = trainer.model.merge_and_unload()  # type: ignore[operator,union-attr]
         merged.save_pretrained(str(out / "merged"))
         tok.save_pretrained(str(out / "merged"))
     _barrier()
-    info = {"step": "sft", "data": str(data), "data_sha256": _sha(data), "n": len(dataset),
-            "micro_batch": batch, "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "learning_rate": args.learning_rate, "padding_free": padding_free, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
-            "final_loss": _last(trainer.state.log_history, "train_loss"), "resumed_from": resumed,
-            "tokens": _last(trainer.state.log_history, "num_tokens")}
+    info.update(padding_free=padding_free, tokens=_last(trainer.state.log_history, "num_tokens"))
     write_json(out / "step.json", info)
     return info
 
@@ -407,19 +393,24 @@ def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware)
     dataset = dpo_dataset(data)
     trainer = _quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tok,
                                 peft_config=_lora(cfg), callbacks=[_progress_callback("step 2/2: DPO")]))
-    t0 = time.perf_counter()
+    info = _fit("dpo", trainer, args, out, data, len(dataset), batch)
+    info["reward_margin_last"] = _last(trainer.state.log_history, "rewards/margins")
+    write_json(out / "step.json", info)
+    return info
+
+
+def _fit(step: str, trainer: Any, args: Any, out: Path, data: Path, n: int, batch: int) -> dict[str, Any]:
+    """Train (resuming from the last checkpoint), save the adapter and the log; the step's record."""
     resumed = _last_checkpoint(out)
+    t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resumed)
     seconds = time.perf_counter() - t0
     trainer.save_model(str(out / "adapter"))
     write_jsonl(out / "log.jsonl", trainer.state.log_history)
-    info = {"step": "dpo", "resumed_from": resumed, "data": str(data), "data_sha256": _sha(data), "n": len(dataset),
-            "micro_batch": batch, "learning_rate": args.learning_rate,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps, "steps": trainer.state.global_step,
-            "seconds": round(seconds, 2), "final_loss": _last(trainer.state.log_history, "train_loss"),
-            "reward_margin_last": _last(trainer.state.log_history, "rewards/margins")}
-    write_json(out / "step.json", info)
-    return info
+    return {"step": step, "data": str(data), "data_sha256": file_hash(data), "n": n, "micro_batch": batch,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps, "learning_rate": args.learning_rate,
+            "steps": trainer.state.global_step, "seconds": round(seconds, 2), "resumed_from": resumed,
+            "final_loss": _last(trainer.state.log_history, "train_loss")}
 
 
 def _last(history: list[dict[str, Any]], key: str) -> float | None:

@@ -31,11 +31,10 @@ from harness.data import WELIVITA_SOURCES, DatasetError, interleave_by_emotion, 
 from harness.judge import Judge, PairItem, RubricItem
 from harness.records import Dialogue, Judgment
 from harness.results import write_json, write_jsonl
-from harness.stats import N_BOOTSTRAP, position_flip
+from harness.stats import N_BOOTSTRAP, OUTCOME_SCORE, mean_or_nan, position_flip
 
 SOURCE_NAMES = {"human": "human", "chatgpt_empathy": "GPT-4", "llama_empathy": "LLaMA-2",
                 "gemini_empathy": "Gemini", "mixtral_empathy": "Mixtral"}
-_OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
 
 PADDING = ("I'm so sorry you're going through this. That must be really hard. Your feelings are completely "
            "valid, and I'm always here for you.")
@@ -146,14 +145,10 @@ def cluster_bootstrap(
     return float(low), float(high)
 
 
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else math.nan
-
-
 def _rate(clusters: dict[str, list[float]], seed: int) -> dict[str, Any]:
     pooled = [v for vs in clusters.values() for v in vs]
-    low, high = cluster_bootstrap(list(clusters.values()), _mean, seed=seed)
-    return {"value": _mean(pooled), "ci_low": low, "ci_high": high, "n": len(pooled)}
+    low, high = cluster_bootstrap(list(clusters.values()), mean_or_nan, seed=seed)
+    return {"value": mean_or_nan(pooled), "ci_low": low, "ci_high": high, "n": len(pooled)}
 
 
 def _spearman_entry(points: dict[str, list[tuple[float, float]]], seed: int) -> dict[str, Any]:
@@ -204,7 +199,7 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
             human_longer.setdefault(j.dialogue_id, []).append(float((ra > rb) == (_words(ta) > _words(tb))))
         if j.outcome is None:
             continue
-        s = _OUTCOME_SCORE[j.outcome]
+        s = OUTCOME_SCORE[j.outcome]
         reply_scores.setdefault((j.dialogue_id, a), []).append(s)
         reply_scores.setdefault((j.dialogue_id, b), []).append(1.0 - s)
         flip = position_flip(j)
@@ -220,7 +215,7 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
     points: dict[str, list[tuple[float, float]]] = {}
     judge_by_source: dict[str, list[float]] = {s: [] for s in WELIVITA_SOURCES}
     for (dialogue_id, source), scores in reply_scores.items():
-        score = _mean(scores)
+        score = mean_or_nan(scores)
         points.setdefault(dialogue_id, []).append((score, float(by_id[dialogue_id].ratings[source])))
         judge_by_source[source].append(score)
     human_by_source = {s: [float(r.ratings[s]) for r in rated if s in r.ratings] for s in WELIVITA_SOURCES}
@@ -236,8 +231,8 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
 
 def source_ranking(human: dict[str, list[float]], judge: dict[str, list[float]]) -> dict[str, Any]:
     """The sources ordered by mean human rating and by mean judge score, and how well the orders agree."""
-    human_mean = {SOURCE_NAMES[s]: _mean(v) for s, v in human.items() if v}
-    judge_mean = {SOURCE_NAMES[s]: _mean(v) for s, v in judge.items() if v}
+    human_mean = {SOURCE_NAMES[s]: mean_or_nan(v) for s, v in human.items() if v}
+    judge_mean = {SOURCE_NAMES[s]: mean_or_nan(v) for s, v in judge.items() if v}
     common = [s for s in human_mean if s in judge_mean and not math.isnan(judge_mean[s])]
     h_order = sorted(common, key=lambda s: -human_mean[s])
     j_order = sorted(common, key=lambda s: -judge_mean[s])
@@ -315,7 +310,7 @@ def rubric_report(judge: Judge, rated: Sequence[RatedDialogue], *, seed: int) ->
         values = [v for v in sc.scores.values() if v is not None]
         if len(values) != len(sc.scores):
             continue
-        mean = _mean(values)
+        mean = mean_or_nan(values)
         points.setdefault(sc.dialogue_id, []).append((mean, float(by_id[sc.dialogue_id].ratings[sc.system])))
         per_source[sc.system].append(mean)
     human = {s: [float(r.ratings[s]) for r in rated if s in r.ratings] for s in WELIVITA_SOURCES}

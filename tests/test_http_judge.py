@@ -30,7 +30,7 @@ from harness.http_judge import (
 from harness.judge import Judge, PairItem, RubricItem, open_judge
 from harness.resources import bundled_dialogues_path
 from harness.settings import JudgeSettings
-from tests.servers import FAULTS, FaultProxy, Serve
+from tests.servers import FAULTS, FaultProxy, Serve, free_port
 
 
 def pair_items(n: int, start: int = 0) -> list[PairItem]:
@@ -103,7 +103,7 @@ def test_api_key_required_for_openai_only(monkeypatch):
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path, scripted_judge):
-    port = __import__("tests.servers", fromlist=["free_port"]).free_port()
+    port = free_port()
     judge = open_judge(settings(f"http://127.0.0.1:{port}/v1", scripted_judge, tmp_path, max_retries=1))
     with pytest.raises(HarnessError, match="did not answer a probe request: connection failed"):
         judge.judge_pairs(pair_items(1))
