@@ -11,7 +11,7 @@ cleanup() {
 trap cleanup EXIT
 python - "$SMOKE" <<'PY'
 import sys
-from harness.tiny import build_scripted_judge, build_tiny_model
+from harness.llm.tiny import build_scripted_judge, build_tiny_model
 root = sys.argv[1]
 build_tiny_model(f"{root}/candidate", seed=1)
 build_tiny_model(f"{root}/base", seed=2)

@@ -1,6 +1,6 @@
 """Benchmark of the evaluation core (prints figures; not a test).
 
-1. Harness overhead: phase-1 generation through lm-eval (``harness.generate.generate``) vs a bare
+1. Harness overhead: phase-1 generation through lm-eval (``harness.generate.replies.generate``) vs a bare
    ``model.generate`` loop over the same batches (same prompts, chat template, greedy, max tokens).
 2. Judge throughput: verdicts/s in logits mode vs generate mode, same judge, same pairwise prompts.
 3. Cache: cold vs warm-cache judge time for the same run.
@@ -45,13 +45,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
 
-    from harness.evaluate import run_dialogues
-    from harness.generate import ModelSpec, generate
-    from harness.judge import PairItem, open_judge
-    from harness.lmeval_tasks import default_decoding
-    from harness.prompts import load_generation_prompt
-    from harness.settings import JudgeSettings
-    from harness.tiny import build_tiny_model
+    from harness.core.prompts import load_generation_prompt
+    from harness.core.settings import JudgeSettings
+    from harness.evaluate.run import run_dialogues
+    from harness.generate.replies import ModelSpec, generate
+    from harness.judge.judge import PairItem, open_judge
+    from harness.llm.tiny import build_tiny_model
+    from harness.lmeval.tasks import default_decoding
 
     tmp = Path(tempfile.mkdtemp(prefix="empathy-bench-"))
     cand = build_tiny_model(tmp / "cand", seed=1, hidden_size=args.hidden, num_layers=args.layers)

@@ -31,9 +31,9 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.evaluate import run_dialogues
-    from harness.judge import PairItem
-    from harness.tiny import build_scripted_judge, build_tiny_model
+    from harness.evaluate.run import run_dialogues
+    from harness.judge.judge import PairItem
+    from harness.llm.tiny import build_scripted_judge, build_tiny_model
     from tests.servers import Serve
 
     tmp = Path(tempfile.mkdtemp(prefix="empathy-bench-http-"))
@@ -57,8 +57,8 @@ def main() -> None:
 
 
 def run_server(server, server_label, judges, items, table, tmp) -> None:  # type: ignore[no-untyped-def]
-    from harness.judge import open_judge
-    from harness.settings import JudgeSettings
+    from harness.core.settings import JudgeSettings
+    from harness.judge.judge import open_judge
 
     n = len(items)
     for label, model in judges.items():

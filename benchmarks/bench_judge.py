@@ -38,7 +38,7 @@ def build(root: Path, shape: str, device: str) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from harness.tiny import build_tokenizer
+    from harness.llm.tiny import build_tokenizer
 
     out = root / shape
     out.mkdir(parents=True, exist_ok=True)
@@ -69,10 +69,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.backends import HFBackend
-    from harness.cache import JudgeCache
-    from harness.evaluate import run_dialogues
-    from harness.judge import GENERATE_MAX_NEW_TOKENS, Judge, PairItem
+    from harness.evaluate.run import run_dialogues
+    from harness.judge.judge import GENERATE_MAX_NEW_TOKENS, Judge, PairItem
+    from harness.llm.base import HFBackend
+    from harness.llm.cache import JudgeCache
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = Path(tempfile.mkdtemp(prefix="empathy-bench-judge-"))

@@ -37,7 +37,7 @@ def build(root: Path, shape: str) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from harness.tiny import build_tokenizer
+    from harness.llm.tiny import build_tokenizer
 
     out = root / f"model-{shape}"
     out.mkdir(parents=True, exist_ok=True)
@@ -57,9 +57,9 @@ def build(root: Path, shape: str) -> Path:
 
 
 def data(root: Path, rows: int) -> tuple[Path, Path]:
-    from harness.data import load_jsonl
-    from harness.prompts import load_generation_prompt
-    from harness.resources import bundled_dialogues_path
+    from harness.core.prompts import load_generation_prompt
+    from harness.core.resources import bundled_dialogues_path
+    from harness.data.sources import load_jsonl
 
     rng = random.Random(0)
     dialogues = load_jsonl(bundled_dialogues_path())
@@ -113,7 +113,7 @@ def trl_defaults(kind: str, model_dir: Path, path: Path, out: Path, lr: float) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from harness.train import dpo_dataset, sft_dataset
+    from harness.train.steps import dpo_dataset, sft_dataset
 
     cuda = torch.cuda.is_available()
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -149,7 +149,7 @@ def ours(kind: str, model_dir: Path, path: Path, out: Path, lr: float) -> dict[s
     """The settings ``empathy train`` chooses (run through its own functions)."""
     import torch
 
-    from harness.train import detect_hardware, load_train_config, run_dpo, run_sft
+    from harness.train.steps import detect_hardware, load_train_config, run_dpo, run_sft
 
     # on a GPU the micro-batch is sized to memory; the learning rate is scaled from trl's default batch of 8 to
     # it (lr_scaling: linear), so both runs see the same data with the same total step size. On CPU: the paper's 2.

@@ -21,7 +21,7 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from harness.tiny import build_tiny_model
+    from harness.llm.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     models = {name: build_tiny_model(root / name, seed=i) for i, name in enumerate(("base", "direct", "candidate", "judge"))}
@@ -32,9 +32,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Reference sets for base and direct on the first 6 bundled dialogues."""
-    from harness.evaluate import build_reference, run_dialogues
-    from harness.generate import ModelSpec
-    from harness.references import save_reference
+    from harness.data.references import save_reference
+    from harness.evaluate.run import build_reference, run_dialogues
+    from harness.generate.replies import ModelSpec
 
     root = tmp_path_factory.mktemp("refs")
     dialogues, digest = run_dialogues("bundled", 6)
@@ -48,8 +48,8 @@ def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def scripted_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model that answers every prompt 'Verdict: A Score 3' (readable verdicts, see harness.tiny)."""
-    from harness.tiny import build_scripted_judge
+    """A tiny model that answers every prompt 'Verdict: A Score 3' (readable verdicts, see harness.llm.tiny)."""
+    from harness.llm.tiny import build_scripted_judge
 
     return build_scripted_judge(tmp_path_factory.mktemp("scripted") / "judge")
 

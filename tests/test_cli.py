@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 STAT_KEYS = ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored")
 
@@ -61,7 +61,7 @@ def test_second_eval_makes_no_judge_call(tiny_models, small_refs, tmp_path):
 
 
 def test_interrupted_judging_resumes_from_cache(tiny_models, small_refs, tmp_path, monkeypatch):
-    from harness.backends import HFBackend
+    from harness.llm.base import HFBackend
 
     real = HFBackend.label_probs
 

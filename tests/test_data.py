@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import (
+from harness.data.sources import (
     EMOTION_SENTIMENT,
     DatasetError,
     DatasetSpec,
@@ -118,7 +118,7 @@ def test_dataset_spec_forms():
 
 
 def test_ed_rows_are_converted_one_per_conversation():
-    from harness.data import _ed_rows_to_dialogues
+    from harness.data.sources import _ed_rows_to_dialogues
 
     rows = [{"conv_id": "c1", "situation": "I lost my keys", "emotion": "annoyed",
              "conversations": [{"role": "user", "content": "Lost my keys again!"},
@@ -128,7 +128,7 @@ def test_ed_rows_are_converted_one_per_conversation():
 
 
 def test_ed_offline_gives_clear_error():
-    code = "from harness.data import load_dialogues\nload_dialogues('ed:test')"
+    code = "from harness.data.sources import load_dialogues\nload_dialogues('ed:test')"
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/tmp/nohome"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0

@@ -16,20 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import NoAnswer
-from harness.cache import JudgeCache
-from harness.data import load_jsonl
-from harness.errors import HarnessError
-from harness.http_judge import (
+from harness.core.errors import HarnessError
+from harness.core.resources import bundled_dialogues_path
+from harness.core.settings import JudgeSettings
+from harness.data.sources import load_jsonl
+from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.llm.base import NoAnswer
+from harness.llm.cache import JudgeCache
+from harness.llm.openai import (
     OpenAIBackend,
     backoff_delay,
     chat_completions_url,
     label_probs_from_logprobs,
     retry_after_seconds,
 )
-from harness.judge import Judge, PairItem, RubricItem, open_judge
-from harness.resources import bundled_dialogues_path
-from harness.settings import JudgeSettings
 from tests.servers import FAULTS, FaultProxy, Serve, free_port
 
 
@@ -245,7 +245,7 @@ def test_no_answer_is_not_cached(tmp_path):
 
 
 def test_lm_eval_metadata_reaches_the_http_judge_settings():
-    from harness.settings import task_settings_from_metadata
+    from harness.core.settings import task_settings_from_metadata
 
     s = task_settings_from_metadata(
         {"judge": "served-judge", "judge_backend": "openai", "judge_concurrency": 16, "judge_timeout_s": 30,
@@ -258,7 +258,7 @@ def test_lm_eval_metadata_reaches_the_http_judge_settings():
 
 
 def test_cli_rejects_bad_http_judge_options(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.main import main
 
     code = main(["eval", "--model", "m", "--reference", "base=x.json", "--judge-backend", "openai",
                  "--judge-concurrency", "0", "--output", str(tmp_path)])

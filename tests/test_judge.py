@@ -2,13 +2,13 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from harness.backends import HFBackend, JudgeRequest, label_token_ids
-from harness.cache import JudgeCache
-from harness.data import load_dialogues
-from harness.errors import HarnessError
-from harness.judge import Judge, PairItem, RubricItem, combine_orders, open_judge, parse_verdict
-from harness.records import PairVerdict
-from harness.settings import JudgeSettings
+from harness.core.errors import HarnessError
+from harness.core.records import PairVerdict
+from harness.core.settings import JudgeSettings
+from harness.data.sources import load_dialogues
+from harness.judge.judge import Judge, PairItem, RubricItem, combine_orders, open_judge, parse_verdict
+from harness.llm.base import HFBackend, JudgeRequest, label_token_ids
+from harness.llm.cache import JudgeCache
 
 
 @pytest.mark.parametrize(

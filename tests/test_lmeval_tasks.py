@@ -7,10 +7,10 @@ import sys
 import pytest
 import yaml
 
-from harness.lmeval_tasks import default_decoding, select_dialogues
-from harness.prompts import load_generation_prompt
-from harness.resources import tasks_dir
-from harness.taskcheck import GROUP_NAMES, TASK_NAMES, validate_tasks
+from harness.core.prompts import load_generation_prompt
+from harness.core.resources import tasks_dir
+from harness.lmeval.check import GROUP_NAMES, TASK_NAMES, validate_tasks
+from harness.lmeval.tasks import default_decoding, select_dialogues
 
 
 def test_every_task_yaml_loads_through_lm_eval():
@@ -32,7 +32,7 @@ def test_validate_reports_a_broken_yaml(tmp_path, monkeypatch):
     text = (broken / "empathy_rubric.yaml").read_text()
     (broken / "empathy_rubric.yaml").write_text(text.replace("rubric_results", "no_such_function"))
     (broken / "empathy_winrate_vs_base.yaml").write_text("task: [unclosed\n")
-    monkeypatch.setattr("harness.taskcheck.tasks_dir", lambda: broken)
+    monkeypatch.setattr("harness.lmeval.check.tasks_dir", lambda: broken)
     problems = validate_tasks()
     assert any("empathy_winrate_vs_base: not found" in p for p in problems)
     assert any(p.startswith("empathy_rubric:") and "no_such_function" in p for p in problems)
@@ -47,8 +47,8 @@ def test_task_decoding_matches_prompt_file():
 
 
 def test_missing_reference_names_the_build_command(tmp_path):
-    from harness.errors import HarnessError
-    from harness.lmeval_tasks import vs_base_docs
+    from harness.core.errors import HarnessError
+    from harness.lmeval.tasks import vs_base_docs
 
     with pytest.raises(HarnessError, match=r"empathy refs build --model MODEL --name base"):
         vs_base_docs(judge="x", reference_base=str(tmp_path / "missing.json"))
@@ -57,8 +57,8 @@ def test_missing_reference_names_the_build_command(tmp_path):
 
 
 def test_comparison_docs_join_reference_by_id(small_refs):
-    from harness.lmeval_tasks import vs_base_docs
-    from harness.references import load_reference
+    from harness.data.references import load_reference
+    from harness.lmeval.tasks import vs_base_docs
 
     ds = vs_base_docs(judge="j", reference_base=str(small_refs["base"]))["test"]
     ref = load_reference(small_refs["base"])

@@ -21,7 +21,7 @@ def test_wheel_ships_tasks_prompts_and_dialogues(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
-    code = ("from harness.resources import tasks_dir, prompts_dir; from harness.data import load_dialogues; "
+    code = ("from harness.core.resources import tasks_dir, prompts_dir; from harness.data.sources import load_dialogues; "
             "print(tasks_dir()); print(prompts_dir()); print(len(load_dialogues('bundled')))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import load_dialogues
-from harness.errors import HarnessError
-from harness.prompts import (
+from harness.core.errors import HarnessError
+from harness.core.prompts import (
     EMPTY_RESPONSE,
     JUDGE_MAX_RESPONSE_CHARS,
     GenerationPrompt,
@@ -15,6 +14,7 @@ from harness.prompts import (
     load_rubric_prompt,
     prepare_for_judge,
 )
+from harness.data.sources import load_dialogues
 
 
 def test_generation_prompt_renders_context_and_utterance():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from harness.cli import main
-from harness.family import family_overlap_warning, model_family
+from harness.cli.main import main
+from harness.llm.family import family_overlap_warning, model_family
 from tests.servers import FaultProxy
 
 SECRET = "sk-test-do-not-leak-4242"

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.records import Judgment, PairVerdict, RubricScore
-from harness.stats import bootstrap_ci, comparison_stats, length_controlled_win_rate, rubric_stats
+from harness.core.records import Judgment, PairVerdict, RubricScore
+from harness.score.stats import bootstrap_ci, comparison_stats, length_controlled_win_rate, rubric_stats
 
 
 def J(i, w1, w2, cw=10, rw=10, p=None):

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import register_backend
-from harness.cli import main
-from harness.data import WELIVITA_SOURCES, load_jsonl
-from harness.distill import DistillConfig, clean_reply, overlap_guard, run_distill
-from harness.errors import HarnessError
-from harness.records import Dialogue
-from harness.resources import bundled_dialogues_path
-from harness.settings import JudgeSettings
-from harness.train import load_train_config, preference_margins, run_train
+from harness.cli.main import main
+from harness.core.errors import HarnessError
+from harness.core.records import Dialogue
+from harness.core.resources import bundled_dialogues_path
+from harness.core.settings import JudgeSettings
+from harness.data.sources import WELIVITA_SOURCES, load_jsonl
+from harness.llm.base import register_backend
+from harness.train.distill import DistillConfig, clean_reply, overlap_guard, run_distill
+from harness.train.steps import load_train_config, preference_margins, run_train
 
 MAX = 97
 
@@ -189,7 +189,7 @@ def test_teacher_start_and_base_rejected(tmp_path, tiny_models):
     """No dataset replies: start from the teacher's own direct reply; DPO rejected = the base SLM's reply."""
     data = train_jsonl(tmp_path / "train.jsonl", 4, with_reply=False)
     teacher = JudgeSettings(model="scripted-teacher", backend="scripted-teacher", cache_dir=str(tmp_path / "c"))
-    from harness.generate import ModelSpec
+    from harness.generate.replies import ModelSpec
 
     report = run_distill(DistillConfig(strategy="all_three", dataset=str(data), output=tmp_path / "o", teacher=teacher,
                                        rejected="base", base=ModelSpec(str(tiny_models["base"]), device="cpu")))
@@ -203,7 +203,7 @@ def test_teacher_start_and_base_rejected(tmp_path, tiny_models):
 
 
 def test_duplicates_are_rejected():
-    from harness.distill import Record, _dedupe
+    from harness.train.distill import Record, _dedupe
 
     recs = [Record(_dialogue(f"d{i}", f"S {i}."), reply=r) for i, r in enumerate(["Same words!", "same words", "Other"])]
     _dedupe(recs)
@@ -302,7 +302,7 @@ def test_pipeline_end_to_end(tmp_path, tiny_models, capsys):
 def test_micro_batch_and_learning_rate_scaling():
     from transformers import Qwen2Config
 
-    from harness.train import Hardware, StepSettings, micro_batch, scaled_learning_rate
+    from harness.train.steps import Hardware, StepSettings, micro_batch, scaled_learning_rate
 
     qwen05 = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                          num_attention_heads=14, num_key_value_heads=2)

@@ -3,7 +3,7 @@
 Requests run concurrently on an asyncio loop (``concurrency`` at a time), each with a timeout. 429, 408, 409,
 5xx, timeouts, dropped connections and unreadable JSON are retried with exponential backoff and full jitter,
 waiting at least what a ``Retry-After`` header asks; when the retries run out the item gets a
-:class:`~harness.backends.NoAnswer` (unscored, with the reason) and nothing is cached, so a re-run asks again.
+:class:`~harness.llm.base.NoAnswer` (unscored, with the reason) and nothing is cached, so a re-run asks again.
 Other 4xx errors (bad model name, bad request) are not retried.
 
 Logits mode reads the verdict label's probability from ``top_logprobs`` at the token where the reply writes its
@@ -28,13 +28,13 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from harness.backends import JudgeBackend, JudgeRequest, NoAnswer, register_backend
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.llm.base import JudgeBackend, JudgeRequest, NoAnswer, register_backend
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from harness.settings import JudgeSettings
+    from harness.core.settings import JudgeSettings
 
 T = TypeVar("T")
 

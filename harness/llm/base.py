@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.errors import HarnessError, did_you_mean
+from harness.core.errors import HarnessError, did_you_mean
 
 if TYPE_CHECKING:
-    from harness.settings import JudgeSettings
+    from harness.core.settings import JudgeSettings
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def check_backend_name(name: str) -> None:
 
 
 def _load_plugins() -> None:
-    import harness.http_judge  # noqa: F401  (registers "openai")
+    import harness.llm.openai  # noqa: F401  (registers "openai")
 
 
 def resolve_device(device: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.evaluate import EvalConfig, run_eval
-from harness.generate import ModelSpec
-from harness.settings import JudgeSettings
-from harness.tiny import build_tiny_model
-from harness.ui import console
+from harness.core.settings import JudgeSettings
+from harness.core.ui import console
+from harness.evaluate.run import EvalConfig, run_eval
+from harness.generate.replies import ModelSpec
+from harness.llm.tiny import build_tiny_model
 
 DEMO_LIMIT = 24
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.errors import HarnessError
-from harness.records import Decoding, Dialogue, Generation, ReferenceManifest, ReferenceSet
-from harness.results import write_json
+from harness.core.errors import HarnessError
+from harness.core.io import write_json
+from harness.core.records import Decoding, Dialogue, Generation, ReferenceManifest, ReferenceSet
 
 
 def build_command_hint(name: str, path: Path | str) -> str:

@@ -12,16 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.backends import (
-    PROBED_BACKENDS,
-    JudgeBackend,
-    JudgeRequest,
-    NoAnswer,
-    check_backend_name,
-    make_backend,
-)
-from harness.cache import JudgeCache, cache_key
-from harness.prompts import (
+from harness.core.prompts import (
     DIMENSIONS,
     Mode,
     PairwisePrompt,
@@ -30,9 +21,18 @@ from harness.prompts import (
     load_rubric_prompt,
     prepare_for_judge,
 )
-from harness.records import Dialogue, JudgeIdentity, Judgment, Order, Outcome, PairVerdict, RubricScore
-from harness.settings import JudgeSettings
-from harness.ui import progress_bar
+from harness.core.records import Dialogue, JudgeIdentity, Judgment, Order, Outcome, PairVerdict, RubricScore
+from harness.core.settings import JudgeSettings
+from harness.core.ui import progress_bar
+from harness.llm.base import (
+    PROBED_BACKENDS,
+    JudgeBackend,
+    JudgeRequest,
+    NoAnswer,
+    check_backend_name,
+    make_backend,
+)
+from harness.llm.cache import JudgeCache, cache_key
 
 #: Tokens a generate-mode judge may write: a short rationale, then the verdict.
 GENERATE_MAX_NEW_TOKENS = 96
@@ -317,7 +317,7 @@ class LazyBackend:
     def endpoint(self) -> str | None:
         """The server URL of an HTTP backend (None for local models)."""
         if self.settings.backend in PROBED_BACKENDS:
-            from harness.http_judge import OPENAI_URL, chat_completions_url
+            from harness.llm.openai import OPENAI_URL, chat_completions_url
 
             return chat_completions_url(self.settings.base_url or OPENAI_URL)
         return None
@@ -328,7 +328,7 @@ class LazyBackend:
         return self._backend
 
     def supports_logprobs(self) -> bool:
-        """See :meth:`harness.http_judge.OpenAIBackend.supports_logprobs`."""
+        """See :meth:`harness.llm.openai.OpenAIBackend.supports_logprobs`."""
         return bool(self._get().supports_logprobs())  # type: ignore[attr-defined]
 
     def stats(self) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from harness.errors import HarnessError
-from harness.records import Dialogue
-from harness.resources import prompts_dir
+from harness.core.errors import HarnessError
+from harness.core.records import Dialogue
+from harness.core.resources import prompts_dir
 
 Mode = Literal["logits", "generate"]
 DIMENSIONS = ("cognitive", "affective", "compassionate")

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.distill import STRATEGIES
-from harness.errors import HarnessError, did_you_mean
-from harness.settings import DEFAULT_JUDGE, JUDGE_MODES, JudgeSettings, default_cache_dir
+from harness.core.errors import HarnessError, did_you_mean
+from harness.core.settings import DEFAULT_JUDGE, JUDGE_MODES, JudgeSettings, default_cache_dir
+from harness.train.distill import STRATEGIES
 
 COMMANDS = ("eval", "refs", "tasks", "demo", "validate-judge", "distill", "train", "pipeline")
 
@@ -183,7 +183,7 @@ def _cache_dir(args: argparse.Namespace) -> Path:
 def _judge_settings(args: argparse.Namespace, cache_dir: Path, role: str = "judge") -> JudgeSettings:
     from pydantic import ValidationError
 
-    from harness.backends import check_backend_name
+    from harness.llm.base import check_backend_name
 
     opt = vars(args)
     mode = opt.get(f"{role}_mode", "generate")
@@ -201,7 +201,7 @@ def _judge_settings(args: argparse.Namespace, cache_dir: Path, role: str = "judg
 
 
 def _model_spec(args: argparse.Namespace, model: str | None = None):  # type: ignore[no-untyped-def]
-    from harness.generate import ModelSpec
+    from harness.generate.replies import ModelSpec
 
     return ModelSpec(model=model or args.model, backend=args.model_backend, revision=args.revision if model is None else None,
                      device=args.device, batch_size=args.batch_size, base_url=args.base_url)
@@ -219,8 +219,8 @@ def _parse_references(items: Sequence[str]) -> dict[str, Path]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``empathy eval``."""
-    from harness.evaluate import EvalConfig, run_eval
-    from harness.ui import console, print_summary
+    from harness.core.ui import console, print_summary
+    from harness.evaluate.run import EvalConfig, run_eval
 
     cache_dir = _cache_dir(args)
     build = {}
@@ -247,9 +247,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_refs(args: argparse.Namespace) -> int:
     """Run ``empathy refs build``."""
-    from harness.evaluate import build_reference, run_dialogues
-    from harness.references import save_reference
-    from harness.ui import console
+    from harness.core.ui import console
+    from harness.data.references import save_reference
+    from harness.evaluate.run import build_reference, run_dialogues
 
     if args.refs_command != "build":
         raise HarnessError("usage: empathy refs build --model MODEL --name NAME --output FILE")
@@ -262,8 +262,8 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """Run ``empathy tasks list|validate``."""
-    from harness.resources import tasks_dir
-    from harness.taskcheck import TASK_NAMES, validate_tasks
+    from harness.core.resources import tasks_dir
+    from harness.lmeval.check import TASK_NAMES, validate_tasks
 
     if args.tasks_command == "list":
         print(f"include path: {tasks_dir()}")
@@ -282,8 +282,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``empathy demo``."""
-    from harness.demo import run_demo
-    from harness.ui import console, print_summary
+    from harness.core.ui import console, print_summary
+    from harness.evaluate.demo import run_demo
 
     _check_judge_mode(args.judge_mode)
     result = run_demo(Path(args.output), limit=args.limit, judge_mode=args.judge_mode)
@@ -294,9 +294,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_validate_judge(args: argparse.Namespace) -> int:
     """Run ``empathy validate-judge``."""
-    from harness.judge import open_judge
-    from harness.ui import console
-    from harness.validity import print_validity, validate_judge
+    from harness.core.ui import console
+    from harness.judge.judge import open_judge
+    from harness.score.validity import print_validity, validate_judge
 
     cache_dir = _cache_dir(args)
     ratings = Path(args.human_ratings)
@@ -318,8 +318,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """Run ``empathy distill``."""
     from rich.table import Table
 
-    from harness.distill import DistillConfig, run_distill
-    from harness.ui import console
+    from harness.core.ui import console
+    from harness.train.distill import DistillConfig, run_distill
 
     cache_dir = _cache_dir(args)
     teacher = _judge_settings(args, cache_dir, "teacher") if args.teacher else None
@@ -350,8 +350,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``empathy train``."""
-    from harness.train import load_train_config, run_train
-    from harness.ui import console
+    from harness.core.ui import console
+    from harness.train.steps import load_train_config, run_train
 
     cfg = load_train_config(Path(args.config) if args.config else None, {"device": args.device})
     sft, dpo = Path(args.sft), Path(args.dpo)
@@ -368,10 +368,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Run ``empathy pipeline``."""
-    from harness.distill import STRATEGIES
-    from harness.pipeline import PipelineConfig, run_pipeline
-    from harness.train import load_train_config
-    from harness.ui import console, print_summary
+    from harness.core.ui import console, print_summary
+    from harness.train.distill import STRATEGIES
+    from harness.train.pipeline import PipelineConfig, run_pipeline
+    from harness.train.steps import load_train_config
 
     if args.strategy not in STRATEGIES:
         raise HarnessError(f"unknown strategy {args.strategy!r}: {did_you_mean(args.strategy, STRATEGIES)}")
@@ -390,7 +390,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def _model_spec_for(model: str, device: str):  # type: ignore[no-untyped-def]
-    from harness.generate import ModelSpec
+    from harness.generate.replies import ModelSpec
 
     return ModelSpec(model=model, device=device)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.prompts import DIMENSIONS
-from harness.records import Judgment, RubricScore
+from harness.core.prompts import DIMENSIONS
+from harness.core.records import Judgment, RubricScore
 
 N_BOOTSTRAP = 2000
 OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}

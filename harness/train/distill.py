@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.backends import JudgeRequest, NoAnswer
-from harness.data import WELIVITA_SOURCES, DatasetSpec, welivita_records
-from harness.errors import HarnessError, did_you_mean
-from harness.prompts import DIMENSIONS, cut_reply, load_generation_prompt, load_teacher_prompts
-from harness.records import Dialogue
-from harness.results import file_hash, write_json, write_jsonl
-from harness.settings import JudgeSettings
+from harness.core.errors import HarnessError, did_you_mean
+from harness.core.io import file_hash, write_json, write_jsonl
+from harness.core.prompts import DIMENSIONS, cut_reply, load_generation_prompt, load_teacher_prompts
+from harness.core.records import Dialogue
+from harness.core.settings import JudgeSettings
+from harness.data.sources import WELIVITA_SOURCES, DatasetSpec, welivita_records
+from harness.llm.base import JudgeRequest, NoAnswer
 
 STRATEGIES = ("direct", "naive", "all_three", "lacking", "cognitive", "affective", "compassionate", "sequential")
 StartFrom = Literal["auto", "dataset", "teacher"]
@@ -184,7 +184,7 @@ class DistillConfig:
     """DPO's rejected reply: ``original`` (the reply before improvement; for ``direct`` the dataset's own reply),
     ``base`` (the base SLM's own reply) or ``auto`` (original where there is one, else the base SLM's, if given)."""
     base: Any = None
-    """A :class:`harness.generate.ModelSpec` of the base SLM (for ``rejected`` base / auto)."""
+    """A :class:`harness.generate.replies.ModelSpec` of the base SLM (for ``rejected`` base / auto)."""
     eval_dataset: str = "bundled"
     eval_limit: int | None = None
     limit: int | None = None
@@ -211,7 +211,7 @@ class Teacher:
     """Teacher calls through a judge backend (local HF batched, or an OpenAI-compatible server), cached."""
 
     def __init__(self, settings: JudgeSettings) -> None:
-        from harness.judge import open_judge
+        from harness.judge.judge import open_judge
 
         self.judge = open_judge(settings.model_copy(update={"mode": "generate"}))
 
@@ -234,7 +234,7 @@ class Teacher:
 
 
 def _dialogues(cfg: DistillConfig) -> tuple[list[Dialogue], dict[str, Any]]:
-    from harness.data import interleave_by_emotion, load_dialogues
+    from harness.data.sources import interleave_by_emotion, load_dialogues
 
     train = load_dialogues(cfg.dataset)
     evaluation = load_dialogues(cfg.eval_dataset)
@@ -258,7 +258,7 @@ def _direct_request(d: Dialogue) -> JudgeRequest:
 
 def run_distill(cfg: DistillConfig) -> dict[str, Any]:
     """Distil, clean, build the SFT and DPO sets; write them with ``records.jsonl`` and ``report.json``."""
-    from harness.ui import console
+    from harness.core.ui import console
 
     dialogues, guard = _dialogues(cfg)
     records = {d.id: Record(d) for d in dialogues}
@@ -460,8 +460,8 @@ def _dpo_pairs(cfg: DistillConfig, accepted: list[Record]) -> tuple[list[dict[st
                 losers[r.dialogue.id] = original
     need_base = [r.dialogue for r in accepted if r.dialogue.id not in losers]
     if need_base and (cfg.rejected == "base" or (cfg.rejected == "auto" and cfg.base is not None)):
-        from harness.generate import generate
-        from harness.lmeval_tasks import default_decoding
+        from harness.generate.replies import generate
+        from harness.lmeval.tasks import default_decoding
 
         gens = generate(cfg.base, need_base, dataset=cfg.dataset, decoding=default_decoding(), system="base")
         losers.update({g.dialogue_id: g.response for g in gens})

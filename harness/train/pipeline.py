@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.distill import DistillConfig, Rejected, StartFrom, run_distill
-from harness.evaluate import EvalConfig, run_eval
-from harness.family import family_overlap_warning
-from harness.generate import ModelSpec
-from harness.results import write_json
-from harness.settings import JudgeSettings
-from harness.train import TrainConfig, run_train
+from harness.core.io import write_json
+from harness.core.settings import JudgeSettings
+from harness.evaluate.run import EvalConfig, run_eval
+from harness.generate.replies import ModelSpec
+from harness.llm.family import family_overlap_warning
+from harness.train.distill import DistillConfig, Rejected, StartFrom, run_distill
+from harness.train.steps import TrainConfig, run_train
 
 
 @dataclass
@@ -42,11 +42,11 @@ class PipelineConfig:
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Distil → train → evaluate; returns the targeted candidate's results (also in ``output/results.json``)."""
-    from harness.ui import console
+    from harness.core.ui import console
 
     out = cfg.output
     if cfg.strategy == "direct":
-        from harness.errors import HarnessError
+        from harness.core.errors import HarnessError
 
         raise HarnessError("--strategy names the targeted strategy to compare with direct (e.g. all_three)")
     base = ModelSpec(cfg.base, device=cfg.device, batch_size=cfg.batch_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.resources import tasks_dir
+from harness.core.resources import tasks_dir
 
 TASK_NAMES = ("empathy_gen", "empathy_winrate_vs_base", "empathy_winrate_vs_direct", "empathy_rubric")
 GROUP_NAMES = ("empathy",)

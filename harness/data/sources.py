@@ -1,6 +1,6 @@
 """Dialogue sources: the bundled set, EmpatheticDialogues from the Hub, the Welivita & Pu ratings CSV.
 
-Every source yields :class:`~harness.records.Dialogue` records with stable ids; a dataset is identified by a
+Every source yields :class:`~harness.core.records.Dialogue` records with stable ids; a dataset is identified by a
 hash of its content (ids and text), so reference sets built on other data are refused.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.errors import HarnessError
-from harness.records import Dialogue
-from harness.resources import bundled_dialogues_path
+from harness.core.errors import HarnessError
+from harness.core.records import Dialogue
+from harness.core.resources import bundled_dialogues_path
 
 #: The 32 EmpatheticDialogues emotions and their sentiment (as in the Welivita & Pu release).
 EMOTION_SENTIMENT: dict[str, str] = {

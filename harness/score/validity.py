@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.data import WELIVITA_SOURCES, DatasetError, interleave_by_emotion, welivita_records
-from harness.judge import Judge, PairItem, RubricItem
-from harness.records import Dialogue, Judgment
-from harness.results import write_json, write_jsonl
-from harness.stats import N_BOOTSTRAP, OUTCOME_SCORE, mean_or_nan, position_flip
+from harness.core.io import write_json, write_jsonl
+from harness.core.records import Dialogue, Judgment
+from harness.data.sources import WELIVITA_SOURCES, DatasetError, interleave_by_emotion, welivita_records
+from harness.judge.judge import Judge, PairItem, RubricItem
+from harness.score.stats import N_BOOTSTRAP, OUTCOME_SCORE, mean_or_nan, position_flip
 
 SOURCE_NAMES = {"human": "human", "chatgpt_empathy": "GPT-4", "llama_empathy": "LLaMA-2",
                 "gemini_empathy": "Gemini", "mixtral_empathy": "Mixtral"}
@@ -358,7 +358,7 @@ def print_validity(result: dict[str, Any]) -> None:
     """A rich table of validity.json."""
     from rich.table import Table
 
-    from harness.ui import console
+    from harness.core.ui import console
 
     def pct(entry: dict[str, Any]) -> str:
         v = entry.get("value")

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from harness.errors import HarnessError, did_you_mean
-from harness.results import file_hash, write_json, write_jsonl
+from harness.core.errors import HarnessError, did_you_mean
+from harness.core.io import file_hash, write_json, write_jsonl
 
 
 @dataclass
@@ -141,7 +141,7 @@ def detect_hardware(cfg: TrainConfig) -> Hardware:
 
     import torch
 
-    from harness.backends import resolve_device
+    from harness.llm.base import resolve_device
 
     device = resolve_device(cfg.device)
     cuda = device.startswith("cuda")
@@ -221,7 +221,7 @@ def dpo_dataset(path: Path) -> Any:
 def _progress_callback(title: str) -> Any:
     from transformers import TrainerCallback
 
-    from harness.ui import console
+    from harness.core.ui import console
 
     class RichProgress(TrainerCallback):  # type: ignore[misc]
         """A rich progress bar with the latest loss, in place of tqdm."""
@@ -337,7 +337,7 @@ def _load_model(path: str | Path, hw: Hardware, revision: str | None = None) -> 
 def _load_tokenizer(path: str | Path, revision: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
-    from harness.tiny import CHATML_TEMPLATE
+    from harness.llm.tiny import CHATML_TEMPLATE
 
     tok = AutoTokenizer.from_pretrained(str(path), revision=revision)
     if not getattr(tok, "chat_template", None):
@@ -456,7 +456,7 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     """LoRA SFT → DPO → merge; writes ``output/candidate`` (model, tokenizer, README.md model card) and logs."""
     import importlib.metadata as md
 
-    from harness.ui import console
+    from harness.core.ui import console
 
     hw = detect_hardware(cfg)
     sft_file = sft / "train.jsonl" if sft.is_dir() else sft

@@ -15,13 +15,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from harness.data import DatasetSpec, dataset_hash, interleave_by_emotion, load_dialogues
-from harness.judge import Judge, PairItem, RubricItem, open_judge
-from harness.prompts import DIMENSIONS, cut_reply, load_generation_prompt
-from harness.records import Decoding, Dialogue, Judgment, RubricScore
-from harness.references import check_compatible, load_reference
-from harness.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
-from harness.stats import position_flip
+from harness.core.prompts import DIMENSIONS, cut_reply, load_generation_prompt
+from harness.core.records import Decoding, Dialogue, Judgment, RubricScore
+from harness.core.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
+from harness.data.references import check_compatible, load_reference
+from harness.data.sources import DatasetSpec, dataset_hash, interleave_by_emotion, load_dialogues
+from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.score.stats import position_flip
 
 log = logging.getLogger(__name__)
 

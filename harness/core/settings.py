@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.errors import HarnessError, did_you_mean
+from harness.core.errors import HarnessError, did_you_mean
 
 #: The default judge: an open instruction model that needs no API key.
 DEFAULT_JUDGE = "Qwen/Qwen2.5-7B-Instruct"

@@ -20,18 +20,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from harness import __version__
-from harness.errors import HarnessError
-from harness.generate import ModelSpec, generate, resolve_chat_template
-from harness.judge import Judge, PairItem, RubricItem, open_judge
-from harness.lmeval_tasks import (
-    default_decoding,
-    gen_results,
-    judgment_metrics,
-    rubric_metrics,
-    select_dialogues,
-)
-from harness.prompts import load_generation_prompt
-from harness.records import (
+from harness.core.errors import HarnessError
+from harness.core.io import write_json, write_jsonl
+from harness.core.prompts import load_generation_prompt
+from harness.core.records import (
     Decoding,
     Dialogue,
     Generation,
@@ -40,11 +32,19 @@ from harness.records import (
     ReferenceSet,
     RubricScore,
 )
-from harness.references import check_compatible, load_reference, save_reference
-from harness.results import write_json, write_jsonl
-from harness.settings import JudgeSettings
-from harness.stats import comparison_stats, rubric_stats
-from harness.ui import console
+from harness.core.settings import JudgeSettings
+from harness.core.ui import console
+from harness.data.references import check_compatible, load_reference, save_reference
+from harness.generate.replies import ModelSpec, generate, resolve_chat_template
+from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.lmeval.tasks import (
+    default_decoding,
+    gen_results,
+    judgment_metrics,
+    rubric_metrics,
+    select_dialogues,
+)
+from harness.score.stats import comparison_stats, rubric_stats
 
 
 @dataclass
@@ -280,7 +280,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def _judge_warnings(judge: Judge, candidate: str, references: dict[str, str]) -> list[str]:
-    from harness.family import family_overlap_warning
+    from harness.llm.family import family_overlap_warning
 
     out = [judge.mode_note] if judge.mode_note else []
     others = {"candidate": candidate, **{f"reference {n!r}": m for n, m in references.items()}}

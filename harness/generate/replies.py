@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import HarnessError, did_you_mean
-from harness.prompts import cut_reply
-from harness.records import Decoding, Dialogue, Generation
-from harness.resources import tasks_dir
+from harness.core.errors import HarnessError, did_you_mean
+from harness.core.prompts import cut_reply
+from harness.core.records import Decoding, Dialogue, Generation
+from harness.core.resources import tasks_dir
 
 #: lm-eval model types the harness drives (``--model-backend``); ``openai-chat`` is our name for lm-eval's
 #: ``local-chat-completions`` (any OpenAI-compatible chat server: vLLM, TGI, ``transformers serve`` …).
@@ -48,7 +48,7 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     if spec.backend == "local-chat-completions":
         if not spec.base_url:
             raise HarnessError("--model-backend openai-chat needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        from harness.http_judge import chat_completions_url
+        from harness.llm.openai import chat_completions_url
 
         url = chat_completions_url(spec.base_url)
         return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}
@@ -95,7 +95,7 @@ def generate(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from harness.backends import resolve_device
+    from harness.llm.base import resolve_device
 
     device = resolve_device(spec.device)
     chat = uses_chat_template(spec)
