@@ -7,7 +7,6 @@ cannot be read is *unscored* (with a reason), never a loss.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from harness.core.prompts import (
 from harness.core.records import Dialogue, JudgeIdentity, Judgment, Order, Outcome, PairVerdict, RubricScore
 from harness.core.settings import JudgeSettings
 from harness.core.ui import progress_bar
+from harness.judge.parse import combine_orders, parse_verdict
 from harness.llm.base import (
     PROBED_BACKENDS,
     JudgeBackend,
@@ -57,23 +57,6 @@ class RubricItem:
     dialogue: Dialogue
     system: str
     response: str
-
-
-def parse_verdict(text: str, labels: Sequence[str], prefix: str) -> str | None:
-    """The verdict in a written answer: the *last* '<prefix> X' with X among ``labels``; else None.
-
-    Taking the last match means a reply that quotes a verdict earlier (or an injected one) cannot decide it.
-    A bare answer that is exactly one label is accepted too.
-    """
-    alternatives = "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
-    word = re.escape(prefix.rstrip(": ").strip())
-    pattern = re.compile(rf"{word}[\s*]*:?[\s*\[\(\"'`]*({alternatives})(?!\w)", re.IGNORECASE)
-    matches = [m.group(1) for m in pattern.finditer(text)]
-    matches = [m for m in matches if m in labels]  # labels are case-sensitive: 'a' is not 'A'
-    if matches:
-        return matches[-1]
-    bare = text.strip().strip("*[]().'\"`").strip()
-    return bare if bare in labels else None
 
 
 @dataclass
@@ -278,18 +261,6 @@ class Judge:
             return expected, " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in labels)
         label = parse_verdict(str(answer), labels, self.rubric.verdict_prefix)
         return (float(label) if label else None), str(answer)
-
-
-def combine_orders(verdicts: Sequence[PairVerdict]) -> Outcome | None:
-    """Win if both orders prefer the candidate, loss if both prefer the reference, tie otherwise."""
-    winners = [v.winner for v in verdicts]
-    if any(w is None for w in winners):
-        return None
-    if all(w == "candidate" for w in winners):
-        return "candidate"
-    if all(w == "reference" for w in winners):
-        return "reference"
-    return "tie"
 
 
 def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:

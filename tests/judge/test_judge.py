@@ -6,7 +6,8 @@ from harness.core.errors import HarnessError
 from harness.core.records import PairVerdict
 from harness.core.settings import JudgeSettings
 from harness.data.sources import load_dialogues
-from harness.judge.judge import Judge, PairItem, RubricItem, combine_orders, open_judge, parse_verdict
+from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.judge.parse import combine_orders, parse_verdict
 from harness.llm.base import HFBackend, JudgeRequest, label_token_ids
 from harness.llm.cache import JudgeCache
 
