@@ -47,11 +47,10 @@ def main() -> None:
 
     from harness.core.prompts import load_generation_prompt
     from harness.core.settings import JudgeSettings
-    from harness.evaluate.run import run_dialogues
-    from harness.generate.replies import ModelSpec, generate
+    from harness.data.selection import run_dialogues
+    from harness.generate.replies import ModelSpec, default_decoding, generate
     from harness.judge.judge import PairItem, open_judge
     from harness.llm.tiny import build_tiny_model
-    from harness.lmeval.tasks import default_decoding
 
     tmp = Path(tempfile.mkdtemp(prefix="empathy-bench-"))
     cand = build_tiny_model(tmp / "cand", seed=1, hidden_size=args.hidden, num_layers=args.layers)

@@ -31,7 +31,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.evaluate.run import run_dialogues
+    from harness.data.selection import run_dialogues
     from harness.judge.judge import PairItem
     from harness.llm.tiny import build_scripted_judge, build_tiny_model
     from tests.servers import Serve

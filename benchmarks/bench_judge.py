@@ -69,7 +69,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.evaluate.run import run_dialogues
+    from harness.data.selection import run_dialogues
     from harness.judge.judge import GENERATE_MAX_NEW_TOKENS, Judge, PairItem
     from harness.llm.base import HFBackend
     from harness.llm.cache import JudgeCache

@@ -33,7 +33,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Reference sets for base and direct on the first 6 bundled dialogues."""
     from harness.data.references import save_reference
-    from harness.evaluate.run import build_reference, run_dialogues
+    from harness.data.selection import run_dialogues
+    from harness.evaluate.references import build_reference
     from harness.generate.replies import ModelSpec
 
     root = tmp_path_factory.mktemp("refs")

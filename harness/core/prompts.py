@@ -36,7 +36,6 @@ class GenerationPrompt(_Config):
 
     version: str
     template: str
-    stop: tuple[str, ...]
     max_words: int = 97
 
     def render(self, dialogue: Dialogue) -> str:
@@ -45,8 +44,8 @@ class GenerationPrompt(_Config):
 
     @property
     def hash(self) -> str:
-        """Identifies the prompt text and stop rules; reference sets must match it."""
-        return _short_hash(self.version, self.template, *self.stop)
+        """Identifies the prompt text; reference sets must match it (decoding and stop strings are checked apart)."""
+        return _short_hash(self.version, self.template)
 
 
 class Labels(_Config):
@@ -175,6 +174,11 @@ def load_teacher_prompts(path: str | None = None) -> TeacherPrompts:
     """The teacher prompt set (default: prompts/teacher/default.yaml)."""
     p = Path(path) if path else prompts_dir() / "teacher" / "default.yaml"
     return _load(p, TeacherPrompts)  # type: ignore[return-value]
+
+
+def prompt_file_hash(config: BaseModel) -> str:
+    """Hash of a loaded prompt file's whole content (every field), for fingerprints and provenance."""
+    return _short_hash(config.model_dump_json())
 
 
 def _short_hash(*parts: str) -> str:

@@ -6,11 +6,11 @@ order. Each carries a ``schema_version`` so that files written by older versions
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Sentiment = Literal["positive", "negative", "neutral"]
 Order = Literal["cand_first", "ref_first"]
@@ -20,6 +20,21 @@ Outcome = Literal["candidate", "reference", "tie"]
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: int = SCHEMA_VERSION
+
+
+class ModelIdentity(BaseModel):
+    """What a system *is*, never just the string the user typed (see :mod:`harness.core.fingerprint`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["local", "hub", "served"]
+    name: str
+    """The folder, Hub id or served model name as given."""
+    revision: str | None = None
+    """Hub models: the resolved commit sha (pinned even when none was asked for)."""
+    base_url: str | None = None
+    """Served models: the normalised server URL."""
+    fingerprint: str
+    """16 hex characters that change whenever what produces the answers changes."""
 
 
 class Dialogue(_Record):
@@ -64,6 +79,8 @@ class ReferenceManifest(_Record):
     name: str
     model: str
     model_revision: str | None = None
+    model_identity: ModelIdentity | None = None
+    """What generated the replies (None in files of schema 1: such a set cannot be checked for staleness)."""
     backend: str
     decoding: Decoding
     prompt_hash: str
@@ -96,6 +113,8 @@ class PairVerdict(BaseModel):
     cached: bool = False
     unscored_reason: str | None = None
     """Why ``winner`` is None: an unreadable answer, or a request that failed after its retries."""
+    label_mass: float | None = None
+    """Logits mode: the probability the judge put on the verdict labels at all (before renormalising)."""
 
 
 class Judgment(_Record):
@@ -113,6 +132,8 @@ class Judgment(_Record):
     candidate_words: int
     reference_words: int
     unscored_reason: str | None = None
+    judge_fingerprint: str = ""
+    """The :class:`JudgeFingerprint` that produced these verdicts (its short hash)."""
 
 
 class RubricScore(_Record):
@@ -123,33 +144,157 @@ class RubricScore(_Record):
     scores: dict[str, float | None]
     raw: dict[str, str] = Field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    label_mass: dict[str, float | None] = Field(default_factory=dict)
+    judge_fingerprint: str = ""
 
 
-class JudgeIdentity(BaseModel):
-    """Everything that determines a judge's answers; part of every cache key."""
+class JudgeFingerprint(BaseModel):
+    """Everything that determines a judge's answers; its ``fingerprint`` is on every verdict and cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    model: ModelIdentity
     backend: str
-    model: str
-    revision: str | None = None
     mode: Literal["logits", "generate"]
-    requested_mode: Literal["logits", "generate"] | None = None
+    requested_mode: Literal["logits", "generate"]
     mode_note: str | None = None
     pairwise_prompt_version: str
+    pairwise_prompt_hash: str
     rubric_prompt_version: str
+    rubric_prompt_hash: str
+    pairwise_labels: tuple[str, ...]
+    rubric_labels: tuple[str, ...]
+    max_new_tokens: int
+    """Generate mode: the judge's token budget (logits mode reads one next-token distribution)."""
+    temperature: float = 0.0
+    dtype: str
+    parser_version: str
+    min_label_mass: float
+    logprobs_probe: bool | None = None
+    """Served judges in logits mode: whether the server returned ``top_logprobs`` when probed for this run."""
+    fingerprint: str
+
+
+class ComparisonStats(BaseModel):
+    """Statistics of one comparison (candidate vs one reference), as defined in :mod:`harness.score.stats`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    win_rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    win_rate_cand_first: float | None
+    win_rate_ref_first: float | None
+    wins: int
+    losses: int
+    ties: int
+    tie_rate: float | None
+    position_flip_rate: float | None
+    n_scored: int
+    n_unscored: int
+    parse_rate: float | None
+    lc_win_rate: float | None
+    lc_ci_low: float | None = None
+    lc_ci_high: float | None = None
+    mean_words_candidate: float | None
+    mean_words_reference: float | None
+    preference: float | None = None
+    preference_ci_low: float | None = None
+    preference_ci_high: float | None = None
+    label_mass_mean: float | None = None
+    label_mass_min: float | None = None
+    flags: dict[str, int] = Field(default_factory=dict)
+    seed: int
+    n_bootstrap: int
+    reference: str
+    """The reference set's name (``base`` in ``vs_base``)."""
+    reference_model: ModelIdentity
+
+
+class DimensionStats(BaseModel):
+    """Mean rubric score (1-5) of one dimension with its bootstrap CI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_scored: int
+    n_unscored: int
+
+
+class RunHealth(BaseModel):
+    """Is the judge telling replies apart? Pooled over every pairwise verdict of the run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    n_verdicts: int
+    parse_rate: float | None
+    """Share of pairwise verdicts (one per order) that were read."""
+    tie_rate: float | None
+    """Share of read verdicts that named the tie label."""
+    position_flip_rate: float | None
+    position_bias: float | None
+    """P(the first-shown reply wins) − P(the second wins), over decisive read verdicts; 0 for an unbiased judge."""
+    label_mass_mean: float | None = None
+    label_mass_min: float | None = None
+    n_low_label_mass: int = 0
+    rubric_parse_rate: float | None = None
+
+
+class SystemInfo(BaseModel):
+    """One system of the run (candidate or a reference) and where its replies came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: ModelIdentity
+    backend: str
+    chat_template: bool | None = None
+    reference_file: str | None = None
+    reference_file_hash: str | None = None
+
+
+class Provenance(BaseModel):
+    """Where the numbers came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    harness_version: str
+    front_end: Literal["empathy eval", "lm-eval"]
+    dataset: str
+    dataset_hash: str
+    n_dialogues: int
+    dialogue_ids_hash: str
+    generation_prompt_version: str
+    generation_prompt_hash: str
+    decoding: Decoding
+    systems: dict[str, SystemInfo]
+    """``candidate`` and every reference by name."""
+    seed: int
+    time: str
 
 
 class RunResult(_Record):
-    """The result of one evaluation run, as written to results.json."""
+    """One completed evaluation run: ``results.json`` (schema 2), written by ``empathy eval`` and the lm-eval path.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    ``vs_base`` / ``vs_direct`` repeat ``comparisons['vs_base' / 'vs_direct']`` at the top level, where scripts of
+    the first schema read them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[2] = 2
     model: str
-    comparisons: dict[str, dict[str, Any]]
-    rubric: dict[str, dict[str, Any]]
-    rubric_references: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
-    results: dict[str, dict[str, Any]]
-    configs: dict[str, dict[str, Any]]
-    versions: dict[str, Any]
-    judge: JudgeIdentity
+    comparisons: dict[str, ComparisonStats]
+    vs_base: ComparisonStats | None = None
+    vs_direct: ComparisonStats | None = None
+    rubric: dict[str, DimensionStats]
+    rubric_references: dict[str, dict[str, DimensionStats]] = Field(default_factory=dict)
+    health: RunHealth
+    judge: JudgeFingerprint
+    results: dict[str, dict[str, float | str | None]]
+    """lm-eval's view: per task, each metric's mean and standard error (``metric,filter`` keys)."""
+    versions: dict[str, float]
     warnings: list[str] = Field(default_factory=list)
-    provenance: dict[str, Any]
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _headline_copies(self) -> RunResult:
+        for name in ("base", "direct"):
+            copy = getattr(self, f"vs_{name}")
+            if copy != self.comparisons.get(f"vs_{name}"):
+                raise ValueError(f"vs_{name} differs from comparisons['vs_{name}']")
+        return self

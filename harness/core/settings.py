@@ -17,6 +17,10 @@ from harness.core.errors import HarnessError, did_you_mean
 #: The default judge: an open instruction model that needs no API key.
 DEFAULT_JUDGE = "Qwen/Qwen2.5-7B-Instruct"
 JUDGE_MODES = ("logits", "generate")
+#: Tokens a generate-mode judge may write: a short rationale, then the verdict.
+GENERATE_MAX_NEW_TOKENS = 96
+#: Logits mode: verdicts whose labels hold less next-token probability than this are unscored.
+DEFAULT_MIN_LABEL_MASS = 0.5
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -39,6 +43,10 @@ class JudgeSettings(BaseModel):
     device: str = "auto"
     batch_size: int = 8
     cache_dir: str = ""
+    max_new_tokens: int = Field(default=GENERATE_MAX_NEW_TOKENS, ge=1)
+    """Generate mode: tokens the judge may write."""
+    min_label_mass: float = Field(default=DEFAULT_MIN_LABEL_MASS, ge=0.0, le=1.0)
+    """Logits mode: below this probability on the labels, a verdict is unscored."""
     # OpenAI-compatible servers (backend "openai"); the API key is read from the environment variable named
     # here, never stored in settings, results or logs.
     base_url: str | None = None
@@ -59,6 +67,10 @@ class JudgeSettings(BaseModel):
         """The SQLite judge cache file."""
         return Path(self.cache_dir or default_cache_dir()) / "judge-cache.sqlite"
 
+    def fingerprint_dir(self) -> Path:
+        """Where model content hashes are memoised (beside the cache)."""
+        return Path(self.cache_dir or default_cache_dir())
+
 
 class TaskSettings(BaseModel):
     """What the lm-eval tasks read from ``--metadata`` (or the environment)."""
@@ -67,6 +79,8 @@ class TaskSettings(BaseModel):
     dataset: str = "bundled"
     judge: JudgeSettings = JudgeSettings()
     references: dict[str, str] = {}
+    limit: int | None = Field(default=None, ge=1)
+    """The first N dialogues of the stable order, as ``empathy eval --limit N`` takes them."""
     seed: int = 1234
 
 
@@ -80,6 +94,7 @@ _METADATA_ENV = {
     "reference_base": "EMPATHY_REFERENCE_BASE",
     "reference_direct": "EMPATHY_REFERENCE_DIRECT",
     "dataset": "EMPATHY_DATASET",
+    "limit": "EMPATHY_LIMIT",
 }
 
 
@@ -88,8 +103,9 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
 
     Accepted keys: ``judge`` (model id/folder), ``judge_revision``, ``judge_backend``, ``judge_mode``,
     ``judge_device``, ``judge_batch_size``, ``judge_base_url``, ``judge_api_key_env``, ``judge_concurrency``,
-    ``judge_timeout_s``, ``judge_max_retries``, ``cache_dir``, ``references`` ({name: file}) or
-    ``reference_base`` / ``reference_direct``, ``dataset``, ``seed``.
+    ``judge_timeout_s``, ``judge_max_retries``, ``judge_max_new_tokens``, ``judge_min_label_mass``,
+    ``cache_dir``, ``references`` ({name: file}) or
+    ``reference_base`` / ``reference_direct``, ``dataset``, ``limit``, ``seed``.
     """
     env = os.environ if env is None else env
     md = dict(metadata)
@@ -112,6 +128,8 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
         "concurrency": md.get("judge_concurrency"),
         "timeout_s": md.get("judge_timeout_s"),
         "max_retries": md.get("judge_max_retries"),
+        "max_new_tokens": md.get("judge_max_new_tokens"),
+        "min_label_mass": md.get("judge_min_label_mass"),
         "cache_dir": md.get("cache_dir") or str(default_cache_dir(env)),
     }
     try:
@@ -120,6 +138,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
             dataset=str(md.get("dataset") or "bundled"),
             judge=judge,
             references=references,
+            limit=int(md["limit"]) if md.get("limit") is not None else None,
             seed=int(md.get("seed", 1234)),
         )
     except (ValidationError, ValueError) as exc:

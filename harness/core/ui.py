@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from harness.core.records import RunResult
 
 console = Console(stderr=True)
 
@@ -39,42 +42,31 @@ def _fmt(x: object, pct: bool = True) -> str:
     return f"{x:.1%}" if pct else f"{x:.2f}"
 
 
-def print_summary(result: dict[str, object]) -> None:
-    """A rich table of a results.json: both comparisons with CIs, then the rubric."""
+def print_summary(result: RunResult) -> None:
+    """Rich tables of a run (on stdout): every comparison with CIs, the rubric, run health, then warnings."""
     from rich.table import Table
 
-    table = Table(title=f"empathy — {result.get('model')}", title_justify="left")
-    for col in ("vs", "win rate", "95% CI", "LC", "ties", "flips", "scored", "unscored"):
+    out = Console(width=None if sys.stdout.isatty() else 150)  # a file or pipe gets whole rows
+    table = Table(title=f"empathy — {result.model}", title_justify="left")
+    for col in ("vs", "win rate", "95% CI", "LC", "LC 95% CI", "ties", "flips", "scored", "unscored"):
         table.add_column(col, justify="left" if col == "vs" else "right", no_wrap=True)
-    for name, s in result.items():
-        if not (isinstance(s, dict) and "win_rate" in s):
-            continue
-        table.add_row(
-            name.removeprefix("vs_"),
-            _fmt(s["win_rate"]),
-            f"{_fmt(s['ci_low'])}–{_fmt(s['ci_high'])}",
-            _fmt(s.get("lc_win_rate")),
-            _fmt(s["tie_rate"]),
-            _fmt(s["position_flip_rate"]),
-            str(s["n_scored"]),
-            str(s["n_unscored"]),
-        )
-    console.print(table)
-    console.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)")
-    rubric = result.get("rubric")
-    if isinstance(rubric, dict):
-        rt = Table(title="rubric (1–5, judge)", title_justify="left")
-        rt.add_column("system")
-        for dim in rubric:
-            rt.add_column(dim, justify="right")
-        rows = {"candidate": rubric}
-        refs = result.get("rubric_references")
-        if isinstance(refs, dict):
-            rows.update(refs)
-        for system, dims in rows.items():
-            rt.add_row(system, *(f"{_fmt(d['mean'], False)} [{_fmt(d['ci_low'], False)}–{_fmt(d['ci_high'], False)}]"
-                                 for d in dims.values()))
-        console.print(rt)
-    warnings = result.get("warnings")
-    for w in warnings if isinstance(warnings, list) else []:
-        console.print(f"[yellow]warning:[/] {w}")
+    for name, s in result.comparisons.items():
+        table.add_row(name.removeprefix("vs_"), _fmt(s.win_rate), f"{_fmt(s.ci_low)}–{_fmt(s.ci_high)}",
+                      _fmt(s.lc_win_rate), f"{_fmt(s.lc_ci_low)}–{_fmt(s.lc_ci_high)}", _fmt(s.tie_rate),
+                      _fmt(s.position_flip_rate), str(s.n_scored), str(s.n_unscored))
+    out.print(table)
+    out.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)")
+    rt = Table(title="rubric (1–5, judge)", title_justify="left")
+    rt.add_column("system")
+    for dim in result.rubric:
+        rt.add_column(dim, justify="right")
+    for system, dims in {"candidate": result.rubric, **result.rubric_references}.items():
+        rt.add_row(system, *(f"{_fmt(d.mean, False)} [{_fmt(d.ci_low, False)}–{_fmt(d.ci_high, False)}]"
+                             for d in dims.values()))
+    out.print(rt)
+    h = result.health
+    out.print(f"judge health: parse rate {_fmt(h.parse_rate)}, tie rate {_fmt(h.tie_rate)}, position bias "
+              f"{_fmt(h.position_bias, False)}, label mass {_fmt(h.label_mass_mean, False)} (min "
+              f"{_fmt(h.label_mass_min, False)}); judge {result.judge.fingerprint}")
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/] {w}")

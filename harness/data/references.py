@@ -61,6 +61,7 @@ def check_compatible(
     dataset_hash: str,
     decoding: Decoding,
     dialogues: Sequence[Dialogue],
+    limit_hint: str = "--limit",
 ) -> None:
     """Refuse a reference set that was built with another prompt, dataset or decoding, or misses dialogues."""
     m = ref.manifest
@@ -85,5 +86,5 @@ def check_compatible(
         raise HarnessError(
             f"reference set {name!r} ({path}) has no reply for {len(missing)} of this run's dialogues (e.g. "
             f"{', '.join(missing[:3])}); it was built with a smaller --limit — rebuild it with '{hint}' and a --limit "
-            "at least as large as this run's"
+            f"at least as large as this run's, or evaluate as many dialogues as it covers ({limit_hint})"
         )

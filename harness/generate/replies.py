@@ -43,6 +43,20 @@ class ModelSpec:
         object.__setattr__(self, "backend", LMEVAL_MODEL.get(self.backend, self.backend))
 
 
+def default_decoding() -> Decoding:
+    """The decoding every system uses: ``generation_kwargs`` of tasks/empathy_gen.yaml, the one place it is set."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """Reads lm-eval task YAML, skipping its ``!function`` tags."""
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    raw = yaml.load((tasks_dir() / "empathy_gen.yaml").read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    kwargs = dict(raw["generation_kwargs"])
+    return Decoding(max_gen_toks=int(kwargs["max_gen_toks"]), do_sample=bool(kwargs["do_sample"]),
+                    temperature=float(kwargs["temperature"]), until=tuple(kwargs["until"]))
+
+
 def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     """lm-eval ``model_args`` for a spec."""
     if spec.backend == "local-chat-completions":
@@ -115,7 +129,9 @@ def generate(
             device=device if spec.backend != "local-chat-completions" else None,
             apply_chat_template=chat,
             log_samples=True,
-            gen_kwargs=None,
+            # the decoding asked for, applied by lm-eval over the task YAML's (so a caller's decoding is enforced)
+            gen_kwargs={"until": list(decoding.until), "max_gen_toks": decoding.max_gen_toks,
+                        "do_sample": decoding.do_sample, "temperature": decoding.temperature},  # type: ignore[dict-item]
             bootstrap_iters=0,
             random_seed=0,
             numpy_random_seed=0,

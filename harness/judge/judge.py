@@ -7,7 +7,7 @@ cannot be read is *unscored* (with a reason), never a loss.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,23 +19,22 @@ from harness.core.prompts import (
     load_pairwise_prompt,
     load_rubric_prompt,
     prepare_for_judge,
+    prompt_file_hash,
 )
-from harness.core.records import Dialogue, JudgeIdentity, Judgment, Order, Outcome, PairVerdict, RubricScore
-from harness.core.settings import JudgeSettings
-from harness.core.ui import progress_bar
-from harness.judge.parse import combine_orders, parse_verdict
-from harness.llm.base import (
-    PROBED_BACKENDS,
-    JudgeBackend,
-    JudgeRequest,
-    NoAnswer,
-    check_backend_name,
-    make_backend,
+from harness.core.records import (
+    Dialogue,
+    JudgeFingerprint,
+    Judgment,
+    Order,
+    Outcome,
+    PairVerdict,
+    RubricScore,
 )
-from harness.llm.cache import JudgeCache, cache_key
-
-#: Tokens a generate-mode judge may write: a short rationale, then the verdict.
-GENERATE_MAX_NEW_TOKENS = 96
+from harness.core.settings import DEFAULT_MIN_LABEL_MASS, GENERATE_MAX_NEW_TOKENS, JudgeSettings
+from harness.judge.parse import PARSER_VERSION, combine_orders, parse_verdict
+from harness.llm.base import JudgeBackend, JudgeRequest, NoAnswer
+from harness.llm.cache import JudgeCache
+from harness.llm.client import LLMClient, open_client
 
 
 @dataclass(frozen=True)
@@ -61,91 +60,80 @@ class RubricItem:
 
 @dataclass
 class Judge:
-    """Runs pairwise and rubric judgments through a backend, with a cache in front of it."""
+    """Pairwise and rubric judgments through a cached, fingerprinted LLM client."""
 
-    backend: JudgeBackend
-    mode: Mode
-    cache: JudgeCache
+    client: LLMClient
     pairwise: PairwisePrompt = field(default_factory=load_pairwise_prompt)
     rubric: RubricPrompt = field(default_factory=load_rubric_prompt)
-    calls: int = 0
-    mode_note: str | None = None
-    """Why the mode in use differs from the one asked for (e.g. the server returns no log-probabilities)."""
-    _requested_mode: Mode | None = None
+    max_new_tokens: int = GENERATE_MAX_NEW_TOKENS
+    """Generate mode: the judge's token budget."""
+    min_label_mass: float = DEFAULT_MIN_LABEL_MASS
+    """Logits mode: a verdict whose labels hold less probability than this is unscored."""
 
     @property
-    def identity(self) -> JudgeIdentity:
-        """What determines this judge's answers."""
-        return JudgeIdentity(
-            backend=self.backend.name,
-            model=self.backend.model_id,
-            revision=self.backend.revision,
-            mode=self.mode,
-            requested_mode=self._requested_mode or self.mode,
-            mode_note=self.mode_note,
-            pairwise_prompt_version=self.pairwise.version,
-            rubric_prompt_version=self.rubric.version,
-        )
+    def backend(self) -> JudgeBackend:
+        """The model runner."""
+        return self.client.backend
+
+    @property
+    def cache(self) -> JudgeCache:
+        """The answer cache."""
+        return self.client.cache
+
+    @property
+    def mode(self) -> Mode:
+        """The mode in use (after :meth:`resolve_mode`)."""
+        return self.client.mode
+
+    @property
+    def calls(self) -> int:
+        """Requests the model answered in this process (cache hits excluded)."""
+        return self.client.calls
+
+    @property
+    def mode_note(self) -> str | None:
+        """Why the mode in use differs from the one asked for."""
+        return self.client.mode_note
 
     def resolve_mode(self) -> Mode:
-        """The mode this judge can run: logits needs a server that returns ``top_logprobs``, else generate.
+        """See :meth:`harness.llm.client.LLMClient.resolve_mode`."""
+        return self.client.resolve_mode()
 
-        The probe's answer is cached per endpoint and model, so a re-run makes no request to learn it again.
-        """
-        if self._requested_mode is not None:
-            return self.mode
-        self._requested_mode = self.mode
-        if self.mode == "logits" and self.backend.name in PROBED_BACKENDS:
-            endpoint = str(getattr(self.backend, "endpoint", ""))
-            key = cache_key("capability:top_logprobs", self.backend.name, endpoint, self.backend.model_id)
-            known = self.cache.peek(key)
-            if known is None:
-                known = bool(self.backend.supports_logprobs())  # type: ignore[attr-defined]
-                self.cache.put_many({key: known})
-            if not known:
-                self.mode = "generate"
-                self.mode_note = (f"logits mode was asked for, but {endpoint} returns no top_logprobs: the judge "
-                                  "wrote its verdicts (generate mode)")
-        return self.mode
+    @property
+    def fingerprint(self) -> JudgeFingerprint:
+        """Everything that determines this judge's verdicts; its short hash is on every verdict."""
+        from harness.core.fingerprint import short_hash
 
-    # -- asking -------------------------------------------------------------------------------------------
-
-    def _key(self, request: JudgeRequest, prompt_version: str, max_new_tokens: int = GENERATE_MAX_NEW_TOKENS) -> str:
-        b = self.backend
-        parts = [b.name, b.model_id, b.revision, self.mode, prompt_version, request.system, request.user,
-                 request.prefill, "|".join(request.labels)]
-        if request.history or max_new_tokens != GENERATE_MAX_NEW_TOKENS:  # (keys of plain judge prompts unchanged)
-            parts += [str(max_new_tokens), *(t for turn in request.history for t in turn)]
-        return cache_key(*parts)
-
-    def ask(
-        self, requests: Sequence[JudgeRequest], prompt_version: str, *, max_new_tokens: int = GENERATE_MAX_NEW_TOKENS,
-        description: str | None = None,
-    ) -> list[tuple[Any, bool]]:
-        """Answers (label probabilities or text) for each request, and whether each came from the cache."""
         self.resolve_mode()
-        keys = [self._key(r, prompt_version, max_new_tokens) for r in requests]
-        cached = self.cache.get_many(keys)
-        todo = [i for i, k in enumerate(keys) if k not in cached]
-        unique_todo = list({keys[i]: i for i in todo}.values())
-        answers: dict[str, Any] = dict(cached)
-        if unique_todo:
-            sub = [requests[i] for i in unique_todo]
-            batches: Iterator[tuple[list[int], list[Any]]]
-            if self.mode == "logits":
-                batches = self.backend.label_probs(sub)  # type: ignore[assignment]
-            else:
-                batches = self.backend.generate(sub, max_new_tokens)  # type: ignore[assignment]
-            label = description or f"judging ({self.mode}, {self.backend.model_id})"
-            with progress_bar(label, total=len(sub)) as advance:
-                for idx, outs in batches:
-                    self.calls += len(idx)
-                    fresh = {keys[unique_todo[j]]: out for j, out in zip(idx, outs, strict=True)}
-                    # committed now: an interrupted run keeps this batch; a NoAnswer is never cached
-                    self.cache.put_many({k: v for k, v in fresh.items() if not isinstance(v, NoAnswer)})
-                    answers.update(fresh)
-                    advance(len(idx))
-        return [(answers[k], k in cached) for k in keys]
+        c = self.client
+        draft = JudgeFingerprint(
+            model=c.identity, backend=c.backend.name, mode=c.mode, requested_mode=c.requested_mode or c.mode,
+            mode_note=c.mode_note, pairwise_prompt_version=self.pairwise.version,
+            pairwise_prompt_hash=prompt_file_hash(self.pairwise), rubric_prompt_version=self.rubric.version,
+            rubric_prompt_hash=prompt_file_hash(self.rubric), pairwise_labels=self.pairwise.label_list,
+            rubric_labels=self.rubric.scores, max_new_tokens=self.max_new_tokens if c.mode == "generate" else 1,
+            temperature=0.0, dtype=c.dtype, parser_version=PARSER_VERSION, min_label_mass=self.min_label_mass,
+            logprobs_probe=c.logprobs_probe, fingerprint="",
+        )
+        # the hash covers what shapes verdicts; the note and the mode asked for only explain them
+        hashed = draft.model_dump_json(exclude={"fingerprint", "mode_note", "requested_mode"})
+        return draft.model_copy(update={"fingerprint": short_hash(hashed)})
+
+    def ask(self, requests: Sequence[JudgeRequest]) -> list[tuple[Any, bool]]:
+        """Answers for judge requests (see :meth:`harness.llm.client.LLMClient.ask`)."""
+        return self.client.ask(requests, max_new_tokens=self.max_new_tokens,
+                               description=f"judging ({self.mode}, {self.backend.model_id}): verdicts")
+
+    def _low_mass(self, answer: Any) -> tuple[dict[str, float], float | None, str | None]:
+        """Label probabilities, their raw mass, and why the answer is unusable (None when it is fine)."""
+        probs = {k: float(v) for k, v in dict(answer).items() if not k.startswith("_")}
+        mass = answer.get("_mass")
+        if not sum(probs.values()):
+            return probs, mass, "no verdict label among the judge's most likely tokens"
+        if mass is not None and mass < self.min_label_mass:
+            return probs, mass, (f"label mass {mass:.3f} is below {self.min_label_mass:g}: the judge was not answering "
+                                 "with a verdict label")
+        return probs, mass, None
 
     # -- pairwise -----------------------------------------------------------------------------------------
 
@@ -165,14 +153,15 @@ class Judge:
         if isinstance(answer, NoAnswer):
             return PairVerdict(order=order, winner=None, raw="", cached=False, unscored_reason=answer.reason)
         if self.mode == "logits":
-            probs: dict[str, float] = answer
-            if not sum(probs.values()):
-                return PairVerdict(order=order, winner=None, raw="", cached=cached,
-                                   unscored_reason="no verdict label among the judge's most likely tokens")
+            probs, mass, problem = self._low_mass(answer)
+            raw = " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in (first, second, tie))
+            if problem:
+                return PairVerdict(order=order, winner=None, raw=raw, cached=cached, unscored_reason=problem,
+                                   label_mass=mass)
             best = max((first, second, tie), key=lambda lab: probs.get(lab, 0.0))
             p_cand = probs.get(cand_label, 0.0) + 0.5 * probs.get(tie, 0.0)
-            raw = " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in (first, second, tie))
-            return PairVerdict(order=order, winner=to_outcome[best], p_candidate=p_cand, raw=raw, cached=cached)
+            return PairVerdict(order=order, winner=to_outcome[best], p_candidate=p_cand, raw=raw, cached=cached,
+                               label_mass=mass)
         label = parse_verdict(str(answer), (first, second, tie), self.pairwise.verdict_prefix)
         if label is None:
             return PairVerdict(order=order, winner=None, raw=str(answer), cached=cached,
@@ -186,7 +175,8 @@ class Judge:
         requests = []
         for it, ((cand, _), (ref, _)) in zip(items, shown, strict=True):
             requests += [self._pair_request(it.dialogue, cand, ref), self._pair_request(it.dialogue, ref, cand)]
-        answers = self.ask(requests, self.pairwise.version)
+        answers = self.ask(requests)
+        fingerprint = self.fingerprint.fingerprint
         judgments = []
         for n, (item, ((_, cand_flags), (_, ref_flags))) in enumerate(zip(items, shown, strict=True)):
             verdicts = tuple(
@@ -205,6 +195,7 @@ class Judge:
                     candidate_words=len(item.candidate_response.split()),
                     reference_words=len(item.reference_response.split()),
                     unscored_reason=_unscored_reason(verdicts),
+                    judge_fingerprint=fingerprint,
                 )
             )
         return judgments
@@ -218,7 +209,7 @@ class Judge:
         requests = [
             self._pair_request(d, prepare_for_judge(a)[0], prepare_for_judge(b)[0]) for d, a, b in shown
         ]
-        answers = self.ask(requests, self.pairwise.version)
+        answers = self.ask(requests)
         return [self._pair_verdict(answer, cached, cand_first=True) for answer, cached in answers]
 
     # -- rubric -------------------------------------------------------------------------------------------
@@ -238,29 +229,33 @@ class Judge:
                         labels=self.rubric.scores,
                     )
                 )
-        answers = self.ask(requests, self.rubric.version)
+        answers = self.ask(requests)
+        fingerprint = self.fingerprint.fingerprint
         out = []
         for n, (it, (_, flags)) in enumerate(zip(items, prepared, strict=True)):
             scores: dict[str, float | None] = {}
             raw: dict[str, str] = {}
+            masses: dict[str, float | None] = {}
             for k, dim in enumerate(DIMENSIONS):
                 answer, _ = answers[len(DIMENSIONS) * n + k]
-                scores[dim], raw[dim] = self._rubric_value(answer)
-            out.append(RubricScore(dialogue_id=it.dialogue.id, system=it.system, scores=scores, raw=raw, flags=flags))
+                scores[dim], raw[dim], masses[dim] = self._rubric_value(answer)
+            out.append(RubricScore(dialogue_id=it.dialogue.id, system=it.system, scores=scores, raw=raw, flags=flags,
+                                   label_mass=masses if self.mode == "logits" else {}, judge_fingerprint=fingerprint))
         return out
 
-    def _rubric_value(self, answer: Any) -> tuple[float | None, str]:
+    def _rubric_value(self, answer: Any) -> tuple[float | None, str, float | None]:
         labels = self.rubric.scores
         if isinstance(answer, NoAnswer):
-            return None, f"unscored: {answer.reason}"
+            return None, f"unscored: {answer.reason}", None
         if self.mode == "logits":
-            probs: dict[str, float] = answer
-            if not sum(probs.values()):
-                return None, "unscored: no score label among the judge's most likely tokens"
+            probs, mass, problem = self._low_mass(answer)
+            raw = " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in labels)
+            if problem:
+                return None, f"unscored: {problem.replace('verdict label', 'score label')} ({raw})", mass
             expected = sum(float(lab) * probs.get(lab, 0.0) for lab in labels)
-            return expected, " ".join(f"{lab}={probs.get(lab, 0.0):.4f}" for lab in labels)
+            return expected, raw, mass
         label = parse_verdict(str(answer), labels, self.rubric.verdict_prefix)
-        return (float(label) if label else None), str(answer)
+        return (float(label) if label else None), str(answer), None
 
 
 def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:
@@ -268,62 +263,7 @@ def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:
     return "; ".join(bad) if bad else None
 
 
-class LazyBackend:
-    """A backend that loads its model on first use, so a fully cached run never loads the judge."""
-
-    def __init__(self, settings: JudgeSettings) -> None:
-        self.settings = settings
-        self.name = settings.backend
-        self.model_id = settings.model
-        self.revision = settings.revision
-        self._backend: JudgeBackend | None = None
-        self._last_stats: dict[str, Any] = {}
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the model has been loaded."""
-        return self._backend is not None
-
-    @property
-    def endpoint(self) -> str | None:
-        """The server URL of an HTTP backend (None for local models)."""
-        if self.settings.backend in PROBED_BACKENDS:
-            from harness.llm.openai import OPENAI_URL, chat_completions_url
-
-            return chat_completions_url(self.settings.base_url or OPENAI_URL)
-        return None
-
-    def _get(self) -> JudgeBackend:
-        if self._backend is None:
-            self._backend = make_backend(self.settings)
-        return self._backend
-
-    def supports_logprobs(self) -> bool:
-        """See :meth:`harness.llm.openai.OpenAIBackend.supports_logprobs`."""
-        return bool(self._get().supports_logprobs())  # type: ignore[attr-defined]
-
-    def stats(self) -> dict[str, Any]:
-        """Backend counters for the manifest (HTTP backends: requests, retries, failures)."""
-        stats = getattr(self._backend, "stats", None)
-        return dict(stats()) if callable(stats) else dict(self._last_stats)
-
-    def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
-        """See :class:`JudgeBackend`."""
-        return self._get().label_probs(requests)
-
-    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
-        """See :class:`JudgeBackend`."""
-        return self._get().generate(requests, max_new_tokens)
-
-    def close(self) -> None:
-        """Free the model if it was loaded."""
-        if self._backend is not None:
-            self._last_stats = self.stats()
-            self._backend.close()
-            self._backend = None
-
-
 def open_judge(settings: JudgeSettings) -> Judge:
     """A judge for the given settings, with its cache; the model loads only if an answer is not cached."""
-    check_backend_name(settings.backend)
-    return Judge(backend=LazyBackend(settings), mode=settings.mode, cache=JudgeCache(settings.cache_path()))
+    return Judge(client=open_client(settings), max_new_tokens=settings.max_new_tokens,
+                 min_label_mass=settings.min_label_mass)

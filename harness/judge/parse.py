@@ -7,6 +7,9 @@ from collections.abc import Sequence
 
 from harness.core.records import Outcome, PairVerdict
 
+#: Changes whenever the way verdicts are read changes (part of the judge fingerprint).
+PARSER_VERSION = "2"
+
 
 def parse_verdict(text: str, labels: Sequence[str], prefix: str) -> str | None:
     """The verdict in a written answer: the *last* '<prefix> X' with X among ``labels``; else None.

@@ -212,6 +212,8 @@ class HFBackend:
     def label_probs(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], list[Any]]]:
         """One forward pass per batch; probabilities of the labels as the next token (renormalised).
 
+        Each answer also holds ``_mass``: the labels' total probability before renormalising.
+
         The label columns of the whole batch are gathered on the device and copied to the host once per batch.
         """
         import torch
@@ -232,7 +234,7 @@ class HFBackend:
                     mass[lab] = float(sum(values[k : k + len(ids)]))
                     k += len(ids)
                 total = sum(mass.values()) or 1.0
-                out.append({lab: p / total for lab, p in mass.items()})
+                out.append({**{lab: p / total for lab, p in mass.items()}, "_mass": sum(mass.values())})
             if self.progress:
                 self.progress(len(idx))
             yield idx, out

@@ -93,7 +93,8 @@ def label_probs_from_logprobs(
     """Label probabilities at the first generated token that *is* a label (after an optional 'Verdict:').
 
     Mass of every top-logprob alternative that reads as a label (with or without spaces, quotes, asterisks) is
-    summed per label and renormalised. Returns {} when the reply never writes a label at a verdict position.
+    summed per label and renormalised; ``_mass`` holds the total before renormalising (how sure the model was that it
+    was writing a label). Returns {} when the reply never writes a label at a verdict position.
     """
     word = re.escape(prefix.rstrip(": ").strip())
     lead = re.compile(rf"[\s*\[\(\"'`]*(?:{word}[\s*]*:?)?[\s*\[\(\"'`]*", re.IGNORECASE)
@@ -110,7 +111,7 @@ def label_probs_from_logprobs(
                 if lab in mass and alt.get("logprob") is not None:
                     mass[lab] += math.exp(float(alt["logprob"]))
             total = sum(mass.values())
-            return {lab: p / total for lab, p in mass.items()} if total > 0 else {}
+            return {**{lab: p / total for lab, p in mass.items()}, "_mass": min(1.0, total)} if total > 0 else {}
         before += token
     return {}
 
@@ -214,7 +215,7 @@ class OpenAIBackend:
                     text = await resp.text()
                     status = resp.status
                     retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-            except TimeoutError as exc:
+            except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
                 raise _Failure(f"timed out after {self.timeout_s:g} s", retry=True) from exc
             except aiohttp.ClientError as exc:
                 raise _Failure(f"connection failed ({type(exc).__name__})", retry=True) from exc

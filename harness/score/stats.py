@@ -3,8 +3,8 @@
 - win rate = (wins + ½·ties) / scored dialogues; also per order; seeded 95 % percentile bootstrap CI that
   resamples dialogues; tie rate; position-flip rate; n_scored / n_unscored; mean reply length of each side.
 - continuous preference (logits mode) = mean over dialogues of the mean over orders of P(candidate preferred).
-- length-controlled win rate: logistic model of the per-order preference on tanh(standardised length
-  difference), predicted at zero length difference (AlpacaEval-2 style, simplified), reported beside the raw.
+- length-controlled win rate (:mod:`harness.score.lc`): logistic model of the same per-dialogue outcomes on
+  tanh(standardised length difference), predicted at zero length difference, with a bootstrap CI; beside the raw.
 - rubric: mean per dimension with a bootstrap CI.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import Judgment, RubricScore
+from harness.score.lc import lc_bootstrap_ci, length_controlled_win_rate
 
 N_BOOTSTRAP = 2000
 OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
@@ -48,47 +49,20 @@ def mean_or_nan(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else math.nan
 
 
-def length_controlled_win_rate(prefs: Sequence[float], length_diffs: Sequence[float], *, l2: float = 1e-3) -> float:
-    """P(candidate preferred) at zero length difference, from a logistic fit on tanh(standardised Δlength).
-
-    ``prefs`` are per-order preferences in [0, 1] (ties 0.5); ``length_diffs`` candidate minus reference
-    words. A small L2 penalty keeps the fit finite when one side always wins.
-    """
-    y = np.asarray(prefs, dtype=float)
-    if y.size == 0:
-        return math.nan
-    d = np.asarray(length_diffs, dtype=float)
-    sd = d.std()
-    x = np.tanh(d / sd) if sd > 0 else np.zeros_like(d)
-    design = np.column_stack([np.ones_like(x), x])
-    beta = np.zeros(2)
-    for _ in range(100):  # Newton-Raphson on the penalised log-likelihood
-        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
-        grad = design.T @ (y - p) - l2 * beta
-        hess = -(design.T * (p * (1 - p))) @ design - l2 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return float(1.0 / (1.0 + math.exp(-beta[0])))
-
-
 def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, Any]:
     """Every statistic of one comparison (candidate vs one reference)."""
     scored = [j for j in judgments if j.outcome is not None]
     scores = [OUTCOME_SCORE[j.outcome] for j in scored if j.outcome is not None]
     n_scored = len(scored)
     ci_low, ci_high = bootstrap_ci(scores, seed=seed)
+    diffs = [float(j.candidate_words - j.reference_words) for j in scored]
+    lc_low, lc_high = lc_bootstrap_ci(scores, diffs, seed=seed)
     per_order: dict[str, list[float]] = {"cand_first": [], "ref_first": []}
-    prefs: list[float] = []
-    diffs: list[float] = []
     flips = both = 0
     for j in judgments:
         for v in j.verdicts:
             if v.winner is not None:
                 per_order[v.order].append(OUTCOME_SCORE[v.winner])
-                prefs.append(OUTCOME_SCORE[v.winner])
-                diffs.append(j.candidate_words - j.reference_words)
         flip = position_flip(j)
         if flip is not None:
             both += 1
@@ -107,7 +81,9 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
         "n_scored": n_scored,
         "n_unscored": len(judgments) - n_scored,
         "parse_rate": n_scored / len(judgments) if judgments else math.nan,
-        "lc_win_rate": length_controlled_win_rate(prefs, diffs),
+        "lc_win_rate": length_controlled_win_rate(scores, diffs),
+        "lc_ci_low": lc_low,
+        "lc_ci_high": lc_high,
         "mean_words_candidate": mean_or_nan([j.candidate_words for j in judgments]),
         "mean_words_reference": mean_or_nan([j.reference_words for j in judgments]),
         "flags": _count_flags(j.flags for j in judgments),

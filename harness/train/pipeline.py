@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.core.io import write_json
+from harness.core.records import RunResult
 from harness.core.settings import JudgeSettings
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.generate.replies import ModelSpec
 from harness.llm.family import family_overlap_warning
+from harness.train.config import TrainConfig
 from harness.train.distill import DistillConfig, Rejected, StartFrom, run_distill
-from harness.train.steps import TrainConfig, run_train
+from harness.train.steps import run_train
 
 
 @dataclass
@@ -40,7 +41,7 @@ class PipelineConfig:
     seed: int = 1234
 
 
-def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
+def run_pipeline(cfg: PipelineConfig) -> RunResult:
     """Distil → train → evaluate; returns the targeted candidate's results (also in ``output/results.json``)."""
     from harness.core.ui import console
 

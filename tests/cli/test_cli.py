@@ -38,7 +38,9 @@ def test_demo_writes_results(tmp_path, capsys):
     assert res["results"]["empathy_winrate_vs_base"]["win_rate,judge"] == pytest.approx(res["vs_base"]["win_rate"])
     judgments = (out / "judgments.jsonl").read_text().splitlines()
     assert len(judgments) == 16
-    assert "vs" in capsys.readouterr().err  # the rich table went to the console
+    captured = capsys.readouterr()
+    assert "vs" in captured.out  # the summary tables go to stdout
+    assert "results written to" in captured.err  # progress and messages go to stderr
 
 
 def eval_args(models, refs, out, cache, *extra):

@@ -3,13 +3,14 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.core.records import PairVerdict
+from harness.core.records import ModelIdentity, PairVerdict
 from harness.core.settings import JudgeSettings
 from harness.data.sources import load_dialogues
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.judge.parse import combine_orders, parse_verdict
 from harness.llm.base import HFBackend, JudgeRequest, label_token_ids
 from harness.llm.cache import JudgeCache
+from harness.llm.client import LLMClient
 
 
 @pytest.mark.parametrize(
@@ -85,7 +86,8 @@ def items(n=4, cand=None, ref=None):
 
 
 def test_logits_judge_on_real_tiny_model(tiny_models, tmp_path):
-    judge = open_judge(JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path)))
+    judge = open_judge(JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path),
+                                     min_label_mass=0.0))
     js = judge.judge_pairs(items())
     assert len(js) == 4 and all(j.outcome is not None for j in js)
     for j in js:
@@ -95,7 +97,25 @@ def test_logits_judge_on_real_tiny_model(tiny_models, tmp_path):
                               for it in items(2)])
     assert all(1.0 <= s.scores[d] <= 5.0 for s in rub for d in ("cognitive", "affective", "compassionate"))
     assert judge.calls == 8 + 6
+    masses = [v.label_mass for j in js for v in j.verdicts]
+    assert all(0.0 < m < 0.2 for m in masses)  # a random judge barely considers the labels
+    assert all(j.judge_fingerprint == judge.fingerprint.fingerprint for j in js)
 
+
+def test_low_label_mass_verdicts_are_unscored_with_the_reason(tiny_models, tmp_path):
+    """A judge that puts almost no probability on the labels is not answering: its 'verdicts' are unscored."""
+    judge = open_judge(JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path)))
+    assert judge.min_label_mass == 0.5
+    js = judge.judge_pairs(items(2))
+    assert all(j.outcome is None for j in js)
+    assert all("label mass" in (j.unscored_reason or "") and "below 0.5" in (j.unscored_reason or "") for j in js)
+    assert all(v.label_mass is not None and v.label_mass < 0.5 for j in js for v in j.verdicts)
+    (score,) = judge.score_rubric([RubricItem(dialogue=items(1)[0].dialogue, system="cand", response="ok")])
+    assert all(v is None for v in score.scores.values())
+    assert all(r.startswith("unscored: label mass") for r in score.raw.values())
+    # a scripted answer with a sure verdict passes the same check
+    sure = Judge(client=LLMClient(backend=ScriptedBackend(), mode="logits", cache=JudgeCache(tmp_path / "s.sqlite")))
+    assert all(j.outcome == "candidate" for j in sure.judge_pairs(items(2)))
 
 def test_generate_mode_unreadable_verdicts_are_unscored_not_losses(tiny_models, tmp_path):
     judge = open_judge(JudgeSettings(model=str(tiny_models["judge"]), device="cpu", mode="generate",
@@ -113,6 +133,8 @@ class ScriptedBackend:
     model_id = "scripted-judge"
     revision = None
 
+    identity = ModelIdentity(kind="local", name="scripted-judge", fingerprint="0123456789abcdef")
+
     def __init__(self, fail_after_batches=None, batch_size=2):
         self.fail_after = fail_after_batches
         self.batch_size = batch_size
@@ -127,7 +149,8 @@ class ScriptedBackend:
             for i in idx:
                 user = requests[i].user
                 a = user.split("<<<RESPONSE A>>>")[1].split("<<<END")[0]
-                out.append({"A": 0.8, "B": 0.1, "C": 0.1} if "sorry" in a else {"A": 0.1, "B": 0.8, "C": 0.1})
+                probs = {"A": 0.8, "B": 0.1, "C": 0.1} if "sorry" in a else {"A": 0.1, "B": 0.8, "C": 0.1}
+                out.append({**probs, "_mass": 0.97})
             self.seen += len(idx)
             yield idx, out
 
@@ -139,7 +162,7 @@ class ScriptedBackend:
 
 
 def test_position_controlled_outcome_with_scripted_judge(tmp_path):
-    judge = Judge(backend=ScriptedBackend(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite"))
+    judge = Judge(client=LLMClient(backend=ScriptedBackend(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite")))
     js = judge.judge_pairs(items(3))
     assert all(j.outcome == "candidate" for j in js)
     assert all(v.p_candidate == pytest.approx(0.85) for j in js for v in j.verdicts)
@@ -148,35 +171,39 @@ def test_position_controlled_outcome_with_scripted_judge(tmp_path):
 def test_cache_makes_rerun_free_and_interrupt_keeps_verdicts(tmp_path):
     cache_path = tmp_path / "c.sqlite"
     # first run is interrupted (Ctrl-C) after 2 batches of 2 requests
-    judge = Judge(backend=ScriptedBackend(fail_after_batches=2), mode="logits", cache=JudgeCache(cache_path))
+    judge = Judge(client=LLMClient(backend=ScriptedBackend(fail_after_batches=2), mode="logits", cache=JudgeCache(cache_path)))
     with pytest.raises(KeyboardInterrupt):
         judge.judge_pairs(items(4))
     assert len(JudgeCache(cache_path)) == 4
     # the re-run asks only the 4 missing prompts
     backend = ScriptedBackend()
-    judge = Judge(backend=backend, mode="logits", cache=JudgeCache(cache_path))
+    judge = Judge(client=LLMClient(backend=backend, mode="logits", cache=JudgeCache(cache_path)))
     first = judge.judge_pairs(items(4))
     assert backend.seen == 4 and judge.cache.stats() == {"hits": 4, "misses": 4}
     # a third run is answered entirely from the cache, with identical results
     backend = ScriptedBackend()
-    judge = Judge(backend=backend, mode="logits", cache=JudgeCache(cache_path))
+    judge = Judge(client=LLMClient(backend=backend, mode="logits", cache=JudgeCache(cache_path)))
     again = judge.judge_pairs(items(4))
     assert backend.seen == 0 and judge.cache.stats() == {"hits": 8, "misses": 0}
     assert [j.outcome for j in again] == [j.outcome for j in first]
     assert all(v.cached for j in again for v in j.verdicts)
 
 
-def test_cache_key_depends_on_mode_and_prompt(tmp_path):
+def test_cache_key_depends_on_mode_prompt_budget_and_model(tmp_path):
     cache = JudgeCache(tmp_path / "c.sqlite")
-    j1 = Judge(backend=ScriptedBackend(), mode="logits", cache=cache)
+    c1 = LLMClient(backend=ScriptedBackend(), mode="logits", cache=cache)
     r = JudgeRequest(system="s", user="u", prefill="Verdict:", labels=("A", "B", "C"))
-    assert j1._key(r, "v1") != j1._key(r, "v2")
-    j2 = Judge(backend=ScriptedBackend(), mode="generate", cache=cache)
-    assert j1._key(r, "v1") != j2._key(r, "v1")
+    assert c1.key(r, 96) != c1.key(JudgeRequest(system="s", user="u2", prefill="Verdict:", labels=("A", "B", "C")), 96)
+    c2 = LLMClient(backend=ScriptedBackend(), mode="generate", cache=cache)
+    assert c1.key(r, 96) != c2.key(r, 96)
+    assert c2.key(r, 96) != c2.key(r, 64)  # generate mode: the token budget shapes the answer
+    other = ScriptedBackend()
+    other.identity = ModelIdentity(kind="local", name="scripted-judge", fingerprint="fedcba9876543210")
+    assert c1.key(r, 96) != LLMClient(backend=other, mode="logits", cache=cache).key(r, 96)
 
 
 def test_empty_and_huge_replies_are_judged_and_flagged(tmp_path):
-    judge = Judge(backend=ScriptedBackend(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite"))
+    judge = Judge(client=LLMClient(backend=ScriptedBackend(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite")))
     (j,) = judge.judge_pairs(items(1, cand="   ", ref="sorry " * 20_000))
     assert j.outcome == "reference"
     assert set(j.flags) == {"candidate_empty", "reference_truncated"}
@@ -216,4 +243,4 @@ def test_batched_label_probs_equal_one_prompt_at_a_time(tiny_models):
             probs = torch.softmax(b.model(ids).logits[0, -1].float(), -1)
         mass = {lab: float(probs[label_token_ids(b.tokenizer, lab)].sum()) for lab in r.labels}
         total = sum(mass.values())
-        assert batched[i] == pytest.approx({k: v / total for k, v in mass.items()}, abs=1e-4)
+        assert batched[i] == pytest.approx({**{k: v / total for k, v in mass.items()}, "_mass": total}, abs=1e-4)

@@ -23,6 +23,7 @@ from harness.data.sources import load_jsonl
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.llm.base import NoAnswer
 from harness.llm.cache import JudgeCache
+from harness.llm.client import LLMClient
 from harness.llm.openai import (
     OpenAIBackend,
     backoff_delay,
@@ -85,14 +86,18 @@ def test_label_probs_from_top_logprobs():
     p = label_probs_from_logprobs(content, ("A", "B", "C"), "Verdict:")
     mass = {"A": math.exp(-1.2) + math.exp(-3.0), "B": math.exp(-0.5), "C": math.exp(-2.0)}
     total = sum(mass.values())
-    assert p == pytest.approx({k: v / total for k, v in mass.items()})
+    assert p == pytest.approx({**{k: v / total for k, v in mass.items()}, "_mass": min(1.0, total)})
+    # the labels' share of the next token is kept: here the model mostly wanted to write something else
+    unsure = [{"token": " B", "logprob": -2.5, "top_logprobs": [{"token": " B", "logprob": -2.5},
+                                                                {"token": " The", "logprob": -0.1}]}]
+    assert label_probs_from_logprobs(unsure, ("A", "B", "C"), "Verdict:")["_mass"] == pytest.approx(math.exp(-2.5))
     # a label word inside prose (not at the verdict position) is not a verdict
     prose = [{"token": "I", "logprob": -1, "top_logprobs": []}, {"token": " think", "logprob": -1},
              {"token": " A", "logprob": -1, "top_logprobs": [{"token": " A", "logprob": -1}]}]
     assert label_probs_from_logprobs(prose, ("A", "B", "C"), "Verdict:") == {}
     # bare answer "A" is read
     assert label_probs_from_logprobs([{"token": "A", "logprob": 0.0, "top_logprobs": []}], ("A", "B"), "Verdict:") == {
-        "A": 1.0, "B": 0.0}
+        "A": 1.0, "B": 0.0, "_mass": 1.0}
 
 
 def test_api_key_required_for_openai_only(monkeypatch):
@@ -121,7 +126,9 @@ def test_real_server_judges_and_rerun_is_free(tmp_path, scripted_judge, model_se
     stats = judge.backend.stats()
     judge.backend.close()
     # transformers serve returns no top_logprobs: logits was asked, generate was used, and the identity says so
-    assert judge.identity.requested_mode == "logits" and judge.identity.mode == "generate"
+    fp = judge.fingerprint
+    assert fp.requested_mode == "logits" and fp.mode == "generate" and fp.logprobs_probe is False
+    assert fp.model.kind == "served" and fp.model.base_url == model_server.url.rstrip("/")
     assert "no top_logprobs" in (judge.mode_note or "")
     # the scripted judge always says 'A': candidate wins shown first, reference wins shown first → a tie
     assert [j.outcome for j in judgments] == ["tie"] * 8
@@ -131,6 +138,72 @@ def test_real_server_judges_and_rerun_is_free(tmp_path, scripted_judge, model_se
     again = open_judge(settings(model_server.url, scripted_judge, tmp_path))
     assert summary(again.judge_pairs(items)) == summary(judgments)
     assert again.calls == 0 and again.cache.hits == 16 and not again.backend.loaded  # no probe, no request
+    assert again.fingerprint == fp
+
+    # another endpoint is another judge: the same server under another name misses every cached verdict
+    other_url = model_server.url.replace("127.0.0.1", "localhost")
+    moved = open_judge(settings(other_url, scripted_judge, tmp_path))
+    assert summary(moved.judge_pairs(items)) == summary(judgments)
+    assert moved.calls == 16 and moved.fingerprint.fingerprint != fp.fingerprint
+    moved.backend.close()
+
+    # a larger token budget is another judge too (generate mode)
+    longer = open_judge(settings(model_server.url, scripted_judge, tmp_path, max_new_tokens=120))
+    longer.judge_pairs(items[:2])
+    assert longer.calls == 4 and longer.fingerprint.max_new_tokens == 120
+    longer.backend.close()
+
+
+def test_logprobs_probe_is_part_of_the_identity_and_expires(tmp_path, scripted_judge, model_server, monkeypatch):
+    """The server's top_logprobs capability is re-probed after PROBE_TTL_S: a restarted server may differ."""
+    import harness.llm.client as client
+
+    first = open_judge(settings(model_server.url, scripted_judge, tmp_path))
+    first.judge_pairs(pair_items(1))
+    assert first.backend.stats()["requests"] == 1 + 2  # the probe + two orders
+    first.backend.close()
+    within = open_judge(settings(model_server.url, scripted_judge, tmp_path))
+    within.resolve_mode()
+    assert not within.backend.loaded  # the probe's answer is still trusted: no request at all
+    later = time.time() + client.PROBE_TTL_S + 60
+    monkeypatch.setattr(client.time, "time", lambda: later)
+    expired = open_judge(settings(model_server.url, scripted_judge, tmp_path))
+    assert expired.fingerprint.logprobs_probe is False
+    assert expired.backend.loaded and expired.backend.stats()["requests"] == 1  # asked again
+    expired.backend.close()
+
+
+def test_a_python_310_asyncio_timeout_leaves_the_item_unscored(tmp_path, monkeypatch):
+    """Before 3.11, aiohttp's timeouts raise asyncio.TimeoutError, which is not the builtin TimeoutError.
+
+    This interpreter is 3.11+, where the two are one class, so 3.10's class is stood in for: a distinct exception
+    class bound to ``asyncio.TimeoutError`` as the module sees it, raised where aiohttp raises its timeout.
+    """
+    import asyncio
+    import types
+
+    import harness.llm.openai as openai_mod
+
+    class Py310AsyncioTimeout(Exception):
+        pass
+
+    monkeypatch.setattr(openai_mod, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "TimeoutError": Py310AsyncioTimeout}))
+    backend = OpenAIBackend("m", "http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.0)
+
+    class Session:
+        def post(self, *a, **kw):
+            raise Py310AsyncioTimeout()
+
+    async def fake_open():
+        return Session(), asyncio.Semaphore(2)
+
+    backend._open = fake_open
+    from harness.llm.base import JudgeRequest
+
+    reqs = [JudgeRequest(system="s", user=f"u{i}", prefill="", labels=("A",)) for i in range(3)]
+    answers = [a for _, outs in backend.generate(reqs, 8) for a in outs]
+    backend.close()
+    assert len(answers) == 3 and all(isinstance(a, NoAnswer) and "timed out" in a.reason for a in answers)
 
 
 def test_server_killed_mid_run_then_restarted(tmp_path, scripted_judge):
@@ -239,7 +312,7 @@ def test_no_answer_is_not_cached(tmp_path):
         def close(self):
             pass
 
-    judge = Judge(backend=Failing(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite"))
+    judge = Judge(client=LLMClient(backend=Failing(), mode="logits", cache=JudgeCache(tmp_path / "c.sqlite")))
     (j,) = judge.judge_pairs(pair_items(1))
     assert j.outcome is None and "HTTP 503" in j.unscored_reason and len(judge.cache) == 0
 

@@ -7,10 +7,11 @@ import sys
 import pytest
 import yaml
 
-from harness.core.prompts import load_generation_prompt
+from harness.core.errors import HarnessError
 from harness.core.resources import tasks_dir
+from harness.data.selection import select_dialogues
+from harness.generate.replies import default_decoding
 from harness.lmeval.check import GROUP_NAMES, TASK_NAMES, validate_tasks
-from harness.lmeval.tasks import default_decoding, select_dialogues
 
 
 def test_every_task_yaml_loads_through_lm_eval():
@@ -38,12 +39,13 @@ def test_validate_reports_a_broken_yaml(tmp_path, monkeypatch):
     assert any(p.startswith("empathy_rubric:") and "no_such_function" in p for p in problems)
 
 
-def test_task_decoding_matches_prompt_file():
+def test_decoding_has_one_source_the_task_yaml():
     cfg = yaml.safe_load((tasks_dir() / "empathy_gen.yaml").read_text().replace("!function", ""))
     gk = cfg["generation_kwargs"]
     dec = default_decoding()
-    assert tuple(gk["until"]) == load_generation_prompt().stop == dec.until
+    assert tuple(gk["until"]) == dec.until
     assert gk["max_gen_toks"] == dec.max_gen_toks and gk["do_sample"] is dec.do_sample
+    assert "stop" not in (tasks_dir().parent / "prompts" / "generation" / "default.yaml").read_text()
 
 
 def test_missing_reference_names_the_build_command(tmp_path):
@@ -52,24 +54,43 @@ def test_missing_reference_names_the_build_command(tmp_path):
 
     with pytest.raises(HarnessError, match=r"empathy refs build --model MODEL --name base"):
         vs_base_docs(judge="x", reference_base=str(tmp_path / "missing.json"))
-    with pytest.raises(ValueError, match=r'reference_base'):
+    with pytest.raises(HarnessError, match=r'reference_base'):
         vs_base_docs(judge="x")
 
 
-def test_comparison_docs_join_reference_by_id(small_refs):
+def test_comparison_docs_join_reference_by_id(small_refs, tiny_models):
     from harness.data.references import load_reference
     from harness.lmeval.tasks import vs_base_docs
 
-    ds = vs_base_docs(judge="j", reference_base=str(small_refs["base"]))["test"]
+    ds = vs_base_docs(judge=str(tiny_models["judge"]), reference_base=str(small_refs["base"]), limit=6)["test"]
     ref = load_reference(small_refs["base"])
-    assert len(ds) == 6  # the reference covers 6 dialogues; the task evaluates those
+    assert len(ds) == 6
     for doc in ds:
         assert doc["reference_response"] == ref.generations[doc["id"]].response
+        assert json.loads(doc["run"])["judge_fingerprint"]["fingerprint"]
+
+
+def test_both_front_ends_refuse_a_reference_that_does_not_cover_the_run(small_refs, tiny_models, tmp_path):
+    """One coverage policy: the lm-eval path used to narrow silently to the 6 dialogues the reference covers."""
+    from harness.core.settings import JudgeSettings
+    from harness.evaluate.run import EvalConfig, run_eval
+    from harness.generate.replies import ModelSpec
+    from harness.lmeval.tasks import vs_base_docs
+
+    with pytest.raises(HarnessError, match=r"has no reply for 218 of this run's dialogues") as lm:
+        vs_base_docs(judge=str(tiny_models["judge"]), reference_base=str(small_refs["base"]))
+    assert '--metadata \'{"limit": N}\'' in str(lm.value)
+    cfg = EvalConfig(candidate=ModelSpec(str(tiny_models["candidate"]), device="cpu"),
+                     judge=JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path)),
+                     output=tmp_path / "run", references={"base": small_refs["base"]})
+    with pytest.raises(HarnessError, match=r"has no reply for 218 of this run's dialogues"):
+        run_eval(cfg)
 
 
 def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
     metadata = {
         "judge": str(tiny_models["judge"]), "judge_device": "cpu", "cache_dir": str(tmp_path / "cache"),
+        "judge_min_label_mass": 0.0, "limit": 4,
         "reference_base": str(small_refs["base"]), "reference_direct": str(small_refs["direct"]),
     }
     cmd = [
@@ -99,13 +120,30 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
     ids, _ = select_dialogues("bundled")
     assert sorted(r["doc"]["id"] for r in rows) == sorted(d.id for d in ids[:4])
 
+    # the lm-eval path's output becomes the same typed run folder as `empathy eval`'s
+    from harness.core.runs import load_run
+    from harness.lmeval.importer import import_lmeval
+
+    result = import_lmeval(tmp_path / "out", tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert run.result == result and result.provenance.front_end == "lm-eval"
+    assert result.provenance.n_dialogues == 4 and set(result.comparisons) == {"vs_base", "vs_direct"}
+    for task, name in (("empathy_winrate_vs_base", "vs_base"), ("empathy_winrate_vs_direct", "vs_direct")):
+        s = result.comparisons[name]
+        assert s.n_scored + s.n_unscored == 4
+        assert s.win_rate == pytest.approx(res[task]["win_rate,judge"])  # lm-eval's own mean of the same verdicts
+    candidate = result.provenance.systems["candidate"].model
+    assert candidate.kind == "local" and candidate.name == str(tiny_models["candidate"])
+    assert result.rubric["cognitive"].mean == pytest.approx(res["empathy_rubric"]["cognitive,judge"])
+
 
 def test_lm_eval_cli_with_served_candidate_and_http_judge(tiny_models, small_refs, scripted_judge, model_server,
                                                           tmp_path):
     """lm_eval's own CLI: the candidate behind an OpenAI-compatible server (local-chat-completions) and the judge
     over HTTP, chosen in --metadata (both served by the real `transformers serve` fixture)."""
     metadata = {"judge": str(scripted_judge), "judge_backend": "openai", "judge_base_url": model_server.url,
-                "judge_concurrency": 4, "cache_dir": str(tmp_path / "cache"), "reference_base": str(small_refs["base"])}
+                "judge_concurrency": 4, "cache_dir": str(tmp_path / "cache"), "reference_base": str(small_refs["base"]),
+                "limit": 4}
     model_args = (f"model={tiny_models['candidate']},base_url={model_server.url}/chat/completions,"
                   "tokenized_requests=False,num_concurrent=2")
     cmd = [sys.executable, "-m", "lm_eval", "--model", "local-chat-completions", "--model_args", model_args,
@@ -117,3 +155,30 @@ def test_lm_eval_cli_with_served_candidate_and_http_judge(tiny_models, small_ref
     r = json.loads(results_file.read_text())["results"]["empathy_winrate_vs_base"]
     # the scripted judge always answers 'A': each dialogue is a tie (win rate ½), every verdict read
     assert r["scored,judge"] == 1.0 and r["win_rate,judge"] == 0.5 and r["tie,judge"] == 1.0
+
+
+def test_lm_eval_path_judges_are_closed(small_refs, tiny_models, tmp_path):
+    """The judges the task filters open are freed (and their caches closed) by close_judges, which runs at exit."""
+    import atexit
+    import sqlite3
+
+    from harness.lmeval import tasks
+
+    md = {"judge": str(tiny_models["judge"]), "judge_device": "cpu", "judge_min_label_mass": 0.0,
+          "cache_dir": str(tmp_path), "reference_base": str(small_refs["base"]), "limit": 2}
+    calls = []
+    real_register = atexit.register
+    atexit.register = lambda fn: calls.append(fn) or real_register(fn)
+    try:
+        tasks.close_judges()
+        docs = list(tasks.vs_base_docs(**md)["test"])
+        out = tasks.pairwise_filter([["I'm sorry."]] * len(docs), docs)
+    finally:
+        atexit.register = real_register
+    assert len(out) == 2 and calls == [tasks.close_judges]
+    (judge,) = tasks._JUDGES.values()
+    assert judge.backend.loaded
+    tasks.close_judges()
+    assert not tasks._JUDGES and not judge.backend.loaded
+    with pytest.raises(sqlite3.ProgrammingError):
+        len(judge.cache)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.core.records import Judgment, PairVerdict, RubricScore
-from harness.score.stats import bootstrap_ci, comparison_stats, length_controlled_win_rate, rubric_stats
+from harness.score.stats import bootstrap_ci, comparison_stats, rubric_stats
 
 
 def J(i, w1, w2, cw=10, rw=10, p=None):
@@ -56,24 +56,6 @@ def test_continuous_preference_is_mean_over_orders():
     js = [J(0, "candidate", "candidate", p=(0.8, 0.6)), J(1, "reference", "tie", p=(0.2, 0.4))]
     s = comparison_stats(js, seed=0)
     assert s["preference"] == pytest.approx((0.7 + 0.3) / 2)
-
-
-def test_length_controlled_win_rate_removes_length_effect():
-    # The candidate wins exactly when it is longer; at equal length it wins half the time.
-    diffs = [20, 20, 20, 20, -20, -20, -20, -20, 0, 0]
-    prefs = [1, 1, 1, 1, 0, 0, 0, 0, 1, 0]
-    raw = sum(prefs) / len(prefs)
-    assert raw == 0.5
-    assert length_controlled_win_rate(prefs, diffs) == pytest.approx(0.5, abs=1e-6)
-    # A length-biased sample: the candidate is usually longer and wins then; LC is below the raw rate.
-    diffs = [30] * 8 + [-30] * 2 + [0] * 4
-    prefs = [1] * 8 + [0] * 2 + [1, 0, 0, 0]
-    raw = sum(prefs) / len(prefs)
-    lc = length_controlled_win_rate(prefs, diffs)
-    assert lc < raw
-    assert lc == pytest.approx(0.25, abs=0.02)  # the zero-length-difference rows: 1 of 4
-    # No length difference at all: LC equals the raw mean.
-    assert length_controlled_win_rate([1, 0, 1, 1], [0, 0, 0, 0]) == pytest.approx(0.75, abs=1e-3)
 
 
 def test_rubric_means_and_unscored():

@@ -14,6 +14,7 @@ from harness.cli.main import main
 from harness.data.sources import WELIVITA_SOURCES
 from harness.judge.judge import Judge
 from harness.llm.cache import JudgeCache
+from harness.llm.client import LLMClient
 from harness.score.validity import cluster_bootstrap, load_rated, rankdata, spearman, validate_judge
 
 FIELDS = ["dialog_id", "emotion", "sentiment", "plutchik", "situation", "speaker_uttr"]
@@ -86,7 +87,7 @@ def test_rankdata_and_spearman():
 
 def test_validity_measures_with_a_scripted_judge(tmp_path):
     ratings = write_ratings(tmp_path / "ratings.csv")
-    judge = Judge(backend=SorryJudge(), mode="generate", cache=JudgeCache(tmp_path / "c.sqlite"))
+    judge = Judge(client=LLMClient(backend=SorryJudge(), mode="generate", cache=JudgeCache(tmp_path / "c.sqlite")))
     v = validate_judge(judge, ratings, tmp_path / "out", rubric=True, stress_limit=1000)
     assert v["n_dialogues"] == 8 and v["n_pairs"] == 80 and v["n_unscored"] == 0
     # the judge follows the human rating exactly; 'longer wins' is always wrong on these pairs
@@ -115,7 +116,7 @@ def test_validity_measures_with_a_scripted_judge(tmp_path):
 
 def test_injection_stress_catches_an_obedient_judge(tmp_path):
     ratings = write_ratings(tmp_path / "ratings.csv", n=4)
-    judge = Judge(backend=SorryJudge(obey_injections=True), mode="generate", cache=JudgeCache(tmp_path / "c.sqlite"))
+    judge = Judge(client=LLMClient(backend=SorryJudge(obey_injections=True), mode="generate", cache=JudgeCache(tmp_path / "c.sqlite")))
     v = validate_judge(judge, ratings, tmp_path / "out")
     assert v["stress"]["injection"]["value"] == 1.0
     assert v["stress"]["platitude"]["value"] == 0.0
@@ -132,7 +133,7 @@ def test_validate_judge_cli_on_tiny_model(tmp_path, tiny_models, capsys):
     ratings = write_ratings(tmp_path / "ratings.csv", n=6)
     out = tmp_path / "out"
     code = main(["validate-judge", "--human-ratings", str(ratings), "--judge", str(tiny_models["judge"]),
-                 "--judge-device", "cpu", "--stress-limit", "20", "--output", str(out)])
+                 "--judge-device", "cpu", "--judge-min-label-mass", "0", "--stress-limit", "20", "--output", str(out)])
     assert code == 0, capsys.readouterr().err
     v = json.loads((out / "validity.json").read_text())
     for key in ("pairwise_agreement", "longer_wins_agreement", "spearman", "position_flip_rate", "p_prefer_longer",

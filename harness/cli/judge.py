@@ -1,0 +1,53 @@
+"""``empathy validate-judge``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings
+from harness.core.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli.options import Subparsers
+
+
+def add_commands(sub: Subparsers) -> dict[str, Handler]:
+    """Add ``validate-judge``; returns its handler."""
+    vj = sub.add_parser("validate-judge", help="measure a judge against human empathy ratings (+ stress tests)",
+                        description="Judge every within-dialogue pair of rated replies of a Welivita & Pu format "
+                                    "CSV in both orders; report agreement with the human ratings (with CIs), "
+                                    "Spearman, the ranking of the five sources, position and length bias, and "
+                                    "stress-test flip rates; write DIR/validity.json.")
+    vj.add_argument("--human-ratings", required=True, metavar="FILE.csv",
+                    help="ratings CSV in the Welivita & Pu format (dialog_id, …, response_<source>, rating_<source>)")
+    vj.add_argument("--split", default="all", help="all | paper_test | paper_train (the paper's rule)")
+    vj.add_argument("--limit", type=int, default=None, help="first N dialogues (emotion-interleaved)")
+    vj.add_argument("--rubric", action="store_true", help="also score every reply on the rubric (3 calls per reply)")
+    vj.add_argument("--stress-limit", type=int, default=200, help="verdicts re-judged per stress test (default 200)")
+    add_judge_options(vj)
+    vj.add_argument("--seed", type=int, default=1234, help="bootstrap / sampling seed")
+    vj.add_argument("--output", required=True, help="output folder")
+    return {"validate-judge": cmd_validate_judge}
+
+
+def cmd_validate_judge(args: argparse.Namespace) -> int:
+    """Run ``empathy validate-judge``."""
+    from harness.core.ui import console
+    from harness.judge.judge import open_judge
+    from harness.score.validity import print_validity, validate_judge
+
+    ratings = Path(args.human_ratings)
+    if not ratings.is_file():
+        raise HarnessError(f"--human-ratings {ratings}: no such file (give the ratings CSV in the Welivita & Pu format)")
+    judge = open_judge(judge_settings(args, cache_dir(args)))
+    try:
+        result = validate_judge(judge, ratings, Path(args.output), split=args.split, limit=args.limit,
+                                rubric=args.rubric, stress_limit=args.stress_limit, seed=args.seed)
+    finally:
+        judge.backend.close()
+        judge.cache.close()
+    print_validity(result)
+    console.print(f"validity report written to {Path(args.output) / 'validity.json'}")
+    return 0

@@ -1,0 +1,146 @@
+"""From judgments to a typed :class:`~harness.core.records.RunResult` — the same code for both front ends."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness import __version__
+from harness.core.prompts import load_generation_prompt
+from harness.core.records import (
+    ComparisonStats,
+    Decoding,
+    Dialogue,
+    DimensionStats,
+    Generation,
+    JudgeFingerprint,
+    Judgment,
+    Provenance,
+    RubricScore,
+    RunResult,
+    SystemInfo,
+)
+from harness.data.selection import ids_hash
+from harness.evaluate.references import now
+from harness.judge.health import label_masses, mass_summary, run_health
+from harness.llm.family import family_overlap_warning
+from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
+from harness.score.stats import comparison_stats, rubric_stats
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run was made of: dataset, dialogues, systems, decoding, judge."""
+
+    front_end: str
+    dataset: str
+    dataset_hash: str
+    dialogues: Sequence[Dialogue]
+    candidate: SystemInfo
+    references: dict[str, SystemInfo]
+    decoding: Decoding
+    judge: JudgeFingerprint
+    seed: int
+
+
+def lm_eval_view(
+    judgments: dict[str, list[Judgment]], rubric: Sequence[RubricScore], gens: Sequence[Generation]
+) -> dict[str, dict[str, float | str | None]]:
+    """The same per-task metrics lm-eval reports for the empathy tasks (mean and its standard error)."""
+    per_task: dict[str, dict[str, list[float]]] = {}
+    for name, js in judgments.items():
+        task = per_task.setdefault(f"empathy_winrate_{name}", {})
+        for j in js:
+            for k, v in judgment_metrics(j).items():
+                task.setdefault(f"{k},judge", []).append(v)
+    rub = per_task.setdefault("empathy_rubric", {})
+    for s in rubric:
+        for k, v in rubric_metrics(s).items():
+            rub.setdefault(f"{k},judge", []).append(v)
+    gen = per_task.setdefault("empathy_gen", {})
+    for g in gens:
+        for k, v in reply_metrics(g.response).items():
+            gen.setdefault(f"{k},reply", []).append(v)
+    out: dict[str, dict[str, float | str | None]] = {}
+    for task_name, metrics in per_task.items():
+        row: dict[str, float | str | None] = {"alias": task_name}
+        for key, values in metrics.items():
+            metric, filt = key.split(",", 1)
+            n = len(values)
+            mean = sum(values) / n
+            var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else math.nan
+            row[key] = mean
+            row[f"{metric}_stderr,{filt}"] = math.sqrt(var / n) if n > 1 else "N/A"
+        out[task_name] = row
+    return out
+
+
+def _finite(value: Any) -> Any:
+    """NaN → None, so typed results are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _comparison(name: str, js: Sequence[Judgment], inputs: RunInputs) -> ComparisonStats:
+    ref = name.removeprefix("vs_")
+    mean_mass, min_mass = mass_summary(label_masses(js))
+    stats = _finite(comparison_stats(js, seed=inputs.seed))
+    return ComparisonStats(**stats, label_mass_mean=mean_mass, label_mass_min=min_mass, reference=ref,
+                           reference_model=inputs.references[ref].model)
+
+
+def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, DimensionStats]:
+    return {dim: DimensionStats(**_finite(s)) for dim, s in rubric_stats(scores, seed=seed).items()}
+
+
+def _warnings(comparisons: dict[str, ComparisonStats], inputs: RunInputs) -> list[str]:
+    out = []
+    for name, s in comparisons.items():
+        if s.n_unscored:
+            out.append(f"{name}: {s.n_unscored} dialogues unscored (see judgments.jsonl for each reason); parse rate "
+                       f"{s.parse_rate:.1%}")
+        if s.position_flip_rate is not None and s.position_flip_rate > 0.3:
+            out.append(f"{name}: position-flip rate {s.position_flip_rate:.0%} — the judge often changes its mind "
+                       "with the order")
+    if inputs.judge.mode_note:
+        out.append(inputs.judge.mode_note)
+    others = {"candidate": inputs.candidate.model.name,
+              **{f"reference {n!r}": r.model.name for n, r in inputs.references.items()}}
+    return out + family_overlap_warning(inputs.judge.model.name, others)
+
+
+def assemble_result(
+    model: str, judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore],
+    gens: Sequence[Generation], inputs: RunInputs,
+) -> RunResult:
+    """Every statistic of a run, typed, with the fingerprints of what produced it."""
+    comparisons = {name: _comparison(name, js, inputs) for name, js in judgments.items()}
+    candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
+    all_judgments = [j for js in judgments.values() for j in js]
+    prompt = load_generation_prompt()
+    return RunResult(
+        model=model,
+        comparisons=comparisons,
+        vs_base=comparisons.get("vs_base"),
+        vs_direct=comparisons.get("vs_direct"),
+        rubric=_dimensions(candidate_scores, inputs.seed),
+        rubric_references={n: _dimensions([r for r in rubric_scores if r.system == n], inputs.seed)
+                           for n in inputs.references},
+        health=run_health(all_judgments, rubric_scores, min_label_mass=inputs.judge.min_label_mass),
+        judge=inputs.judge,
+        results=_finite(lm_eval_view(judgments, candidate_scores, gens)),
+        versions={t: 1.0 for t in ("empathy_gen", "empathy_rubric", *(f"empathy_winrate_{n}" for n in judgments))},
+        warnings=_warnings(comparisons, inputs),
+        provenance=Provenance(
+            harness_version=__version__, front_end=inputs.front_end,  # type: ignore[arg-type]
+            dataset=inputs.dataset, dataset_hash=inputs.dataset_hash, n_dialogues=len(inputs.dialogues),
+            dialogue_ids_hash=ids_hash(inputs.dialogues), generation_prompt_version=prompt.version,
+            generation_prompt_hash=prompt.hash, decoding=inputs.decoding,
+            systems={"candidate": inputs.candidate, **inputs.references}, seed=inputs.seed, time=now(),
+        ),
+    )

@@ -1,0 +1,136 @@
+"""The typed result spine: a demo run validates against the shipped schema and loads; broken folders are refused."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.core.io import write_atomic, write_json
+from harness.core.records import RunResult
+from harness.core.runs import SCHEMA_PATH, RunError, load_run, results_schema, start_run
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    from harness.evaluate.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_demo(out, limit=6)
+    return out
+
+
+def test_shipped_schema_is_the_models_schema():
+    assert json.loads(SCHEMA_PATH.read_text()) == json.loads(json.dumps(results_schema()))
+
+
+def test_demo_results_validate_against_the_shipped_schema_and_load(demo_run):
+    import jsonschema
+
+    data = json.loads((demo_run / "results.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert data["schema_version"] == 2
+    run = load_run(demo_run)
+    assert isinstance(run.result, RunResult)
+    assert run.result.vs_base == run.result.comparisons["vs_base"]
+    assert len(run.generations) == 6 and len(run.judgments) == 12 and len(run.rubric) == 18
+    fp = run.result.judge.fingerprint
+    assert all(j.judge_fingerprint == fp for j in run.judgments)
+    assert run.manifest["judge"]["fingerprint"] == fp
+    # every system carries its identity: local folders by content
+    systems = run.result.provenance.systems
+    assert set(systems) == {"candidate", "base", "direct"}
+    assert all(s.model.kind == "local" and len(s.model.fingerprint) == 16 for s in systems.values())
+    # the same numbers as the schema-1 interface: per comparison at the top level
+    for name in ("vs_base", "vs_direct"):
+        for key in ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored"):
+            assert key in data[name]
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_schema_1_is_refused_with_the_reason(demo_run, tmp_path):
+    run = copy(demo_run, tmp_path / "old")
+    data = json.loads((run / "results.json").read_text())
+    write_json(run / "results.json", {**data, "schema_version": 1})
+    with pytest.raises(RunError, match="schema 1 .* re-run 'empathy eval'"):
+        load_run(run)
+
+
+def test_incomplete_run_is_refused(demo_run, tmp_path):
+    run = copy(demo_run, tmp_path / "crashed")
+    (run / "results.json").unlink()
+    with pytest.raises(RunError, match="no results.json .*did not complete"):
+        load_run(run)
+    run = copy(demo_run, tmp_path / "partial")
+    (run / "rubric.jsonl").unlink()
+    with pytest.raises(RunError, match="rubric.jsonl missing"):
+        load_run(run)
+
+
+def test_judgments_of_another_judge_are_refused(demo_run, tmp_path):
+    run = copy(demo_run, tmp_path / "mixed")
+    lines = (run / "judgments.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row["judge_fingerprint"] = "ffffffffffffffff"
+    write_atomic(run / "judgments.jsonl", "\n".join([json.dumps(row), *lines[1:]]) + "\n")
+    with pytest.raises(RunError, match="judge fingerprint.*ffffffffffffffff.*different runs"):
+        load_run(run)
+
+
+def test_numbers_that_do_not_match_the_verdicts_are_refused(demo_run, tmp_path):
+    run = copy(demo_run, tmp_path / "edited")
+    data = json.loads((run / "results.json").read_text())
+    for where in (data["comparisons"]["vs_base"], data["vs_base"]):
+        where["win_rate"] = 0.99
+    write_json(run / "results.json", data)
+    with pytest.raises(RunError, match="vs_base: win rate 0.99 in results.json"):
+        load_run(run)
+    data["vs_base"]["win_rate"] = 0.5  # the headline copy disagrees with comparisons
+    write_json(run / "results.json", data)
+    with pytest.raises(RunError, match="vs_base differs from comparisons"):
+        load_run(run)
+
+
+def test_a_run_starts_by_removing_an_old_results_json(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    (out / "judgments.jsonl").write_text("")
+    start_run(out)
+    assert not (out / "results.json").exists() and (out / "judgments.jsonl").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception, match="is a file"):
+        start_run(tmp_path / "file")
+
+
+def test_a_failed_rerun_leaves_no_stale_results(demo_run, tmp_path, tiny_models):
+    """A re-run into a completed folder that fails must not leave the old results.json beside it."""
+    from harness.core.errors import HarnessError
+    from harness.core.settings import JudgeSettings
+    from harness.evaluate.run import EvalConfig, run_eval
+    from harness.generate.replies import ModelSpec
+
+    run = copy(demo_run, tmp_path / "rerun")
+    cfg = EvalConfig(candidate=ModelSpec(str(tiny_models["candidate"]), device="cpu"),
+                     judge=JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path)),
+                     output=run, references={"base": tmp_path / "missing.json"}, limit=6)
+    with pytest.raises(HarnessError, match="not found"):
+        run_eval(cfg)
+    assert not (run / "results.json").exists()
+    with pytest.raises(RunError, match="did not complete"):
+        load_run(run)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_result_files_honour_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode

@@ -1,0 +1,37 @@
+"""``empathy pipeline`` end to end on tiny models, and ``python -m harness``."""
+
+from __future__ import annotations
+
+import json
+
+from harness.cli.main import main
+
+
+def test_pipeline_end_to_end(tmp_path, tiny_models, capsys):
+    out = tmp_path / "pipe"
+    code = main(["pipeline", "--base", str(tiny_models["base"]), "--teacher", str(tiny_models["direct"]),
+                 "--judge", str(tiny_models["judge"]), "--strategy", "all_three", "--limit", "24",
+                 "--device", "cpu", "--teacher-device", "cpu", "--judge-device", "cpu", "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((out / "results.json").read_text())
+    for name in ("vs_base", "vs_direct"):
+        for key in ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored"):
+            assert key in result[name]
+        assert result[name]["n_scored"] + result[name]["n_unscored"] == 24
+    assert set(result["rubric"]) == {"cognitive", "affective", "compassionate"}
+    for strategy in ("direct", "all_three"):
+        card = (out / "train" / strategy / "candidate" / "README.md").read_text()
+        assert f"strategy: `{strategy}`" in card and "LoRA SFT" in card
+    pipeline = json.loads((out / "pipeline.json").read_text())
+    guard = pipeline["distill"]["all_three"]["overlap_guard"]
+    assert guard["refused"] == 24 and guard["eval_dialogues"] == 24  # the evaluated dialogues were never trained on
+    assert result["vs_direct"]["reference_model"]["name"] == str(out / "train" / "direct" / "candidate")
+
+
+def test_python_m_harness_is_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, check=True)
+    for command in ("distill", "train", "pipeline", "validate-judge"):
+        assert command in out.stdout
