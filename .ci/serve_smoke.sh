@@ -35,9 +35,12 @@ URL="http://127.0.0.1:$PORT/v1"
 empathy eval --model "$SMOKE/candidate" --model-backend openai-chat --base-url "$URL" --base-model "$SMOKE/base" \
   --judge "$SMOKE/judge" --judge-backend openai --judge-base-url "$URL" --limit 8 \
   --output "$SMOKE/out" --cache-dir "$SMOKE/cache"
-python - "$SMOKE/out/results.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-assert r["vs_base"]["n_scored"] == 8, r["vs_base"]
-print("serve smoke ok:", {k: r["vs_base"][k] for k in ("win_rate", "tie_rate", "n_scored", "n_unscored")})
+python - "$SMOKE/out" <<'PY'
+import sys
+from harness.core.runs import load_run
+r = load_run(sys.argv[1]).result  # validated: every file, fingerprint and count checked
+s = r.comparisons["vs_base"]
+assert s.n_scored == 8 and r.judge.model.kind == "served", s
+print("serve smoke ok:", {"win_rate": s.win_rate, "tie_rate": s.tie_rate, "n_scored": s.n_scored,
+                          "n_unscored": s.n_unscored, "judge": r.judge.fingerprint})
 PY

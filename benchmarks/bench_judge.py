@@ -71,8 +71,8 @@ def main() -> None:
 
     from harness.data.selection import run_dialogues
     from harness.judge.judge import GENERATE_MAX_NEW_TOKENS, Judge, PairItem
-    from harness.llm.base import HFBackend
     from harness.llm.cache import JudgeCache
+    from harness.llm.hf import HFBackend
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = Path(tempfile.mkdtemp(prefix="empathy-bench-judge-"))

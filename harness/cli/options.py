@@ -92,7 +92,7 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
     """The judge (or teacher, by ``role``) settings from the ``--judge-…`` (``--teacher-…``) options."""
     from pydantic import ValidationError
 
-    from harness.llm.base import check_backend_name
+    from harness.llm.registry import check_backend_name
 
     opt = vars(args)
     mode = opt.get(f"{role}_mode", "generate")

@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError
 from harness.core.io import write_atomic
 from harness.core.records import ModelIdentity
 from harness.core.settings import default_cache_dir
-from harness.llm.openai import OPENAI_URL, chat_completions_url
+from harness.core.urls import OPENAI_URL, chat_completions_url
 
 __all__ = ["HUB_TIMEOUT_S", "MEMO_FILE", "SERVED_BACKENDS", "ModelIdentity", "model_identity", "short_hash"]
 

@@ -62,7 +62,7 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     if spec.backend == "local-chat-completions":
         if not spec.base_url:
             raise HarnessError("--model-backend openai-chat needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        from harness.llm.openai import chat_completions_url
+        from harness.core.urls import chat_completions_url
 
         url = chat_completions_url(spec.base_url)
         return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}

@@ -18,15 +18,9 @@ from harness.core.prompts import Mode
 from harness.core.records import ModelIdentity
 from harness.core.settings import JudgeSettings
 from harness.core.ui import progress_bar
-from harness.llm.base import (
-    PROBED_BACKENDS,
-    JudgeBackend,
-    JudgeRequest,
-    NoAnswer,
-    check_backend_name,
-    make_backend,
-)
+from harness.llm.base import JudgeBackend, JudgeRequest, NoAnswer
 from harness.llm.cache import JudgeCache, cache_key
+from harness.llm.registry import PROBED_BACKENDS, check_backend_name, make_backend
 
 #: How long a served model's answer to the ``top_logprobs`` probe is trusted before it is asked again.
 PROBE_TTL_S = 3600.0
@@ -73,7 +67,7 @@ class LazyBackend:
     def endpoint(self) -> str | None:
         """The server URL of an HTTP backend (None for local models)."""
         if self.settings.backend in PROBED_BACKENDS:
-            from harness.llm.openai import OPENAI_URL, chat_completions_url
+            from harness.core.urls import OPENAI_URL, chat_completions_url
 
             return chat_completions_url(self.settings.base_url or OPENAI_URL)
         return None

@@ -29,16 +29,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from harness.core.errors import HarnessError
-from harness.llm.base import JudgeBackend, JudgeRequest, NoAnswer, register_backend
+from harness.core.urls import OPENAI_URL, chat_completions_url
+from harness.llm.base import JudgeRequest, NoAnswer
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from harness.core.settings import JudgeSettings
 
 T = TypeVar("T")
 
-OPENAI_URL = "https://api.openai.com/v1"
 #: Most servers cap ``top_logprobs`` at 20 (OpenAI's limit).
 TOP_LOGPROBS = 20
 #: Logits mode: enough tokens for "Verdict: X" (the label is read where it appears).
@@ -46,18 +45,6 @@ LOGITS_MAX_TOKENS = 8
 RETRY_STATUSES = frozenset({408, 409, 429})
 #: Longest wait a Retry-After header can impose, in seconds.
 MAX_RETRY_AFTER_S = 300.0
-
-
-def chat_completions_url(base_url: str) -> str:
-    """``http://host:8000``, ``…/v1`` or ``…/v1/chat/completions`` → the chat-completions endpoint."""
-    url = base_url.strip().rstrip("/")
-    if not urlsplit(url).scheme.startswith("http"):
-        raise HarnessError(f"judge base URL {base_url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8000/v1")
-    if url.endswith("/chat/completions"):
-        return url
-    if not url.endswith("/v1"):
-        url += "/v1"
-    return url + "/chat/completions"
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -318,17 +305,3 @@ class OpenAIBackend:
             self._thread.join(timeout=10)
         self._loop.close()
         self._loop = None
-
-
-@register_backend("openai", probe_logprobs=True)
-def _openai_backend(settings: JudgeSettings) -> JudgeBackend:
-    return OpenAIBackend(
-        settings.model,
-        settings.base_url,
-        revision=settings.revision,
-        api_key_env=settings.api_key_env,
-        concurrency=settings.concurrency,
-        timeout_s=settings.timeout_s,
-        max_retries=settings.max_retries,
-        backoff_s=settings.retry_backoff_s,
-    )

@@ -24,7 +24,6 @@ from typing import Any
 from harness.core.io import file_hash, write_jsonl
 from harness.train.card import merge_adapter, model_card, preference_margins
 from harness.train.config import TrainConfig
-from harness.train.config import load_train_config as load_train_config  # the CLI's import until it moves
 from harness.train.datasets import dpo_dataset, sft_dataset
 from harness.train.hardware import BatchPlan, Hardware, barrier, detect_hardware, is_main, plan_batch
 from harness.train.models import load_model, load_tokenizer, lora_config

@@ -63,7 +63,7 @@ def test_second_eval_makes_no_judge_call(tiny_models, small_refs, tmp_path):
 
 
 def test_interrupted_judging_resumes_from_cache(tiny_models, small_refs, tmp_path, monkeypatch):
-    from harness.llm.base import HFBackend
+    from harness.llm.hf import HFBackend
 
     real = HFBackend.label_probs
 

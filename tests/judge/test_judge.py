@@ -8,9 +8,10 @@ from harness.core.settings import JudgeSettings
 from harness.data.sources import load_dialogues
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.judge.parse import combine_orders, parse_verdict
-from harness.llm.base import HFBackend, JudgeRequest, label_token_ids
+from harness.llm.base import JudgeRequest
 from harness.llm.cache import JudgeCache
 from harness.llm.client import LLMClient
+from harness.llm.hf import HFBackend, label_token_ids
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.core.resources import bundled_dialogues_path
 from harness.core.settings import JudgeSettings
+from harness.core.urls import chat_completions_url
 from harness.data.sources import load_jsonl
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.llm.base import NoAnswer
@@ -27,7 +28,6 @@ from harness.llm.client import LLMClient
 from harness.llm.openai import (
     OpenAIBackend,
     backoff_delay,
-    chat_completions_url,
     label_probs_from_logprobs,
     retry_after_seconds,
 )

@@ -11,7 +11,7 @@ import pytest
 from harness.core.resources import bundled_dialogues_path
 from harness.core.settings import JudgeSettings
 from harness.data.sources import load_jsonl
-from harness.llm.base import register_backend
+from harness.llm.registry import register_backend
 
 CALLS: list = []
 #: The scripted teacher's diagnosis: the first dimension it names is not the one it finds lacking.
