@@ -257,8 +257,11 @@ def test_fault_proxy_every_item_judged_or_unscored_with_reason(tmp_path, scripte
     items = pair_items(20)
     poison = items[7].dialogue.situation  # requests about this dialogue always get a 500
 
+    poisoned: set[str] = set()
+
     def choose(key: str, attempt: int, raw: bytes) -> str | None:
         if poison.encode() in raw:
+            poisoned.add(key)
             return "500"
         if b"Say A." in raw:  # the capability probe
             return None
@@ -287,7 +290,9 @@ def test_fault_proxy_every_item_judged_or_unscored_with_reason(tmp_path, scripte
         with sqlite3.connect(tmp_path / "judge-cache.sqlite") as con:
             assert con.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 38 + 1  # 19 pairs × 2 + the probe
         # Retry-After: 1 was honoured: the retry of a 429'd request came ≥ 1 s later
-        waits = [t[1] - t[0] for k, t in proxy.times.items() if len(t) > 1 and int(k, 16) % 6 == 0]
+        # (the poison item's 500s are retried after the plain backoff: its keys are left out, whatever their hash)
+        waits = [t[1] - t[0] for k, t in proxy.times.items()
+                 if len(t) > 1 and int(k, 16) % 6 == 0 and k not in poisoned]
         assert waits and min(waits) >= 0.95
 
         # the faults stop: a re-run asks only the poison item's two orders, and it is judged now
