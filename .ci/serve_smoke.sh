@@ -37,7 +37,7 @@ empathy eval --model "$SMOKE/candidate" --model-backend openai-chat --base-url "
   --output "$SMOKE/out" --cache-dir "$SMOKE/cache"
 python - "$SMOKE/out" <<'PY'
 import sys
-from harness.core.runs import load_run
+from harness.evaluate.runs import load_run
 r = load_run(sys.argv[1]).result  # validated: every file, fingerprint and count checked
 s = r.comparisons["vs_base"]
 assert s.n_scored == 8 and r.judge.model.kind == "served", s

@@ -107,7 +107,11 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
                              **({"max_new_tokens": opt["judge_max_new_tokens"],
                                  "min_label_mass": opt["judge_min_label_mass"]} if role == "judge" else {}))
     except ValidationError as exc:
-        problems = "; ".join(f"--{role}-{'-'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        flags = {"timeout_s": "timeout", "model": "", "retry_backoff_s": "retry-backoff"}
+        problems = "; ".join(
+            f"--{role}{'-' if flags.get(str(e['loc'][0]), 'x') else ''}"
+            f"{flags.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors())
         raise HarnessError(f"invalid {role} options: {problems}") from exc
 
 

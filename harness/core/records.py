@@ -6,11 +6,15 @@ order. Each carries a ``schema_version`` so that files written by older versions
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 2
+#: A short fingerprint: 16 lower-case hex characters.
+FINGERPRINT = r"^[0-9a-f]{16}$"
 
 Sentiment = Literal["positive", "negative", "neutral"]
 Order = Literal["cand_first", "ref_first"]
@@ -33,8 +37,8 @@ class ModelIdentity(BaseModel):
     """Hub models: the resolved commit sha (pinned even when none was asked for)."""
     base_url: str | None = None
     """Served models: the normalised server URL."""
-    fingerprint: str
-    """16 hex characters that change whenever what produces the answers changes."""
+    fingerprint: str = Field(pattern=FINGERPRINT)
+    """16 hex characters that change whenever what produces the answers changes (not with the name or path)."""
 
 
 class Dialogue(_Record):
@@ -172,6 +176,26 @@ class JudgeFingerprint(BaseModel):
     logprobs_probe: bool | None = None
     """Served judges in logits mode: whether the server returned ``top_logprobs`` when probed for this run."""
     fingerprint: str
+    """Short hash of every field that shapes verdicts (not the mode asked for, its note, or how the model was named:
+    the same judge folder written two ways is one judge). Checked on load."""
+
+    def content_hash(self) -> str:
+        """The hash :attr:`fingerprint` must equal."""
+        shaped = self.model_dump(mode="json", exclude={"fingerprint": True, "mode_note": True, "requested_mode": True,
+                                                        "model": {"name"}})
+        digest = hashlib.sha256(json.dumps(shaped, sort_keys=True).encode("utf-8")).hexdigest()
+        return digest[:16]
+
+    def with_hash(self) -> JudgeFingerprint:
+        """This fingerprint with its hash filled in."""
+        return self.model_copy(update={"fingerprint": self.content_hash()})
+
+    @model_validator(mode="after")
+    def _hash_matches(self) -> JudgeFingerprint:
+        if self.fingerprint and self.fingerprint != self.content_hash():
+            raise ValueError(f"judge fingerprint {self.fingerprint} does not match its fields (they hash to "
+                             f"{self.content_hash()}): the judge description was edited")
+        return self
 
 
 class ComparisonStats(BaseModel):
@@ -194,6 +218,7 @@ class ComparisonStats(BaseModel):
     lc_win_rate: float | None
     lc_ci_low: float | None = None
     lc_ci_high: float | None = None
+    lc_n_bootstrap: int | None = None
     mean_words_candidate: float | None
     mean_words_reference: float | None
     preference: float | None = None
@@ -245,6 +270,8 @@ class SystemInfo(BaseModel):
     model: ModelIdentity
     backend: str
     chat_template: bool | None = None
+    dtype: str | None = None
+    """The precision its replies were generated in."""
     reference_file: str | None = None
     reference_file_hash: str | None = None
 

@@ -65,7 +65,7 @@ def print_summary(result: RunResult) -> None:
                              for d in dims.values()))
     out.print(rt)
     h = result.health
-    out.print(f"judge health: parse rate {_fmt(h.parse_rate)}, tie rate {_fmt(h.tie_rate)}, position bias "
+    out.print(f"judge health: parse rate {_fmt(h.parse_rate)}, tie-label rate {_fmt(h.tie_rate)}, position bias "
               f"{_fmt(h.position_bias, False)}, label mass {_fmt(h.label_mass_mean, False)} (min "
               f"{_fmt(h.label_mass_min, False)}); judge {result.judge.fingerprint}")
     for w in result.warnings:

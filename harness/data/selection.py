@@ -35,6 +35,6 @@ def run_dialogues(dataset: str, limit: int | None) -> tuple[list[Dialogue], str]
     return dialogues, digest
 
 
-def ids_hash(dialogues: Sequence[Dialogue]) -> str:
+def ids_hash(ids: Sequence[str]) -> str:
     """Short hash of the run's dialogue ids in order (two runs on the same dialogues share it)."""
-    return hashlib.sha256("\n".join(d.id for d in dialogues).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]

@@ -14,6 +14,7 @@ from harness.core.records import RunResult
 from harness.core.settings import JudgeSettings
 from harness.core.ui import console
 from harness.evaluate.run import EvalConfig, run_eval
+from harness.evaluate.runs import start_run
 from harness.generate.replies import ModelSpec
 from harness.llm.tiny import build_tiny_model
 
@@ -22,6 +23,7 @@ DEMO_LIMIT = 24
 
 def run_demo(output: Path, *, limit: int = DEMO_LIMIT, judge_mode: str = "logits", seed: int = 1234) -> RunResult:
     """Build the tiny models and run a full evaluation into ``output``."""
+    start_run(output)  # before the models are built: a file as --output fails at once, an old result goes
     models = output / "models"
     console.print(f"[bold]demo[/]: building tiny random models in {models}")
     paths = {name: build_tiny_model(models / name, seed=i) for i, name in enumerate(("base", "direct", "candidate", "judge"))}

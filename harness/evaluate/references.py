@@ -19,7 +19,13 @@ from harness.core.prompts import load_generation_prompt
 from harness.core.records import Decoding, Dialogue, ModelIdentity, ReferenceManifest, ReferenceSet
 from harness.core.ui import console
 from harness.data.references import load_reference, save_reference
-from harness.generate.replies import ModelSpec, default_decoding, generate, resolve_chat_template
+from harness.generate.replies import (
+    ModelSpec,
+    default_decoding,
+    generate,
+    generation_dtype,
+    resolve_chat_template,
+)
 
 
 def now() -> str:
@@ -67,8 +73,8 @@ def build_reference(
 def reference_cache_path(refs_dir: Path, identity: ModelIdentity, spec: ModelSpec, name: str, digest: str,
                          decoding: Decoding) -> Path:
     """Where an on-the-fly reference set is kept, keyed by everything that shapes its replies."""
-    key = json.dumps([identity.fingerprint, spec.backend, spec.chat_template, load_generation_prompt().hash, digest,
-                      decoding.model_dump(mode="json")], sort_keys=True)
+    key = json.dumps([identity.fingerprint, spec.backend, generation_dtype(spec), spec.chat_template,
+                      load_generation_prompt().hash, digest, decoding.model_dump(mode="json")], sort_keys=True)
     return refs_dir / f"{name}-{short_hash(key)}.json"
 
 
@@ -81,7 +87,8 @@ def ensure_reference(
     path = reference_cache_path(refs_dir, identity, spec, name, digest, default_decoding())
     if path.is_file():
         ref = load_reference(path, name=name)
-        if ref.manifest.model_identity == identity and all(d.id in ref.generations for d in dialogues):
+        same = ref.manifest.model_identity is not None and ref.manifest.model_identity.fingerprint == identity.fingerprint
+        if same and all(d.id in ref.generations for d in dialogues):
             return ref, path, True
     console.print(f"[bold]reference {name!r}[/]: generating {len(dialogues)} replies with {spec.model}")
     ref = build_reference(spec, name, dialogues, dataset=dataset, digest=digest, identity=identity)

@@ -24,8 +24,8 @@ from harness.core.records import (
 )
 from harness.data.selection import ids_hash
 from harness.evaluate.references import now
-from harness.judge.health import label_masses, mass_summary, run_health
 from harness.llm.family import family_overlap_warning
+from harness.score.health import label_masses, mass_summary, run_health
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 from harness.score.stats import comparison_stats, rubric_stats
 
@@ -86,16 +86,37 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _comparison(name: str, js: Sequence[Judgment], inputs: RunInputs) -> ComparisonStats:
+def _comparison(name: str, js: Sequence[Judgment], references: dict[str, SystemInfo], seed: int) -> ComparisonStats:
     ref = name.removeprefix("vs_")
     mean_mass, min_mass = mass_summary(label_masses(js))
-    stats = _finite(comparison_stats(js, seed=inputs.seed))
+    stats = _finite(comparison_stats(js, seed=seed))
     return ComparisonStats(**stats, label_mass_mean=mean_mass, label_mass_min=min_mass, reference=ref,
-                           reference_model=inputs.references[ref].model)
+                           reference_model=references[ref].model)
 
 
 def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, DimensionStats]:
     return {dim: DimensionStats(**_finite(s)) for dim, s in rubric_stats(scores, seed=seed).items()}
+
+
+def computed_parts(
+    judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore], gens: Sequence[Generation],
+    references: dict[str, SystemInfo], min_label_mass: float, seed: int,
+) -> dict[str, Any]:
+    """Every number of a RunResult that follows from the verdicts — the loader recomputes these to check a run."""
+    comparisons = {name: _comparison(name, js, references, seed) for name, js in judgments.items()}
+    candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
+    reference_systems = sorted({r.system for r in rubric_scores} - {"candidate"})
+    return {
+        "comparisons": comparisons,
+        "vs_base": comparisons.get("vs_base"),
+        "vs_direct": comparisons.get("vs_direct"),
+        "rubric": _dimensions(candidate_scores, seed),
+        "rubric_references": {n: _dimensions([r for r in rubric_scores if r.system == n], seed)
+                              for n in reference_systems},
+        "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
+                             min_label_mass=min_label_mass),
+        "results": _finite(lm_eval_view(judgments, candidate_scores, gens)),
+    }
 
 
 def _warnings(comparisons: dict[str, ComparisonStats], inputs: RunInputs) -> list[str]:
@@ -119,27 +140,19 @@ def assemble_result(
     gens: Sequence[Generation], inputs: RunInputs,
 ) -> RunResult:
     """Every statistic of a run, typed, with the fingerprints of what produced it."""
-    comparisons = {name: _comparison(name, js, inputs) for name, js in judgments.items()}
-    candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
-    all_judgments = [j for js in judgments.values() for j in js]
+    parts = computed_parts(judgments, rubric_scores, gens, inputs.references, inputs.judge.min_label_mass,
+                           inputs.seed)
     prompt = load_generation_prompt()
     return RunResult(
         model=model,
-        comparisons=comparisons,
-        vs_base=comparisons.get("vs_base"),
-        vs_direct=comparisons.get("vs_direct"),
-        rubric=_dimensions(candidate_scores, inputs.seed),
-        rubric_references={n: _dimensions([r for r in rubric_scores if r.system == n], inputs.seed)
-                           for n in inputs.references},
-        health=run_health(all_judgments, rubric_scores, min_label_mass=inputs.judge.min_label_mass),
+        **parts,
         judge=inputs.judge,
-        results=_finite(lm_eval_view(judgments, candidate_scores, gens)),
         versions={t: 1.0 for t in ("empathy_gen", "empathy_rubric", *(f"empathy_winrate_{n}" for n in judgments))},
-        warnings=_warnings(comparisons, inputs),
+        warnings=_warnings(parts["comparisons"], inputs),
         provenance=Provenance(
             harness_version=__version__, front_end=inputs.front_end,  # type: ignore[arg-type]
             dataset=inputs.dataset, dataset_hash=inputs.dataset_hash, n_dialogues=len(inputs.dialogues),
-            dialogue_ids_hash=ids_hash(inputs.dialogues), generation_prompt_version=prompt.version,
+            dialogue_ids_hash=ids_hash([d.id for d in inputs.dialogues]), generation_prompt_version=prompt.version,
             generation_prompt_hash=prompt.hash, decoding=inputs.decoding,
             systems={"candidate": inputs.candidate, **inputs.references}, seed=inputs.seed, time=now(),
         ),

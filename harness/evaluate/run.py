@@ -27,14 +27,20 @@ from harness.core.records import (
     RunResult,
     SystemInfo,
 )
-from harness.core.runs import start_run, write_run
 from harness.core.settings import JudgeSettings
 from harness.core.ui import console
 from harness.data.references import check_compatible, load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.references import ensure_reference, now, spec_identity
 from harness.evaluate.result import RunInputs, assemble_result
-from harness.generate.replies import ModelSpec, default_decoding, generate, resolve_chat_template
+from harness.evaluate.runs import start_run, write_run
+from harness.generate.replies import (
+    ModelSpec,
+    default_decoding,
+    generate,
+    generation_dtype,
+    resolve_chat_template,
+)
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 
 #: The system name of the evaluated model in judgments and rubric scores (references go by their names).
@@ -144,13 +150,14 @@ def run_eval(cfg: EvalConfig) -> RunResult:
     inputs = RunInputs(
         front_end="empathy eval", dataset=cfg.dataset, dataset_hash=digest, dialogues=dialogues,
         candidate=SystemInfo(model=candidate_id, backend=candidate_spec.backend,
-                             chat_template=candidate_spec.chat_template),
+                             chat_template=candidate_spec.chat_template, dtype=generation_dtype(candidate_spec)),
         references=infos, decoding=decoding, judge=judge_fp, seed=cfg.seed,
     )
     result = assemble_result(cfg.candidate.model, judgments, rubric_scores, gens, inputs)
     manifest = {
         "created_at": now(),
         "harness_version": __version__,
+        "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
         "candidate": {"model": cfg.candidate.model, "identity": candidate_id.model_dump(),
                       "backend": candidate_spec.backend, "chat_template": candidate_spec.chat_template},
         "references": {n: {**notes[n], **refs[n].manifest.model_dump(mode="json")} for n in refs},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.backend not in MODEL_BACKENDS:
             raise HarnessError(f"unknown model backend {self.backend!r}: {did_you_mean(self.backend, MODEL_BACKENDS)}")
+        if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise HarnessError("--model-backend vllm needs vLLM installed ('pip install vllm' on a GPU machine); or "
+                               "serve the model with 'vllm serve' elsewhere and use --model-backend openai-chat")
         object.__setattr__(self, "backend", LMEVAL_MODEL.get(self.backend, self.backend))
 
 
@@ -57,6 +61,17 @@ def default_decoding() -> Decoding:
                     temperature=float(kwargs["temperature"]), until=tuple(kwargs["until"]))
 
 
+def generation_dtype(spec: ModelSpec) -> str:
+    """The precision replies are generated in (part of a reference set's key): bf16 on a GPU, fp32 on CPU."""
+    if spec.backend == "local-chat-completions":
+        return "server"
+    if spec.backend == "vllm":
+        return "auto"
+    from harness.llm.base import resolve_device
+
+    return "bfloat16" if resolve_device(spec.device).startswith("cuda") else "float32"
+
+
 def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     """lm-eval ``model_args`` for a spec."""
     if spec.backend == "local-chat-completions":
@@ -70,7 +85,7 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     if spec.revision:
         args["revision"] = spec.revision
     if spec.backend == "hf":
-        args["dtype"] = "bfloat16" if device.startswith("cuda") else "float32"
+        args["dtype"] = generation_dtype(spec)
     return args
 
 

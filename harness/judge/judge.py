@@ -102,8 +102,6 @@ class Judge:
     @property
     def fingerprint(self) -> JudgeFingerprint:
         """Everything that determines this judge's verdicts; its short hash is on every verdict."""
-        from harness.core.fingerprint import short_hash
-
         self.resolve_mode()
         c = self.client
         draft = JudgeFingerprint(
@@ -115,9 +113,7 @@ class Judge:
             temperature=0.0, dtype=c.dtype, parser_version=PARSER_VERSION, min_label_mass=self.min_label_mass,
             logprobs_probe=c.logprobs_probe, fingerprint="",
         )
-        # the hash covers what shapes verdicts; the note and the mode asked for only explain them
-        hashed = draft.model_dump_json(exclude={"fingerprint", "mode_note", "requested_mode"})
-        return draft.model_copy(update={"fingerprint": short_hash(hashed)})
+        return draft.with_hash()
 
     def ask(self, requests: Sequence[JudgeRequest]) -> list[tuple[Any, bool]]:
         """Answers for judge requests (see :meth:`harness.llm.client.LLMClient.ask`)."""

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from harness.core.errors import HarnessError
+
 
 @dataclass(frozen=True)
 class JudgeRequest:
@@ -64,9 +66,14 @@ class JudgeBackend(Protocol):
 
 
 def resolve_device(device: str) -> str:
-    """'auto' → 'cuda' when a GPU is visible, else 'cpu'."""
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'; a GPU asked for where there is none is a clear error."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r}: this torch sees no CUDA GPU (torch {torch.__version__}); use --device "
+                           "cpu or auto, or install the torch build for your GPU")
+    if device not in ("cpu", "mps") and not device.startswith("cuda"):
+        raise HarnessError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     return device

@@ -1,7 +1,7 @@
-"""SQLite cache of judge answers, so that re-runs and crashed runs never ask the judge twice.
+"""SQLite cache of model answers (judge and teacher), so that re-runs and crashed runs never ask twice.
 
-The key is a hash of everything that determines an answer: judge backend, model and revision, the prompt
-version, the mode and the fully rendered prompt. Answers are committed batch by batch (WAL mode), so a run
+The key (built by :class:`harness.llm.client.LLMClient`) is a hash of everything that determines an answer: the
+client's answer fingerprint (model identity, backend, mode, decoding, dtype) and the fully rendered request. Answers are committed batch by batch (WAL mode), so a run
 interrupted with Ctrl-C keeps every answer already made.
 """
 
@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
+
 
 def cache_key(*parts: str | None) -> str:
     """A stable key for the given identity parts."""
@@ -26,8 +28,13 @@ class JudgeCache:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30.0)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise HarnessError(f"cannot open the cache {self.path} ({type(exc).__name__}: {exc}): give --cache-dir a "
+                               "folder you can write to") from exc
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

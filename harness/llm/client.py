@@ -168,8 +168,10 @@ class LLMClient:
         from harness.core.fingerprint import short_hash
 
         budget = str(max_new_tokens) if self.mode == "generate" else "next-token"
+        # the probe shapes logits-mode answers only (a generate-mode request is the same whether asked for or not)
+        probe = str(self.logprobs_probe) if self.mode == "logits" else ""
         return short_hash(self.identity.fingerprint, self.backend.name, self.mode, budget, "temperature=0",
-                          self.dtype, str(self.logprobs_probe))
+                          self.dtype, probe)
 
     def key(self, request: JudgeRequest, max_new_tokens: int) -> str:
         """The cache key of one request."""

@@ -3,7 +3,7 @@
 The lm-eval path judges inside lm-eval; its samples files hold every verdict (as JSON) and every document carries
 the run's settings and the judge's fingerprint. This turns them into exactly what ``empathy eval`` writes — the
 same statistics code, the same typed results.json — so the leaderboard and the gate read either through
-:func:`harness.core.runs.load_run`.
+:func:`harness.evaluate.runs.load_run`.
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.fingerprint import model_identity
-from harness.core.io import file_hash, read_jsonl
+from harness.core.io import read_jsonl
 from harness.core.prompts import cut_reply
 from harness.core.records import (
     Generation,
     JudgeFingerprint,
     Judgment,
+    ModelIdentity,
     RubricScore,
     RunResult,
     SystemInfo,
 )
-from harness.core.runs import start_run, write_run
-from harness.data.references import load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.references import now
 from harness.evaluate.result import RunInputs, assemble_result
-from harness.generate.replies import LMEVAL_MODEL, default_decoding
+from harness.evaluate.runs import start_run, write_run
+from harness.generate.replies import LMEVAL_MODEL, ModelSpec, default_decoding, uses_chat_template
 
 _ARG_ALIASES = {"pretrained": "model"}
 
@@ -39,6 +39,10 @@ def _latest(folder: Path) -> tuple[Path, str]:
     if not results:
         raise HarnessError(f"{folder}: no lm-eval results_*.json — run lm_eval with --output_path {folder} "
                            "--log_samples")
+    models = sorted({p.parent for p in results})
+    if len(models) > 1:
+        raise HarnessError(f"{folder} holds lm-eval runs of {len(models)} models ({', '.join(p.name for p in models)}): "
+                           "give the folder of one of them")
     latest = results[-1]
     return latest, latest.stem.removeprefix("results_")
 
@@ -102,13 +106,11 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
                 f"{task}: lm-eval evaluated {len(ids)} of the run's {len(by_id)} dialogues — lm-eval's own --limit "
                 "cuts after the reference check; give the number as --metadata '{\"limit\": N}' instead"
             )
-        ref_name, ref_file = settings["reference"], settings["reference_file"]
-        manifest = load_reference(ref_file, name=ref_name).manifest
-        if manifest.model_identity is None:
-            raise HarnessError(f"reference set {ref_name!r} ({ref_file}) records no model fingerprint; rebuild it")
-        references[ref_name] = SystemInfo(model=manifest.model_identity, backend=manifest.backend,
-                                          chat_template=manifest.chat_template, reference_file=ref_file,
-                                          reference_file_hash=file_hash(Path(ref_file)))
+        ref_name = settings["reference"]
+        references[ref_name] = SystemInfo(
+            model=ModelIdentity.model_validate_json(settings["reference_identity"]),
+            backend=settings["reference_backend"], chat_template=settings["reference_chat_template"] == "True",
+            reference_file=settings["reference_file"], reference_file_hash=settings["reference_file_hash"])
         judgments[f"vs_{ref_name}"] = [Judgment.model_validate_json(row["filtered_resps"][0]) for row in rows]
         for row in rows:
             raw = row["resps"][0][0] if row["resps"] and row["resps"][0] else ""
@@ -125,17 +127,47 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
     backend = LMEVAL_MODEL.get(str(config.get("model")), str(config.get("model")))
     candidate = model_identity(args.get("model", "?"), revision=args.get("revision"), backend=backend,
                                base_url=args.get("base_url"))
+    chat = _check_prompting(lm, results_path, ModelSpec(candidate.name, backend=backend, revision=candidate.revision,
+                                                        base_url=args.get("base_url")))
+    _check_unchanged_since(candidate, results_path)
     inputs = RunInputs(front_end="lm-eval", dataset=run["dataset"], dataset_hash=digest, dialogues=dialogues,
-                       candidate=SystemInfo(model=candidate, backend=backend), references=references,
+                       candidate=SystemInfo(model=candidate, backend=backend, chat_template=chat), references=references,
                        decoding=default_decoding(), judge=judge, seed=int(run["seed"]))
     gens = [generations[d.id] for d in dialogues]
     result = assemble_result(candidate.name, judgments, rubric, gens, inputs)
     start_run(output)
     manifest_out = {"created_at": now(), "imported_from": str(results_path), "lm_eval_config": config,
+                    "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
                     "dataset": {"spec": run["dataset"], "hash": digest, "n": len(dialogues),
                                 "ids": [d.id for d in dialogues]}, "judge": judge.model_dump(mode="json")}
     write_run(output, result, gens, [j for js in judgments.values() for j in js], rubric, manifest_out)
     return result
+
+
+def _check_prompting(lm: dict[str, Any], where: Path, spec: ModelSpec) -> bool:
+    """The candidate saw the prompt as ``empathy eval`` and the references did: chat template by the same rule."""
+    applied = lm.get("chat_template") is not None
+    expected = uses_chat_template(spec)
+    if applied != expected:
+        fix = "add --apply_chat_template" if expected else "drop --apply_chat_template"
+        raise HarnessError(f"{where}: lm_eval ran {'with' if applied else 'without'} the chat template, but "
+                           f"{spec.model} {'has' if expected else 'has no'} one and every system of a comparison is "
+                           f"prompted by that rule — re-run lm_eval and {fix}")
+    if lm.get("system_instruction"):
+        raise HarnessError(f"{where}: lm_eval ran with --system_instruction; the references were generated without "
+                           "one — re-run lm_eval without it")
+    return applied
+
+
+def _check_unchanged_since(identity: ModelIdentity, where: Path) -> None:
+    """A local candidate must not have been re-saved after lm-eval generated with it (its fingerprint is taken now)."""
+    if identity.kind != "local":
+        return
+    folder = Path(identity.name).expanduser()
+    newest = max((f.stat().st_mtime for f in folder.iterdir() if f.is_file()), default=0.0)
+    if newest > where.stat().st_mtime:
+        raise HarnessError(f"{folder} changed after the lm-eval run ({where.name}): its replies came from an earlier "
+                           "version, so the run cannot be fingerprinted — re-run lm_eval")
 
 
 def _check_decoding(lm: dict[str, Any], tasks: list[str]) -> None:
@@ -144,6 +176,7 @@ def _check_decoding(lm: dict[str, Any], tasks: list[str]) -> None:
     for task in tasks:
         got = (lm.get("configs", {}).get(task) or {}).get("generation_kwargs") or {}
         if got and (tuple(got.get("until", ())) != want.until or int(got.get("max_gen_toks", -1)) != want.max_gen_toks
-                    or bool(got.get("do_sample")) != want.do_sample):
+                    or bool(got.get("do_sample")) != want.do_sample
+                    or float(got.get("temperature", 0.0)) != want.temperature):
             raise HarnessError(f"{task}: generated with {got}, but every system must decode as "
                                f"{want.model_dump(mode='json')} (drop --gen_kwargs)")

@@ -20,9 +20,11 @@ from __future__ import annotations
 import atexit
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.io import file_hash
 from harness.core.prompts import cut_reply, load_generation_prompt
 from harness.core.records import Dialogue, Judgment, RubricScore
 from harness.core.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
@@ -56,8 +58,8 @@ def _dialogue(doc: dict[str, Any]) -> Dialogue:
 
 
 def _dialogues(settings: TaskSettings, metadata: dict[str, Any]) -> tuple[list[Dialogue], str]:
-    dialogues, digest = run_dialogues(settings.dataset, settings.limit)
     ids = metadata.get("ids")  # `empathy eval` generating through lm-eval: exactly its dialogues
+    dialogues, digest = run_dialogues(settings.dataset, None if ids is not None else settings.limit)
     if ids is not None:
         wanted = set(ids)
         dialogues = [d for d in dialogues if d.id in wanted]
@@ -83,7 +85,13 @@ def _comparison_docs(name: str, metadata: dict[str, Any]) -> Any:
     dialogues, digest = _dialogues(settings, metadata)
     check_compatible(ref, name=name, path=path, prompt_hash=load_generation_prompt().hash, dataset_hash=digest,
                      decoding=default_decoding(), dialogues=dialogues, limit_hint="--metadata '{\"limit\": N}'")
-    run = _run_json(settings, reference=name, reference_file=str(path))
+    if ref.manifest.model_identity is None:
+        raise HarnessError(f"reference set {name!r} ({path}) records no model fingerprint (built by an older harness): "
+                           f"rebuild it with 'empathy refs build --model MODEL --name {name} --output {path}'")
+    # what the reference *was* when this run read it: the import records that, not the file as it is later
+    run = _run_json(settings, reference=name, reference_file=str(path), reference_file_hash=file_hash(Path(path)),
+                    reference_identity=ref.manifest.model_identity.model_dump_json(),
+                    reference_backend=ref.manifest.backend, reference_chat_template=str(ref.manifest.chat_template))
     docs = [_doc(d, reference_response=ref.generations[d.id].response, run=run) for d in dialogues]
     return _dataset(docs)
 

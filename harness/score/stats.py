@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import Judgment, RubricScore
-from harness.score.lc import lc_bootstrap_ci, length_controlled_win_rate
+from harness.score.lc import N_LC_BOOTSTRAP, lc_bootstrap_ci, length_controlled_win_rate
 
 N_BOOTSTRAP = 2000
 OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
@@ -84,6 +84,7 @@ def comparison_stats(judgments: Sequence[Judgment], *, seed: int) -> dict[str, A
         "lc_win_rate": length_controlled_win_rate(scores, diffs),
         "lc_ci_low": lc_low,
         "lc_ci_high": lc_high,
+        "lc_n_bootstrap": N_LC_BOOTSTRAP,
         "mean_words_candidate": mean_or_nan([j.candidate_words for j in judgments]),
         "mean_words_reference": mean_or_nan([j.reference_words for j in judgments]),
         "flags": _count_flags(j.flags for j in judgments),

@@ -52,3 +52,24 @@ def test_resaved_models_rebuild_references_and_miss_the_judge_cache(tmp_path):
     assert rejudged.judge.model.fingerprint != rebuilt.judge.model.fingerprint
     assert m4["judge"]["hits"] == 0 and m4["judge"]["model_calls"] == 3 * 2 + 6 * 3
     assert m4["references"]["base"]["reused"] is True  # the base did not change this time
+
+
+def test_one_judge_and_one_reference_however_the_path_is_written(tmp_path, monkeypatch):
+    """`judge`, `judge/`, `x/../judge`: the same folder is the same judge and the same reference set."""
+    from harness.data.selection import run_dialogues
+    from harness.evaluate.references import ensure_reference
+    from harness.judge.judge import open_judge
+
+    models = {n: build_tiny_model(tmp_path / "m" / n, seed=i) for i, n in enumerate(("base", "judge"))}
+    monkeypatch.chdir(tmp_path / "m")
+    spellings = [str(models["judge"]), str(models["judge"]) + "/", str(tmp_path / "m" / "base" / ".." / "judge"),
+                 "./judge"]
+    fps = {open_judge(JudgeSettings(model=s, device="cpu", cache_dir=str(tmp_path / "c"))).fingerprint.fingerprint
+           for s in spellings}
+    assert len(fps) == 1
+    dialogues, digest = run_dialogues("bundled", 2)
+    kw = {"dataset": "bundled", "digest": digest, "refs_dir": tmp_path / "refs", "cache_dir": tmp_path / "c"}
+    _, first, reused = ensure_reference(ModelSpec(str(models["base"]), device="cpu"), "base", dialogues, **kw)
+    _, again, reused_again = ensure_reference(ModelSpec(str(models["base"]) + "/", device="cpu"), "base", dialogues,
+                                              **kw)
+    assert not reused and reused_again and again == first

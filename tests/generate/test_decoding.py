@@ -18,3 +18,12 @@ def test_the_decoding_argument_is_applied(tiny_models):
         # greedy: 3 tokens are the start of the 160-token reply (the task YAML's budget, unused before the fix)
         assert f.raw_response.startswith(s.raw_response) and len(s.raw_response) < len(f.raw_response)
         assert len(tok.encode(f.raw_response, add_special_tokens=False)) > 10
+
+
+def test_the_environment_does_not_narrow_a_run(tiny_models, monkeypatch):
+    """EMPATHY_LIMIT is an lm-eval fallback; `empathy eval` generates exactly its own dialogues."""
+    monkeypatch.setenv("EMPATHY_LIMIT", "2")
+    dialogues, _ = run_dialogues("bundled", 4)
+    gens = generate(ModelSpec(str(tiny_models["candidate"]), device="cpu"), dialogues, dataset="bundled",
+                    decoding=Decoding(max_gen_toks=2, until=default_decoding().until), system="c")
+    assert [g.dialogue_id for g in gens] == [d.id for d in dialogues]

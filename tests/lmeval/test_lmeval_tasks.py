@@ -98,6 +98,7 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
         "--model_args", f"pretrained={tiny_models['candidate']},dtype=float32",
         "--include_path", str(tasks_dir()), "--tasks", "empathy", "--metadata", json.dumps(metadata),
         "--device", "cpu", "--limit", "4", "--output_path", str(tmp_path / "out"), "--log_samples",
+        "--apply_chat_template",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -121,7 +122,7 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
     assert sorted(r["doc"]["id"] for r in rows) == sorted(d.id for d in ids[:4])
 
     # the lm-eval path's output becomes the same typed run folder as `empathy eval`'s
-    from harness.core.runs import load_run
+    from harness.evaluate.runs import load_run
     from harness.lmeval.importer import import_lmeval
 
     result = import_lmeval(tmp_path / "out", tmp_path / "run")
@@ -134,6 +135,31 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
         assert s.win_rate == pytest.approx(res[task]["win_rate,judge"])  # lm-eval's own mean of the same verdicts
     candidate = result.provenance.systems["candidate"].model
     assert candidate.kind == "local" and candidate.name == str(tiny_models["candidate"])
+
+    # `empathy eval` on the same inputs: the same dialogues, replies, verdicts and numbers
+    from harness.core.settings import JudgeSettings
+    from harness.evaluate.run import EvalConfig, run_eval
+    from harness.generate.replies import ModelSpec
+
+    direct = run_eval(EvalConfig(
+        candidate=ModelSpec(str(tiny_models["candidate"]), device="cpu"),
+        judge=JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path / "cache"),
+                            min_label_mass=0.0),
+        output=tmp_path / "eval", references={"base": small_refs["base"], "direct": small_refs["direct"]}, limit=4))
+    assert direct.judge == result.judge and direct.provenance.dialogue_ids_hash == result.provenance.dialogue_ids_hash
+    assert direct.comparisons == result.comparisons and direct.rubric == result.rubric
+    assert direct.health == result.health
+
+    # a run without the chat template the candidate has is refused (every system is prompted by one rule)
+    import shutil
+
+    shutil.copytree(tmp_path / "out", tmp_path / "out2")
+    (lm_results,) = list((tmp_path / "out2").rglob("results_*.json"))
+    edited = json.loads(lm_results.read_text())
+    edited["chat_template"] = None
+    lm_results.write_text(json.dumps(edited))
+    with pytest.raises(HarnessError, match="without the chat template.*add --apply_chat_template"):
+        import_lmeval(tmp_path / "out2", tmp_path / "run2")
     assert result.rubric["cognitive"].mean == pytest.approx(res["empathy_rubric"]["cognitive,judge"])
 
 

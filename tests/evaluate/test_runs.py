@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
 from harness.core.records import RunResult
-from harness.core.runs import SCHEMA_PATH, RunError, load_run, results_schema, start_run
+from harness.evaluate.runs import SCHEMA_PATH, RunError, load_run, results_schema, start_run
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_numbers_that_do_not_match_the_verdicts_are_refused(demo_run, tmp_path):
     for where in (data["comparisons"]["vs_base"], data["vs_base"]):
         where["win_rate"] = 0.99
     write_json(run / "results.json", data)
-    with pytest.raises(RunError, match="vs_base: win rate 0.99 in results.json"):
+    with pytest.raises(RunError, match=r"comparisons.vs_base.win_rate is 0.99 in results.json, but the verdicts"):
         load_run(run)
     data["vs_base"]["win_rate"] = 0.5  # the headline copy disagrees with comparisons
     write_json(run / "results.json", data)
@@ -104,7 +105,7 @@ def test_a_run_starts_by_removing_an_old_results_json(tmp_path):
     start_run(out)
     assert not (out / "results.json").exists() and (out / "judgments.jsonl").exists()
     (tmp_path / "file").write_text("x")
-    with pytest.raises(Exception, match="is a file"):
+    with pytest.raises(HarnessError, match="is a file"):
         start_run(tmp_path / "file")
 
 
@@ -134,3 +135,64 @@ def test_result_files_honour_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_rows(path, rows):
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _edit_results(run, fn):
+    data = json.loads((run / "results.json").read_text())
+    fn(data)
+    write_json(run / "results.json", data)
+
+
+def _both(data, name, fn):
+    fn(data["comparisons"][name])
+    fn(data[name])
+
+
+TAMPERING = {
+    "a reply edited after judging": lambda run: _write_rows(
+        run / "generations.jsonl",
+        [{**r, "response": r["response"] + " and more words"} if i == 0 else r
+         for i, r in enumerate(_rows(run / "generations.jsonl"))]),
+    "judgments of other dialogues": lambda run: _write_rows(
+        run / "judgments.jsonl", [{**r, "dialogue_id": "zzz"} for r in _rows(run / "judgments.jsonl")]),
+    "rubric rows removed": lambda run: _write_rows(run / "rubric.jsonl", []),
+    "rubric mean edited": lambda run: _edit_results(run, lambda d: d["rubric"]["cognitive"].update(mean=4.99)),
+    "LC edited": lambda run: _edit_results(run, lambda d: _both(d, "vs_base", lambda s: s.update(lc_win_rate=0.99))),
+    "CI edited": lambda run: _edit_results(run, lambda d: _both(d, "vs_base", lambda s: s.update(ci_low=0.001))),
+    "wins and ties edited": lambda run: _edit_results(
+        run, lambda d: _both(d, "vs_base", lambda s: s.update(wins=s["wins"] + 1, ties=s["ties"] - 1))),
+    "health edited": lambda run: _edit_results(run, lambda d: d["health"].update(parse_rate=0.1)),
+    "lm-eval view edited": lambda run: _edit_results(
+        run, lambda d: d["results"]["empathy_winrate_vs_base"].update({"win_rate,judge": 0.99})),
+    "verdicts flipped, outcome kept": lambda run: _write_rows(
+        run / "judgments.jsonl",
+        [{**r, "verdicts": [{**v, "winner": "reference" if r["outcome"] != "reference" else "candidate"}
+                            for v in r["verdicts"]]} if i == 0 else r
+         for i, r in enumerate(_rows(run / "judgments.jsonl"))]),
+    "a judgment duplicated": lambda run: _write_rows(
+        run / "judgments.jsonl", [_rows(run / "judgments.jsonl")[0], *_rows(run / "judgments.jsonl")[:-1]]),
+    "dialogue ids hash edited": lambda run: _edit_results(
+        run, lambda d: d["provenance"].update(dialogue_ids_hash="0" * 16)),
+    "candidate identity edited": lambda run: _edit_results(
+        run, lambda d: d["provenance"]["systems"]["candidate"]["model"].update(fingerprint="1" * 16)),
+    "judge description edited": lambda run: _edit_results(run, lambda d: d["judge"].update(max_new_tokens=999)),
+    "manifest replaced": lambda run: (run / "manifest.json").write_text("[]"),
+    "no fingerprints": lambda run: _edit_results(run, lambda d: d["judge"].update(fingerprint="")),
+}
+
+
+@pytest.mark.parametrize("edit", list(TAMPERING))
+def test_tampered_runs_are_refused(demo_run, tmp_path, edit):
+    run = copy(demo_run, tmp_path / "t")
+    load_run(run)  # the copy itself is fine
+    TAMPERING[edit](run)
+    with pytest.raises(RunError):
+        load_run(run)

@@ -20,11 +20,14 @@ from pydantic import ValidationError
 from harness.core.errors import HarnessError
 from harness.core.io import read_jsonl, write_json, write_jsonl
 from harness.core.records import Generation, Judgment, RubricScore, RunResult
+from harness.data.selection import ids_hash
+from harness.evaluate.result import computed_parts
+from harness.judge.parse import combine_orders
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
 #: The JSON Schema of results.json, shipped in the package (tests keep it equal to :class:`RunResult`'s).
-SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "core" / "results.schema.json"
 
 
 class RunError(HarnessError):
@@ -134,28 +137,88 @@ def _records(path: Path, model: Any) -> list[Any]:
 
 
 def _check_consistent(run: Run) -> None:
-    """The JSONL files are the ones this results.json was computed from."""
-    from harness.score.stats import OUTCOME_SCORE
-
+    """The JSONL files are the ones this results.json was computed from, and every number follows from them."""
     r = run.result
+    where = run.path
+    if not r.comparisons:
+        raise RunError(f"{where}: results.json holds no comparison")
+    if not isinstance(run.manifest, dict) or (run.manifest.get("judge") or {}).get("fingerprint") != r.judge.fingerprint:
+        raise RunError(f"{where}: manifest.json does not name judge {r.judge.fingerprint}; the files come from "
+                       "different runs")
     fp = r.judge.fingerprint
     stale = {j.judge_fingerprint for j in run.judgments} | {s.judge_fingerprint for s in run.rubric}
     if stale - {fp}:
-        raise RunError(f"{run.path}: judgments by judge fingerprint(s) {sorted(stale - {fp})}, but results.json "
+        raise RunError(f"{where}: judgments by judge fingerprint(s) {sorted(stale - {fp})}, but results.json "
                        f"names judge {fp}: the files come from different runs")
-    n = r.provenance.n_dialogues
-    if len(run.generations) != n:
-        raise RunError(f"{run.path}: generations.jsonl has {len(run.generations)} replies, results.json says {n} "
-                       "dialogues")
-    for name, stats in r.comparisons.items():
-        js = [j for j in run.judgments if j.comparison == name]
-        scored = [OUTCOME_SCORE[j.outcome] for j in js if j.outcome is not None]
-        if len(js) != stats.n_scored + stats.n_unscored or len(scored) != stats.n_scored:
-            raise RunError(f"{run.path}: {name}: judgments.jsonl holds {len(js)} judgments ({len(scored)} scored), "
-                           f"results.json counts {stats.n_scored} scored + {stats.n_unscored} unscored")
-        if scored and stats.win_rate is not None and abs(sum(scored) / len(scored) - stats.win_rate) > 1e-9:
-            raise RunError(f"{run.path}: {name}: win rate {stats.win_rate} in results.json, "
-                           f"{sum(scored) / len(scored)} from judgments.jsonl")
-    extra = {j.comparison for j in run.judgments} - set(r.comparisons)
-    if extra:
-        raise RunError(f"{run.path}: judgments.jsonl holds comparisons {sorted(extra)} that results.json lacks")
+    ids = [g.dialogue_id for g in run.generations]
+    _same_ids(where, "generations.jsonl", ids, ids, r.provenance.n_dialogues)
+    if ids_hash(ids) != r.provenance.dialogue_ids_hash:
+        raise RunError(f"{where}: the dialogue ids of generations.jsonl hash to {ids_hash(ids)}, results.json says "
+                       f"{r.provenance.dialogue_ids_hash}")
+    if {g.system for g in run.generations} != {"candidate"}:
+        raise RunError(f"{where}: generations.jsonl must hold the candidate's replies only")
+    judgments: dict[str, list[Judgment]] = {}
+    for j in run.judgments:
+        judgments.setdefault(j.comparison, []).append(j)
+        if j.outcome != combine_orders(j.verdicts):
+            raise RunError(f"{where}: {j.comparison} {j.dialogue_id}: outcome {j.outcome!r} does not follow from its "
+                           "verdicts")
+    if set(judgments) != set(r.comparisons):
+        raise RunError(f"{where}: judgments.jsonl holds comparisons {sorted(judgments)}, results.json "
+                       f"{sorted(r.comparisons)}")
+    words = {g.dialogue_id: len(g.response.split()) for g in run.generations}
+    for name, js in judgments.items():
+        _same_ids(where, f"judgments.jsonl ({name})", [j.dialogue_id for j in js], ids, len(ids))
+        edited = [j.dialogue_id for j in js if j.candidate_words != words[j.dialogue_id]]
+        if edited:
+            raise RunError(f"{where}: the candidate replies in generations.jsonl are not the ones judged in {name} "
+                           f"(e.g. {edited[0]})")
+    for system in {s.system for s in run.rubric}:
+        _same_ids(where, f"rubric.jsonl ({system})", [s.dialogue_id for s in run.rubric if s.system == system], ids,
+                  len(ids))
+    references = {n: s for n, s in r.provenance.systems.items() if n != "candidate"}
+    listed = run.manifest.get("systems") or {}
+    if {n: s.model.model_dump(mode="json") for n, s in r.provenance.systems.items()} != listed:
+        raise RunError(f"{where}: the systems in manifest.json and results.json differ (identities edited, or the "
+                       "files come from different runs)")
+    missing = {c.removeprefix("vs_") for c in r.comparisons} - set(references)
+    if missing or "candidate" not in r.provenance.systems:
+        raise RunError(f"{where}: provenance.systems lacks {sorted(missing) or ['candidate']}")
+    parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
+                           r.provenance.seed)
+    recorded = r.model_dump(mode="json")
+    for key, value in parts.items():
+        expected = value.model_dump(mode="json") if hasattr(value, "model_dump") else _dump(value)
+        found = _first_difference(expected, recorded[key], key)
+        if found is not None:
+            path, should, says = found
+            raise RunError(f"{where}: {path} is {says!r} in results.json, but the verdicts in the JSONL files give "
+                           f"{should!r} (edited, or the files come from another run)")
+
+
+def _dump(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+def _first_difference(expected: Any, recorded: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The first (path, expected, recorded) at which two JSON values differ (floats within 1e-9), or None."""
+    if isinstance(expected, dict) and isinstance(recorded, dict):
+        for key in sorted(set(expected) | set(recorded)):
+            found = _first_difference(expected.get(key), recorded.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, float) and isinstance(recorded, int | float) and not isinstance(recorded, bool):
+        return None if abs(expected - recorded) <= 1e-9 else (path, expected, recorded)
+    return None if expected == recorded else (path, expected, recorded)
+
+
+def _same_ids(where: Path, what: str, found: Sequence[str], ids: Sequence[str], n: int) -> None:
+    if len(found) != len(set(found)):
+        raise RunError(f"{where}: {what} repeats a dialogue id")
+    if len(found) != n or set(found) != set(ids):
+        raise RunError(f"{where}: {what} holds {len(found)} dialogues, not the run's {n} (ids differ)")
