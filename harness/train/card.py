@@ -80,6 +80,9 @@ def model_card(m: dict[str, Any]) -> str:
         "from Large Language Models*, arXiv 2507.08151): LoRA SFT on teacher replies, then DPO from the SFT policy "
         "(reference = the SFT policy), both LoRA adapters merged.",
         "",
+        f"Base model: `{m['base']}`" + (f" at Hub commit `{m['base_revision']}`" if m.get("base_revision") else "")
+        + ".",
+        "",
         "## Data",
         f"- strategy: `{prov.get('strategy', 'unknown')}`; teacher: `{(prov.get('teacher') or {}).get('model', '—')}`;"
         f" dataset: `{prov.get('dataset', '—')}`",

@@ -3,7 +3,8 @@
 Values are validated by pydantic in its lax mode, so a number written as a string is read as that number:
 YAML 1.1 reads ``5e-5`` (no dot) as the *string* ``"5e-5"``, and it means the learning rate 0.00005. A string
 that is not a number (``learning_rate: fast``), a fraction where an integer is needed, or ``true`` where a number
-is needed is an error naming the key, the type expected and the value given.
+is needed is an error naming the key, the type expected and the value given. So is a number out of its range
+(``lora.dropout: 1.0``, ``sft.learning_rate: 0``), and NaN or infinity where a real number is needed.
 """
 
 from __future__ import annotations
@@ -43,22 +44,23 @@ class _Settings(BaseModel):
 class LoraSettings(_Settings):
     """LoRA adapter settings (both steps)."""
 
-    r: int = Field(default=8, description="LoRA rank (paper: 8)")
-    alpha: int = Field(default=16, description="LoRA alpha")
-    dropout: float = Field(default=0.05, description="LoRA dropout")
+    r: int = Field(default=8, ge=1, description="LoRA rank (paper: 8)")
+    alpha: int = Field(default=16, gt=0, description="LoRA alpha")
+    dropout: float = Field(default=0.05, ge=0, lt=1, allow_inf_nan=False, description="LoRA dropout")
     target_modules: str | list[str] = Field(default="all-linear", description="modules to adapt")
 
 
 class StepSettings(_Settings):
     """Optimisation settings of one step."""
 
-    learning_rate: float = Field(default=5e-5, description="peak learning rate (paper: 5e-5)")
-    num_train_epochs: float = Field(default=3.0, description="epochs (paper: 3)")
+    learning_rate: float = Field(default=5e-5, gt=0, allow_inf_nan=False,
+                                 description="peak learning rate (paper: 5e-5)")
+    num_train_epochs: float = Field(default=3.0, gt=0, allow_inf_nan=False, description="epochs (paper: 3)")
     effective_batch_size: int = Field(default=2, ge=1, description="samples per optimiser step (paper: 2)")
     per_device_train_batch_size: int | None = Field(
         default=None, ge=1, description="micro-batch; None: chosen for the hardware. With recipe 'configured' it "
                                         "must divide effective_batch_size (the rest is gradient accumulation)")
-    max_length: int = Field(default=512, description="tokens per sample (prompt + reply)")
+    max_length: int = Field(default=512, ge=16, description="tokens per sample (prompt + reply)")
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: run the epochs)")
     warmup_steps: int = Field(default=0, description="linear warm-up steps")
     lr_scheduler_type: str = Field(default="linear", description="learning-rate schedule")
@@ -80,7 +82,7 @@ class SFTSettings(StepSettings):
 class DPOSettings(StepSettings):
     """Step 2: DPO from the SFT policy."""
 
-    beta: float = Field(default=0.1, description="DPO beta (paper: 0.1)")
+    beta: float = Field(default=0.1, gt=0, allow_inf_nan=False, description="DPO beta (paper: 0.1)")
     loss_type: str = Field(default="sigmoid", description="DPO loss (paper: sigmoid)")
 
 
@@ -104,7 +106,8 @@ def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None
 
     Raises:
         HarnessError: the file cannot be read, a key is unknown (with a "did you mean"), or a value has the wrong
-            type (naming the key path, e.g. ``sft.learning_rate``, the type expected and the value given).
+            type or is out of range (naming the key path, e.g. ``sft.learning_rate``, the type or range expected and
+            the value given).
     """
     where = str(path) if path is not None else "training config"
     raw: dict[str, Any] = {}
@@ -133,7 +136,8 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_CONSTRAINTS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+#: Errors on a value of the right type out of its range: the message says the range (or "a finite number").
+_CONSTRAINTS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 
 
 def _messages(exc: ValidationError) -> list[str]:
@@ -193,15 +197,19 @@ def _members(annotation: Any) -> tuple[Any, ...]:
     return (annotation,)
 
 
+_PLURALS = {int: "integers", float: "numbers", str: "strings"}
+
+
 def _describe(annotation: Any) -> str:
-    """A type in words: 'a number', 'an integer or null', "one of 'linear', 'sqrt', 'none'"."""
+    """A type in words: 'a number', 'an integer or null', 'a list of strings', "one of 'linear', 'sqrt', 'none'"."""
     if typing.get_origin(annotation) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
     members = _members(annotation)
     if len(members) > 1:
         return " or ".join(_describe(m) for m in members)
     if typing.get_origin(annotation) is list:
-        return "a list"
+        item = typing.get_args(annotation)
+        return f"a list of {_PLURALS[item[0]]}" if item and item[0] in _PLURALS else "a list"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "a mapping of settings"
     words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null",

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import HarnessError
 from harness.train.config import TrainConfig
 from harness.train.hardware import Hardware
 
+if TYPE_CHECKING:
+    from harness.core.records import ModelIdentity
 
-def load_model(path: str | Path, hw: Hardware, revision: str | None = None) -> Any:
+
+def base_to_load(base: str, revision: str | None = None) -> tuple[ModelIdentity, str | None]:
+    """The base model's identity and the revision to load it at: for a Hub id, exactly the commit it resolved to.
+
+    A step's record fingerprints the resolved commit; loading ``revision`` again (a branch, a tag, or None for the
+    default branch) could load a commit pushed in between, so the weights trained would not be the ones recorded.
+    A local folder has no revision to load (None).
+    """
+    from harness.core.fingerprint import model_identity
+
+    identity = model_identity(base, revision=revision)
+    return identity, identity.revision if identity.kind == "hub" else None
+
+
+def load_model(path: str | Path, hw: Hardware, *, revision: str | None = None) -> Any:
     """A causal LM on the training device, in the training precision (flash attention where available)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -26,7 +42,7 @@ def load_model(path: str | Path, hw: Hardware, revision: str | None = None) -> A
     return model.to(hw.device)  # type: ignore[arg-type]
 
 
-def load_tokenizer(path: str | Path, revision: str | None = None) -> Any:
+def load_tokenizer(path: str | Path, *, revision: str | None = None) -> Any:
     """The tokenizer, with ChatML where the model has no chat template and a pad token where it has none."""
     from transformers import AutoTokenizer
 

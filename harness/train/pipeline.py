@@ -14,6 +14,7 @@ from harness.core.io import write_json
 from harness.core.records import RunResult
 from harness.core.settings import JudgeSettings
 from harness.evaluate.run import EvalConfig, run_eval
+from harness.evaluate.runs import start_run
 from harness.generate.replies import ModelSpec
 from harness.llm.family import family_overlap_warning
 from harness.train.config import TrainConfig
@@ -50,6 +51,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunResult:
         from harness.core.errors import HarnessError
 
         raise HarnessError("--strategy names the targeted strategy to compare with direct (e.g. all_three)")
+    start_run(out)  # first: a crash in distillation or training must not leave the last run's results.json
     base = ModelSpec(cfg.base, device=cfg.device, batch_size=cfg.batch_size)
     reports = {}
     for strategy in ("direct", cfg.strategy):

@@ -26,25 +26,28 @@ from harness.train.card import merge_adapter, model_card, preference_margins
 from harness.train.config import TrainConfig
 from harness.train.datasets import dpo_dataset, sft_dataset
 from harness.train.hardware import BatchPlan, Hardware, barrier, detect_hardware, is_main, plan_batch
-from harness.train.models import load_model, load_tokenizer, lora_config
+from harness.train.models import base_to_load, load_model, load_tokenizer, lora_config
 from harness.train.resume import Start, begin_step, finish_step, step_identity
 
 
 def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, revision: str | None = None) -> dict[str, Any]:
-    """Step 1: LoRA SFT on ``data`` (sft/train.jsonl); saves ``out/adapter`` and the merged SFT policy ``out/merged``."""
-    from harness.core.fingerprint import model_identity
+    """Step 1: LoRA SFT on ``data`` (sft/train.jsonl); saves ``out/adapter`` and the merged SFT policy ``out/merged``.
 
-    plan = plan_batch(cfg.sft, cfg.recipe, hw, _model_config(base, revision))
+    A Hub base is loaded at the commit ``revision`` resolves to now (the one fingerprinted), recorded as the step's
+    ``base_revision``.
+    """
+    identity, pinned = base_to_load(base, revision)
+    plan = plan_batch(cfg.sft, cfg.recipe, hw, _model_config(base, revision=pinned))
     padding_free = cfg.sft.padding_free if cfg.sft.padding_free is not None else hw.flash_attention
-    inputs = _inputs(data, model_identity(base, revision=revision).fingerprint, cfg.sft, plan, cfg, hw,
-                     padding_free=padding_free)
+    inputs = _inputs(data, identity.fingerprint, cfg.sft, plan, cfg, hw, padding_free=padding_free)
     start = begin_step(out, "sft", inputs, outputs=("adapter", "merged/config.json", "log.jsonl"))
     if start.done is not None:
-        return start.done
+        # same inputs: the same fingerprint, so the same commit (a record from before base_revision was kept)
+        return start.done | {"base_revision": pinned}
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    model = load_model(base, hw, revision)
-    tok = load_tokenizer(base, revision)
+    model = load_model(base, hw, revision=pinned)
+    tok = load_tokenizer(base, revision=pinned)
     args = SFTConfig(**_common_args(cfg.sft, plan, hw, cfg, out), packing=padding_free, padding_free=padding_free)
     dataset = sft_dataset(data)
     trainer = _quiet(SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
@@ -56,7 +59,8 @@ def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, re
         merged.save_pretrained(str(out / "merged"))
         tok.save_pretrained(str(out / "merged"))
     barrier()
-    info.update(padding_free=padding_free, tokens=_last(trainer.state.log_history, "num_tokens"))
+    info.update(padding_free=padding_free, tokens=_last(trainer.state.log_history, "num_tokens"),
+                base_revision=pinned)
     return finish_step(out, "sft", start, info)
 
 
@@ -87,7 +91,7 @@ def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware,
     return finish_step(out, "dpo", start, info)
 
 
-def _model_config(path: str | Path, revision: str | None = None) -> Any:
+def _model_config(path: str | Path, *, revision: str | None = None) -> Any:
     """The model's config alone (sizes the micro-batch before any weights are loaded)."""
     from transformers import AutoConfig
 
@@ -206,7 +210,7 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     manifest = {
         "schema_version": 2,
         "base": base,
-        "base_revision": revision,
+        "base_revision": step1["base_revision"],  # for a Hub base, the commit trained (not the branch asked for)
         "hardware": dataclasses.asdict(hw),
         "recipe": {"name": cfg.recipe, "sft": step1["plan"], "dpo": step2["plan"]},
         "config": cfg.model_dump(mode="json"),

@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.core.prompts import DIMENSIONS, TeacherPrompts, load_generation_prompt
 from harness.core.records import Dialogue
-from harness.judge.parse import parse_verdict
 from harness.llm.base import JudgeRequest, NoAnswer
 from harness.train.clean import Cleaned, clean_reply, normalise
 from harness.train.teacher import Teacher
@@ -59,13 +59,23 @@ class Record:
                 "repairs": list(self.repairs), "rejected": self.reason}
 
 
-def lacking_dimension(diagnosis: str) -> str | None:
-    """The dimension on the diagnosis's ``Lacking:`` line (the last one, like a judge's verdict), or None.
+#: A verdict line: ``Lacking: <dimension>`` at the start of a line, allowing markdown (``**Lacking:** Affective``,
+#: ``## Lacking: _cognitive_``); the colon is required, so prose ("it is lacking cognitive insight") never matches.
+_VERDICT_LINE = re.compile(  # [^\S\n]: a space that stays on the line; (?![^\W_]): "_cognitive_" is a match
+    rf"^[^\S\n]*[*_#]*[^\S\n]*lacking[^\S\n]*[*_]*[^\S\n]*:(?:[^\S\n]|[*_\"'`\[(])*"
+    rf"({'|'.join(DIMENSIONS)})(?![^\W_])",
+    re.IGNORECASE | re.MULTILINE,
+)
 
-    Taking the last labelled line means a dimension named in the reasoning ("cognitive is fine, but affective is
-    lacking") or quoted from the reply cannot decide it.
+
+def lacking_dimension(diagnosis: str) -> str | None:
+    """The dimension on the diagnosis's last ``Lacking:`` verdict line, or None (the diagnosis is unreadable).
+
+    Only a line that starts with the label counts, and the last one decides (like a judge's verdict): a dimension
+    named in the reasoning ("it is not lacking cognitive insight") or quoted from the reply cannot decide it.
     """
-    return parse_verdict(diagnosis.lower(), DIMENSIONS, "Lacking:")
+    verdicts = _VERDICT_LINE.findall(diagnosis)
+    return str(verdicts[-1]).lower() if verdicts else None
 
 
 def distil_with_teacher(strategy: str, start_from: StartFrom, teacher: Teacher, prompts: TeacherPrompts,

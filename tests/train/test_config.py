@@ -48,7 +48,10 @@ def test_a_numeric_string_is_read_as_its_number(tmp_path):
     ("sft:\n  lr_scaling: cubic\n", "sft.lr_scaling must be one of 'linear', 'sqrt', 'none'"),
     ("recipe: turbo\n", "recipe must be one of 'configured', 'fast-gpu'"),
     ("sft: 5\n", "sft must be a mapping of settings (step 1: LoRA SFT), got 5 (an integer)"),
-    ("lora:\n  target_modules: 7\n", "lora.target_modules must be a string or a list (modules to adapt), got 7"),
+    ("lora:\n  target_modules: 7\n", "lora.target_modules must be a string or a list of strings (modules to adapt), "
+                                     "got 7 (an integer)"),
+    ("lora:\n  target_modules: [1, 2]\n", "lora.target_modules must be a string or a list of strings (modules to "
+                                          "adapt), got [1, 2] (a list)"),
     ("sft:\n  effective_batch_size: 0\n", "sft.effective_batch_size: input should be greater than or equal to 1"),
 ])
 def test_wrong_types_name_the_key_the_type_and_the_value(tmp_path, text, message):
@@ -69,3 +72,41 @@ def test_overrides_merge_into_the_file(tmp_path):
 def test_a_file_that_is_not_a_mapping(tmp_path):
     with pytest.raises(HarnessError, match="expected a mapping of settings"):
         load_train_config(_yaml(tmp_path, "- 1\n- 2\n"))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("sft:\n  learning_rate: 0\n", "sft.learning_rate: input should be greater than 0, got 0"),
+    # YAML 1.1 reads -1e-5 as a string: the message shows the value as written
+    ("dpo:\n  learning_rate: -1e-5\n", "dpo.learning_rate: input should be greater than 0, got '-1e-5'"),
+    ("sft:\n  learning_rate: .nan\n", "sft.learning_rate: input should be a finite number, got nan"),
+    ("sft:\n  learning_rate: .inf\n", "sft.learning_rate: input should be a finite number, got inf"),
+    ("sft:\n  learning_rate: 'nan'\n", "sft.learning_rate: input should be a finite number, got 'nan'"),
+    ("sft:\n  num_train_epochs: 0\n", "sft.num_train_epochs: input should be greater than 0, got 0"),
+    ("dpo:\n  num_train_epochs: .inf\n", "dpo.num_train_epochs: input should be a finite number, got inf"),
+    ("dpo:\n  effective_batch_size: 0\n", "dpo.effective_batch_size: input should be greater than or equal to 1, "
+                                          "got 0"),
+    ("sft:\n  per_device_train_batch_size: 0\n", "sft.per_device_train_batch_size: input should be greater than or "
+                                                 "equal to 1, got 0"),
+    ("sft:\n  max_length: 8\n", "sft.max_length: input should be greater than or equal to 16, got 8"),
+    ("lora:\n  r: 0\n", "lora.r: input should be greater than or equal to 1, got 0"),
+    ("lora:\n  alpha: 0\n", "lora.alpha: input should be greater than 0, got 0"),
+    ("lora:\n  dropout: -0.1\n", "lora.dropout: input should be greater than or equal to 0, got -0.1"),
+    ("lora:\n  dropout: 1.0\n", "lora.dropout: input should be less than 1, got 1.0"),
+    ("lora:\n  dropout: .nan\n", "lora.dropout: input should be a finite number, got nan"),
+    ("dpo:\n  beta: 0\n", "dpo.beta: input should be greater than 0, got 0"),
+    ("dpo:\n  beta: -.inf\n", "dpo.beta: input should be a finite number, got -inf"),
+])
+def test_out_of_range_values_name_the_key_the_range_and_the_value(tmp_path, text, message):
+    path = _yaml(tmp_path, text)
+    with pytest.raises(HarnessError, match=re.escape(message)) as err:
+        load_train_config(path)
+    assert str(err.value) == f"{path}: {message}"  # one message: the range, not also the type
+
+
+def test_values_at_the_edge_of_their_range_are_accepted(tmp_path):
+    cfg = load_train_config(_yaml(tmp_path, "lora:\n  r: 1\n  alpha: 1\n  dropout: 0\n"
+                                            "sft:\n  max_length: 16\n  num_train_epochs: 0.5\n  learning_rate: 1e-9\n"
+                                            "  per_device_train_batch_size: 1\n"
+                                            "dpo:\n  beta: 0.001\n  effective_batch_size: 1\n"))
+    assert (cfg.lora.r, cfg.lora.dropout, cfg.sft.max_length, cfg.sft.num_train_epochs, cfg.dpo.beta) == \
+        (1, 0.0, 16, 0.5, 0.001)

@@ -104,8 +104,14 @@ def test_every_strategy(tmp_path, teacher, strategy):
     (DIAGNOSIS, "affective"),
     ("cognitive is fine but affective is lacking\nLacking: affective", "affective"),
     ("The reply says 'Lacking: cognitive' in its own words.\n\nLacking: **Compassionate**", "compassionate"),
-    ("compassionate", "compassionate"),
+    ("**Lacking:** Affective", "affective"),
+    ("## Lacking: _cognitive_", "cognitive"),
+    ("Lacking: affective\nOn reflection it is lacking compassion.\nLacking: (compassionate)", "compassionate"),
+    ("Lacking: affective\nIt is not lacking cognitive insight.", "affective"),  # prose after the verdict line
+    ("the reply is lacking cognitive depth and lacking affective warmth", None),  # prose only: no verdict line
     ("cognitive is fine but affective is lacking", None),  # no verdict line: unreadable, not 'cognitive'
+    ("compassionate", None),  # a bare dimension is not a verdict line
+    ("Lacking:\naffective", None),  # the verdict is on the line it labels
     ("Lacking: <cognitive|affective|compassionate>", None),  # the template echoed
 ])
 def test_lacking_dimension_is_the_last_verdict_line(diagnosis, dimension):

@@ -35,3 +35,23 @@ def test_python_m_harness_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, check=True)
     for command in ("distill", "train", "pipeline", "validate-judge"):
         assert command in out.stdout
+
+
+def test_a_failed_pipeline_rerun_leaves_no_stale_results(tmp_path, tiny_models):
+    """The old results.json goes before distillation starts: a crash there must not leave it beside new files."""
+    import pytest
+
+    from harness.core.errors import HarnessError
+    from harness.core.settings import JudgeSettings
+    from harness.train.config import load_train_config
+    from harness.train.pipeline import PipelineConfig, run_pipeline
+
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    teacher = JudgeSettings(model=str(tmp_path / "no-teacher"), cache_dir=str(tmp_path / "c"))
+    cfg = PipelineConfig(base=str(tiny_models["base"]), teacher=teacher, judge=teacher, strategy="all_three",
+                         output=out, train=load_train_config(None), limit=2, eval_dataset="bundled")
+    with pytest.raises(HarnessError):
+        run_pipeline(cfg)
+    assert not (out / "results.json").exists()

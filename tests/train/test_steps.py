@@ -189,3 +189,66 @@ def test_begin_step_resumes_only_matching_inputs_from_a_complete_checkpoint(tmp_
     assert not (out / "checkpoints").exists() and not (out / "merged").exists()  # stale outputs removed
     record = json.loads((out / "step.json").read_text())
     assert record["status"] == "running" and record["inputs"] == other and record["run_id"] == start.run_id
+
+
+# -- a Hub base: the commit that is fingerprinted is the commit that is loaded ------------------------------------
+
+HUB_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _hub_identity(monkeypatch, hub_id):
+    """``model_identity`` answering for ``hub_id`` as the Hub would, with a resolved commit.
+
+    A stand-in: no Hub is reachable in the tests, so the commit a branch resolves to is scripted here.
+    """
+    from harness.core import fingerprint
+
+    real = fingerprint.model_identity
+    identity = fingerprint.ModelIdentity(kind="hub", name=hub_id, revision=HUB_SHA,
+                                         fingerprint=fingerprint.short_hash("hub", hub_id, HUB_SHA))
+
+    def fake(model, **kw):
+        return identity if model == hub_id else real(model, **kw)
+
+    monkeypatch.setattr(fingerprint, "model_identity", fake)
+    return identity
+
+
+def test_base_revision_is_the_resolved_commit_of_a_hub_base(monkeypatch, tiny_models):
+    """The revision to load a Hub base at is the commit its identity resolved ``main`` to (scripted: no Hub here)."""
+    from harness.train.models import base_to_load
+
+    identity = _hub_identity(monkeypatch, "org/tiny")
+    assert base_to_load("org/tiny", "main") == (identity, HUB_SHA)
+    local, revision = base_to_load(str(tiny_models["base"]), None)
+    assert local.kind == "local" and revision is None  # a folder has no revision to load
+
+
+def test_a_hub_base_is_loaded_and_recorded_at_its_resolved_commit(monkeypatch, tiny_models, distilled, tmp_path):
+    """Every loader of the base receives the resolved sha, and the step record, manifest and card name it.
+
+    The Hub is not reachable in the tests: ``model_identity`` is scripted to resolve the Hub id ``org/tiny`` to
+    a commit, and the loaders load the local tiny model in its place after recording the revision they were given.
+    """
+    from harness.train import steps
+
+    identity = _hub_identity(monkeypatch, "org/tiny")
+    asked: list[tuple[str, str | None]] = []
+
+    def stand_in(loader, name):
+        def load(path, *args, revision=None):
+            if str(path) != "org/tiny":
+                return loader(path, *args, revision=revision)
+            asked.append((name, revision))
+            return loader(tiny_models["base"], *args)
+        return load
+
+    for name in ("_model_config", "load_model", "load_tokenizer"):
+        monkeypatch.setattr(steps, name, stand_in(getattr(steps, name), name))
+    cfg = load_train_config(None, {"device": "cpu", "sft": {"max_steps": 1}, "dpo": {"max_steps": 1}})
+    manifest = run_train("org/tiny", distilled / "sft", distilled / "dpo", tmp_path / "t", cfg, revision="main")
+    assert sorted(asked) == [("_model_config", HUB_SHA), ("load_model", HUB_SHA), ("load_tokenizer", HUB_SHA)]
+    sft = _record(tmp_path / "t", "sft")
+    assert sft["base_revision"] == HUB_SHA and sft["inputs"]["base"] == identity.fingerprint
+    assert manifest["base_revision"] == HUB_SHA
+    assert f"`org/tiny` at Hub commit `{HUB_SHA}`" in (tmp_path / "t" / "candidate" / "README.md").read_text()
