@@ -105,6 +105,8 @@ def model_identity(
         raise HarnessError("no model given: name a local model folder, a Hub id (org/name) or a served model")
     if backend in SERVED_BACKENDS:
         return _served_identity(model, backend, base_url)
+    if backend == "replies":
+        return replies_identity(model)
     path = Path(model).expanduser()
     if path.exists():
         return _local_identity(model, path, cache_dir if cache_dir is not None else default_cache_dir())
@@ -246,3 +248,11 @@ def _save_memo(memo_path: Path, memo: dict[str, dict[str, Any]]) -> None:
 
 
 # -- hub -----------------------------------------------------------------------------------------------------
+
+
+def replies_identity(path: str) -> ModelIdentity:
+    """Replies written beforehand (a JSONL file): identified by the file's bytes."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise HarnessError(f"replies file {path} does not exist: give a JSONL file of {{dialogue_id, response}} rows")
+    return ModelIdentity(kind="replies", name=path, fingerprint=short_hash("replies", _file_sha256(file)))

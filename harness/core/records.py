@@ -30,9 +30,9 @@ class ModelIdentity(BaseModel):
     """What a system *is*, never just the string the user typed (see :mod:`harness.core.fingerprint`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["local", "hub", "served"]
+    kind: Literal["local", "hub", "served", "replies"]
     name: str
-    """The folder, Hub id or served model name as given."""
+    """The folder, Hub id or served model name as given (``replies``: a file of replies written beforehand)."""
     revision: str | None = None
     """Hub models: the resolved commit sha (pinned even when none was asked for)."""
     base_url: str | None = None

@@ -7,6 +7,7 @@ each reference set is identified by its fingerprint before anything is generated
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Sequence
@@ -62,6 +63,9 @@ class EvalConfig:
     dataset: str = "bundled"
     limit: int | None = None
     seed: int = 1234
+    declared: SystemInfo | None = None
+    """With a ``replies`` candidate: the system that wrote those replies (re-judging a submitted run keeps its
+    model identity; the replies file's own hash is in the manifest)."""
 
 
 def _judge_comparisons(judge: Judge, gens: Sequence[Generation], refs: dict[str, ReferenceSet],
@@ -153,12 +157,16 @@ def run_eval(cfg: EvalConfig) -> RunResult:
                              chat_template=candidate_spec.chat_template, dtype=generation_dtype(candidate_spec)),
         references=infos, decoding=decoding, judge=judge_fp, seed=cfg.seed,
     )
-    result = assemble_result(cfg.candidate.model, judgments, rubric_scores, gens, inputs)
+    if cfg.declared is not None:
+        inputs = dataclasses.replace(inputs, candidate=cfg.declared)
+    result = assemble_result(cfg.declared.model.name if cfg.declared else cfg.candidate.model, judgments,
+                             rubric_scores, gens, inputs)
     manifest = {
         "created_at": now(),
         "harness_version": __version__,
         "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
         "candidate": {"model": cfg.candidate.model, "identity": candidate_id.model_dump(),
+                      "declared": cfg.declared.model_dump(mode="json") if cfg.declared else None,
                       "backend": candidate_spec.backend, "chat_template": candidate_spec.chat_template},
         "references": {n: {**notes[n], **refs[n].manifest.model_dump(mode="json")} for n in refs},
         "judge": {**judge_fp.model_dump(mode="json"), "cache": str(cfg.judge.cache_path()), **judge.cache.stats(),

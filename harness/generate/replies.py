@@ -12,6 +12,7 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError, did_you_mean
@@ -21,7 +22,7 @@ from harness.core.resources import tasks_dir
 
 #: lm-eval model types the harness drives (``--model-backend``); ``openai-chat`` is our name for lm-eval's
 #: ``local-chat-completions`` (any OpenAI-compatible chat server: vLLM, TGI, ``transformers serve`` …).
-MODEL_BACKENDS = ("hf", "vllm", "openai-chat", "local-chat-completions")
+MODEL_BACKENDS = ("hf", "vllm", "openai-chat", "local-chat-completions", "replies")
 LMEVAL_MODEL = {"openai-chat": "local-chat-completions"}
 
 
@@ -65,6 +66,8 @@ def generation_dtype(spec: ModelSpec) -> str:
     """The precision replies are generated in (part of a reference set's key): bf16 on a GPU, fp32 on CPU."""
     if spec.backend == "local-chat-completions":
         return "server"
+    if spec.backend == "replies":
+        return "none"
     if spec.backend == "vllm":
         return "auto"
     from harness.llm.base import resolve_device
@@ -100,6 +103,8 @@ def uses_chat_template(spec: ModelSpec) -> bool:
         return spec.chat_template
     if spec.backend == "local-chat-completions":
         return True
+    if spec.backend == "replies":
+        return False
     from transformers import AutoTokenizer
 
     try:
@@ -120,7 +125,12 @@ def generate(
     decoding: Decoding,
     system: str,
 ) -> list[Generation]:
-    """Generate one reply per dialogue with lm-eval, cut it at the end of the first answer, free the model."""
+    """Generate one reply per dialogue with lm-eval, cut it at the end of the first answer, free the model.
+
+    Backend ``replies`` reads replies written beforehand instead (a JSONL file of ``{dialogue_id, response}``).
+    """
+    if spec.backend == "replies":
+        return read_replies(spec.model, dialogues, system=system)
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -196,3 +206,25 @@ def _free_gpu() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+def read_replies(path: str, dialogues: Sequence[Dialogue], *, system: str) -> list[Generation]:
+    """Replies written beforehand, joined to the run's dialogues by id (every dialogue needs one)."""
+    import json
+
+    file = Path(path).expanduser()
+    replies: dict[str, str] = {}
+    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            replies[str(row["dialogue_id"])] = str(row["response"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HarnessError(f"{file}:{n}: expected a JSON object with dialogue_id and response") from exc
+    missing = [d.id for d in dialogues if d.id not in replies]
+    if missing:
+        raise HarnessError(f"{file} has no reply for {len(missing)} of the run's dialogues (e.g. {missing[:3]})")
+    return [Generation(dialogue_id=d.id, system=system, prompt="", raw_response=replies[d.id],
+                       response=cut_reply(replies[d.id]) or replies[d.id].strip(),
+                       flags=("empty",) if not replies[d.id].strip() else ()) for d in dialogues]

@@ -1,0 +1,206 @@
+"""``empathy leaderboard init|controls|build|publish|verify`` and ``empathy submit``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings
+from harness.core.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli.options import Subparsers
+
+TOKEN_ENV = "HF_TOKEN"
+
+
+def add_commands(sub: Subparsers) -> dict[str, Handler]:
+    """Add ``leaderboard`` (with its actions) and ``submit``; returns their handlers."""
+    lb = sub.add_parser("leaderboard", help="build, check and publish an empathy leaderboard",
+                        description="A board admits runs that match its protocol (board.yaml), rates them "
+                                    "(Bradley–Terry, anchored, bootstrap CIs) and publishes one folder to the Hub.")
+    act = lb.add_subparsers(dest="board_command", metavar="ACTION")
+
+    init = act.add_parser("init", help="write a board protocol (board.yaml) from a reference run",
+                          description="Every field of the protocol is taken from RUN: dataset hash, prompt hash, "
+                                      "decoding, judge fingerprint, anchor model fingerprint.")
+    init.add_argument("--run", required=True, help="a completed run made exactly as board runs must be made")
+    init.add_argument("--name", required=True, help="the board's name")
+    init.add_argument("--anchor", default="base", help="the reference every model is compared with (default base)")
+    init.add_argument("--anchor-name", default=None, help="how the anchor is shown (default: its model name)")
+    init.add_argument("--min-scored", type=int, default=20, help="fewest scored dialogues vs the anchor (default 20)")
+    init.add_argument("--output", required=True, help="protocol file to write, e.g. board.yaml")
+
+    ctl = act.add_parser("controls", help="judge the control rows (null model, verbose padding, anchor vs itself, "
+                                          "human replies) with the board's judge")
+    ctl.add_argument("--board", required=True, help="the board protocol (board.yaml)")
+    ctl.add_argument("--reference", required=True, help="the anchor's reference set file")
+    add_judge_options(ctl)
+    ctl.add_argument("--output", required=True, help="folder for the control runs")
+
+    bd = act.add_parser("build", help="admit runs, rate them, write the board folder",
+                        description="Writes leaderboard.json/.csv/.parquet, index.html, README.md (dataset card), "
+                                    "rejected.json and results/<run_id>/ for each admitted run.")
+    bd.add_argument("--board", required=True, help="the board protocol (board.yaml)")
+    bd.add_argument("--runs", nargs="*", default=[], metavar="DIR", help="run folders (or folders of run folders)")
+    bd.add_argument("--submissions", default=None, metavar="DIR", help="a folder of submitted run folders")
+    bd.add_argument("--from-hub", default=None, metavar="ORG/NAME",
+                    help="also take the runs of the board's dataset repo (results/ and submissions/)")
+    bd.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
+    bd.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the rating CIs (default 1000)")
+    bd.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    bd.add_argument("--output", required=True, help="the board folder to write")
+
+    pb = act.add_parser("publish", help="publish a board folder to the Hub in one commit (dry run by default)")
+    pb.add_argument("site", metavar="SITE", help="the folder 'leaderboard build' wrote")
+    pb.add_argument("--repo", required=True, help="the board's dataset repo, e.g. my-org/empathy-board")
+    pb.add_argument("--push", action="store_true", help="really publish (else print what would be committed)")
+    pb.add_argument("--space", default=None, metavar="ORG/NAME", help="also publish index.html as a static Space")
+    pb.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
+    pb.add_argument("--message", default=None, help="commit message")
+
+    vf = act.add_parser("verify", help="re-judge a submitted run with the board's judge (status verified)")
+    vf.add_argument("run", metavar="RUN_DIR", help="the submitted run folder")
+    vf.add_argument("--board", required=True, help="the board protocol (board.yaml)")
+    vf.add_argument("--reference", required=True, help="the anchor's reference set file")
+    vf.add_argument("--regenerate", type=int, default=0, metavar="N",
+                    help="also regenerate the first N dialogues with the declared model and count identical replies")
+    vf.add_argument("--device", default="auto", help="device for --regenerate")
+    add_judge_options(vf)
+    vf.add_argument("--output", required=True, help="folder for the re-judged run (it goes on the board)")
+
+    sm = sub.add_parser("submit", help="submit a run to a board: validate it, then open a pull request on the Hub")
+    sm.add_argument("run", metavar="RUN_DIR", help="a completed run folder")
+    sm.add_argument("--repo", required=True, help="the board's dataset repo, e.g. my-org/empathy-board")
+    sm.add_argument("--board", default=None, help="the board protocol, to check the run before submitting")
+    sm.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
+    return {"leaderboard": cmd_leaderboard, "submit": cmd_submit}
+
+
+def _token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Run ``empathy leaderboard ACTION``."""
+    actions = {"init": _init, "controls": _controls, "build": _build, "publish": _publish, "verify": _verify}
+    if args.board_command not in actions:
+        raise HarnessError("usage: empathy leaderboard init|controls|build|publish|verify … (see --help)")
+    return actions[args.board_command](args)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from harness.core.ui import console
+    from harness.evaluate.runs import load_run
+    from leaderboard.protocol import protocol_from_run, save_protocol
+
+    protocol = protocol_from_run(load_run(args.run).result, name=args.name, anchor=args.anchor,
+                                 anchor_name=args.anchor_name, min_scored=args.min_scored)
+    save_protocol(protocol, Path(args.output))
+    console.print(f"board protocol {protocol.hash} written to {args.output}")
+    return 0
+
+
+def _controls(args: argparse.Namespace) -> int:
+    from harness.core.ui import console
+    from leaderboard.controls import run_controls
+    from leaderboard.protocol import load_protocol
+
+    runs = run_controls(load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
+                        reference=Path(args.reference), output=Path(args.output))
+    console.print(f"{len(runs)} control runs written under {args.output}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from harness.core.ui import console
+    from leaderboard.build import build_board, rejected_summary, write_site
+    from leaderboard.protocol import load_protocol
+
+    protocol = load_protocol(args.board)
+    paths = [Path(p) for p in args.runs] + ([Path(args.submissions)] if args.submissions else [])
+    if args.from_hub:
+        from leaderboard.submit import pull_board
+
+        pulled = pull_board(args.from_hub, Path(args.output) / ".hub", endpoint=args.endpoint, token=_token())
+        paths += [p for p in (pulled / "results", pulled / "submissions") if p.is_dir()]
+    if not paths:
+        raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")
+    board, entries = build_board(paths, protocol, n_boot=args.n_boot, seed=args.seed)
+    files = write_site(board, entries, protocol, Path(args.output))
+    table = Table(title=f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})",
+                  title_justify="left")
+    for col in ("rank", "model", "BT [95% CI]", "win rate vs anchor", "status"):
+        table.add_column(col)
+    for r in board.rows:
+        rank = "—" if r.rank is None else (f"{r.rank_low}–{r.rank_high}" if r.rank_low != r.rank_high else str(r.rank))
+        bt = "—" if r.bt.value is None else f"{r.bt.value:.0f} [{r.bt.low:.0f}, {r.bt.high:.0f}]"
+        wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
+        table.add_row(rank, r.model, bt, wr, r.status)
+    from rich.console import Console
+
+    Console().print(table)
+    for w in board.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    for line in rejected_summary(board.rejected):
+        console.print(f"[red]refused[/] {line}")
+    console.print(f"{len(board.rows)} rows, {len(board.rejected)} refused; {len(files)} files in {args.output}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from leaderboard.publish import plan_publish, publish
+
+    from harness.core.ui import console
+
+    site = Path(args.site)
+    if not (site / "leaderboard.json").is_file():
+        raise HarnessError(f"{site} is not a board folder (no leaderboard.json): run 'empathy leaderboard build' first")
+    plan = plan_publish(site, repo=args.repo, message=args.message)
+    print(f"{'publishing' if args.push else 'dry run — would commit'} to dataset {plan.repo}: {plan.message!r}")
+    for path, size in plan.files:
+        print(f"  {size:>10,}  {path}")
+    if not args.push:
+        console.print("nothing was published: add --push (with the token in $HF_TOKEN) to publish")
+        return 0
+    urls = publish(site, repo=args.repo, space=args.space, endpoint=args.endpoint, token=_token(),
+                   message=args.message)
+    for what, url in urls.items():
+        print(f"{what}: {url}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from harness.core.ui import console
+    from leaderboard.protocol import load_protocol
+    from leaderboard.verify import verify_run
+
+    record = verify_run(Path(args.run), protocol=load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
+                        reference=Path(args.reference), output=Path(args.output), regenerate=args.regenerate,
+                        device=args.device)
+    console.print(f"{record['status']}: submitted win rate {record['submitted_win_rate']}, re-judged "
+                  f"{record['rejudged_win_rate']} (CI {record['rejudged_ci']}); re-judged run in {args.output}")
+    return 0 if record["status"] == "verified" else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Run ``empathy submit``."""
+    from leaderboard.submit import submit
+
+    from harness.evaluate.runs import load_run
+    from leaderboard.admit import run_id
+
+    run = load_run(args.run)
+    if args.board:
+        from leaderboard.protocol import load_protocol, mismatches
+
+        problems = mismatches(run.result, load_protocol(args.board))
+        if problems:
+            raise HarnessError(f"{args.run} would be refused by the board: {'; '.join(problems)}")
+    url = submit(Path(args.run), repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token())
+    print(f"pull request opened: {url}")
+    return 0

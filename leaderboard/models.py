@@ -1,0 +1,91 @@
+"""Typed leaderboard records: the board protocol's view of a run, one row per model, the board itself."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BOARD_SCHEMA_VERSION = 1
+
+ControlKind = Literal["null_model", "verbose_padding", "anchor_self", "human"]
+Status = Literal["verified", "self-reported", "control"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Interval(_Frozen):
+    """A point estimate with its 95 % CI (all None when not measured)."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class Health(_Frozen):
+    """Run health shown per row (from the run's ``health`` and its anchor comparison)."""
+
+    parse_rate: float | None = None
+    tie_rate: float | None = None
+    position_flip_rate: float | None = None
+    label_mass: float | None = None
+
+
+class Row(_Frozen):
+    """One model (or control) on the board; every number traceable to a run folder and its fingerprints."""
+
+    model: str
+    """Display name: the Hub id, or the folder / served name as given."""
+    link: str | None = None
+    revision: str | None = None
+    model_fingerprint: str
+    parameters: int | None = None
+    rank: int | None = None
+    """None for control rows (never ranked)."""
+    rank_low: int | None = None
+    rank_high: int | None = None
+    bt: Interval = Interval()
+    """Bradley–Terry score, anchored (the anchor sits at the board's anchor value)."""
+    win_rate: Interval = Interval()
+    """Win rate vs the anchor (ties ½) with its bootstrap CI."""
+    lc_win_rate: Interval = Interval()
+    rubric: dict[str, Interval] = Field(default_factory=dict)
+    mean_words: float | None = None
+    n_scored: int = 0
+    health: Health = Health()
+    judge: str
+    """The judge's short fingerprint."""
+    family_overlap: bool = False
+    date: str
+    harness_version: str
+    status: Status
+    control: ControlKind | None = None
+    run_id: str
+    """The run folder's id on the board (``<org>__<model>/<run>``): per-model results live under it."""
+
+
+class Rejection(_Frozen):
+    """A run the board refused, and why."""
+
+    run: str
+    reason: str
+
+
+class Board(_Frozen):
+    """The whole leaderboard (``leaderboard.json``)."""
+
+    schema_version: Literal[1] = 1
+    name: str
+    protocol_hash: str
+    judge: str
+    anchor: str
+    anchor_value: float
+    rows: list[Row]
+    """Ranked models first (by BT score), then control rows."""
+    warnings: list[str] = Field(default_factory=list)
+    """Shown at the top of the page, e.g. a control row that beats real models."""
+    rejected: list[Rejection] = Field(default_factory=list)
+    built_at: str
+    harness_version: str

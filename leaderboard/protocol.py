@@ -1,0 +1,135 @@
+"""The board protocol (``board.yaml``): what a run must match to be admitted, and the check that says why not.
+
+A run is admitted only when it was made on the board's dataset (by hash), with the board's generation prompt
+and decoding, judged by the board's judge (its full fingerprint: model identity, prompts, mode, labels, decoding,
+dtype, parser) against the board's anchor system (by model fingerprint), with enough scored dialogues and every
+comparison and rubric dimension the board shows. Anything else is refused, naming the field that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.core.errors import HarnessError
+from harness.core.prompts import DIMENSIONS
+from harness.core.records import FINGERPRINT, Decoding, RunResult
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetRule(_Config):
+    """The board's dialogues."""
+
+    spec: str = Field(description="the --dataset value, e.g. bundled or ed:test@<revision>")
+    hash: str = Field(description="the dataset hash every run must carry")
+    n: int = Field(ge=1, description="how many dialogues every run evaluates (the --limit)")
+
+
+class AnchorRule(_Config):
+    """The system every model is compared with."""
+
+    comparison: str = Field(description="the run's comparison against the anchor, e.g. vs_base")
+    model_fingerprint: str = Field(pattern=FINGERPRINT, description="the anchor reference's model fingerprint")
+    name: str = Field(description="how the anchor is shown on the board")
+    value: float = Field(default=1000.0, description="the anchor's fixed Bradley–Terry score")
+
+
+class BoardProtocol(_Config):
+    """Everything a run must match to be on the board."""
+
+    name: str
+    dataset: DatasetRule
+    generation_prompt_hash: str
+    decoding: Decoding
+    judge_fingerprint: str = Field(pattern=FINGERPRINT)
+    anchor: AnchorRule
+    min_scored: int = Field(default=20, ge=1, description="fewest scored dialogues vs the anchor")
+    comparisons: tuple[str, ...] = Field(default=(), description="comparisons shown besides the anchor's")
+    rubric: tuple[str, ...] = DIMENSIONS
+
+    @property
+    def hash(self) -> str:
+        """Identifies the protocol (shown on the board and in leaderboard.json)."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:16]
+
+
+def load_protocol(path: Path | str) -> BoardProtocol:
+    """Read and validate ``board.yaml``; a bad file is a clear error naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"cannot read the board protocol {path}: {exc}") from exc
+    try:
+        return BoardProtocol.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise HarnessError(f"invalid board protocol {path}: {problems}") from exc
+
+
+def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anchor_name: str | None = None,
+                      min_scored: int = 20) -> BoardProtocol:
+    """A protocol that admits runs made exactly like ``result`` (``empathy leaderboard init``)."""
+    comparison = f"vs_{anchor}"
+    if comparison not in result.comparisons:
+        raise HarnessError(f"the run has no comparison {comparison!r} (it has {sorted(result.comparisons)}); "
+                           "name the anchor reference with --anchor")
+    p = result.provenance
+    return BoardProtocol(
+        name=name,
+        dataset=DatasetRule(spec=p.dataset, hash=p.dataset_hash, n=p.n_dialogues),
+        generation_prompt_hash=p.generation_prompt_hash,
+        decoding=p.decoding,
+        judge_fingerprint=result.judge.fingerprint,
+        anchor=AnchorRule(comparison=comparison, model_fingerprint=result.comparisons[comparison].reference_model.fingerprint,
+                          name=anchor_name or result.comparisons[comparison].reference_model.name),
+        min_scored=min_scored,
+        comparisons=tuple(c for c in result.comparisons if c != comparison),
+        rubric=tuple(result.rubric),
+    )
+
+
+def save_protocol(protocol: BoardProtocol, path: Path) -> None:
+    """Write ``board.yaml``."""
+    from harness.core.io import write_atomic
+
+    data = json.loads(protocol.model_dump_json())
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def mismatches(result: RunResult, protocol: BoardProtocol) -> list[str]:
+    """Why a run may not be on the board (empty when it may), each naming the field, the run's value and the board's."""
+    p, out = result.provenance, []
+
+    def differ(field: str, run: object, board: object) -> None:
+        if run != board:
+            out.append(f"{field}: the run has {run!r}, the board requires {board!r}")
+
+    differ("dataset hash", p.dataset_hash, protocol.dataset.hash)
+    differ("number of dialogues", p.n_dialogues, protocol.dataset.n)
+    differ("generation prompt hash", p.generation_prompt_hash, protocol.generation_prompt_hash)
+    differ("decoding", p.decoding.model_dump(mode="json"), protocol.decoding.model_dump(mode="json"))
+    differ("judge fingerprint", result.judge.fingerprint, protocol.judge_fingerprint)
+    anchor = result.comparisons.get(protocol.anchor.comparison)
+    if anchor is None:
+        out.append(f"anchor comparison: the run has no {protocol.anchor.comparison!r} (it has "
+                   f"{sorted(result.comparisons)})")
+    else:
+        differ("anchor model fingerprint", anchor.reference_model.fingerprint, protocol.anchor.model_fingerprint)
+        if anchor.n_scored < protocol.min_scored:
+            out.append(f"scored dialogues: {anchor.n_scored} vs the anchor, the board requires at least "
+                       f"{protocol.min_scored}")
+    missing = [c for c in protocol.comparisons if c not in result.comparisons]
+    if missing:
+        out.append(f"comparisons: the run lacks {missing}")
+    dims = [d for d in protocol.rubric if result.rubric.get(d) is None or result.rubric[d].mean is None]
+    if dims:
+        out.append(f"rubric: the run has no scores for {dims}")
+    return out

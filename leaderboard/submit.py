@@ -1,0 +1,93 @@
+"""Submitting a run to a board on the Hub (a pull request on its dataset repo), and pulling a board back down."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.core.errors import HarnessError
+from harness.evaluate.runs import FILES, RESULTS, load_run
+from leaderboard.publish import hub_api, hub_error, refuse_token
+
+#: What a submission carries: the run folder's record files (models, caches and references stay at home).
+SUBMISSION_FILES = (RESULTS, *FILES)
+SUBMISSIONS = "submissions"
+#: ``<org>__<model>/<run>`` or a single segment: letters, digits, '_', '-', '.', never '.' or '..' alone.
+_RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
+
+
+def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None, token: str | None = None) -> str:
+    """Open a pull request on the board's dataset repo adding ``submissions/<run_id>/`` with the run's files.
+
+    The run is validated with :func:`~harness.evaluate.runs.load_run` first: an invalid run is never sent.
+
+    Args:
+        run_dir: A completed run folder (``empathy eval --output``).
+        repo: The board's dataset repo id (``org/name``).
+        run_id: The run's id on the board, e.g. ``Qwen__Qwen2.5-0.5B-Instruct/2025-01-31``.
+        endpoint: The Hub URL (default: the one ``huggingface_hub`` is configured with).
+        token: A Hub token (read access is enough to open a pull request); sent only in the Authorization header.
+
+    Returns:
+        The pull request's URL.
+
+    Raises:
+        HarnessError: the run is invalid, the run id unsafe, the board missing, or the Hub refused the request.
+    """
+    from huggingface_hub import CommitOperation, CommitOperationAdd
+
+    run = load_run(run_dir)
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
+                           "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")
+    files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES}
+    refuse_token(files, token, run.path)
+    operations: list[CommitOperation] = [
+        CommitOperationAdd(path_in_repo=f"{SUBMISSIONS}/{run_id}/{name}", path_or_fileobj=data)
+        for name, data in files.items()
+    ]
+    what = f"submitting run {run_id!r} to board {repo!r}"
+    try:
+        info = hub_api(endpoint, token).create_commit(
+            repo, operations, repo_type="dataset", create_pr=True,
+            commit_message=f"Submit {run.result.model} ({run_id})",
+            commit_description=(f"Run `{run_id}` of `{run.result.model}`, judged by `{run.result.judge.fingerprint}`, "
+                                "validated with `load_run` before submission."),
+        )
+    except Exception as exc:  # mapped to a user-facing error; unexpected ones re-raised as they are
+        error = _mapped(exc, what)
+        if error is None:
+            raise
+        raise error from exc
+    if info.pr_url is None:
+        raise HarnessError(f"{what}: these exact files are already on the board under {SUBMISSIONS}/{run_id}/ — "
+                           "nothing to submit")
+    return info.pr_url
+
+
+def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str | None = None) -> Path:
+    """Download the board's dataset repo into ``dest`` (for ``leaderboard build --from-hub``); returns ``dest``."""
+    from huggingface_hub import snapshot_download
+
+    what = f"downloading board {repo!r}"
+    try:
+        path = snapshot_download(repo_id=repo, repo_type="dataset", local_dir=dest, endpoint=endpoint,
+                                 token=token or False, library_name="empathy-harness")
+    except Exception as exc:
+        error = _mapped(exc, what)
+        if error is None:
+            raise
+        raise error from exc
+    return Path(path)
+
+
+def _mapped(exc: Exception, what: str) -> HarnessError | None:
+    import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if isinstance(exc, LocalEntryNotFoundError):
+        return HarnessError(f"{what}: the Hub could not be reached and no copy is on disk — check the endpoint, "
+                            "the network and HF_HUB_OFFLINE")
+    if isinstance(exc, (OSError, ValueError, httpx2.HTTPError)):
+        return hub_error(exc, what)
+    return None

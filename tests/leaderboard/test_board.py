@@ -1,0 +1,87 @@
+"""Board protocol, admission and the built board folder, end to end through the CLI on tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from harness.cli.main import main
+from harness.evaluate.runs import load_run
+from leaderboard.protocol import load_protocol, mismatches, protocol_from_run
+from tests.leaderboard.conftest import N, eval_run
+
+
+def test_protocol_from_a_run_admits_it_and_names_each_difference(board_runs, tmp_path):
+    result = load_run(board_runs["a"]).result
+    protocol = protocol_from_run(result, name="test board", min_scored=3)
+    assert mismatches(result, protocol) == []
+    other = protocol.model_copy(update={"judge_fingerprint": "0" * 16, "min_scored": N + 1,
+                                        "generation_prompt_hash": "x"})
+    problems = mismatches(result, other)
+    assert any(p.startswith("judge fingerprint: the run has") for p in problems)
+    assert any(p.startswith(f"scored dialogues: {N} vs the anchor, the board requires at least {N + 1}")
+               for p in problems)
+    assert any(p.startswith("generation prompt hash") for p in problems)
+    (tmp_path / "bad.yaml").write_text("name: x\nmin_scored: -1\n")
+    with pytest.raises(Exception, match="invalid board protocol .*bad.yaml"):
+        load_protocol(tmp_path / "bad.yaml")
+
+
+def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, capsys):
+    board_file = tmp_path / "board.yaml"
+    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Tiny board", "--min-scored", "3",
+                 "--output", str(board_file)]) == 0
+    protocol = load_protocol(board_file)
+    # the controls, judged with the board's judge against the anchor reference
+    controls = tmp_path / "controls"
+    assert main(["leaderboard", "controls", "--board", str(board_file), "--reference", str(small_refs["base"]),
+                 "--judge", str(tiny_models["judge"]), "--judge-device", "cpu", "--judge-min-label-mass", "0",
+                 "--cache-dir", str(board_runs["cache"]), "--output", str(controls)]) == 0
+    assert sorted(p.name for p in controls.iterdir() if (p / "results.json").is_file()) == [
+        "anchor_self", "null_model", "verbose_padding"]  # the bundled dialogues have no human replies
+    # refused: another judge, a duplicate of run a, an incomplete folder
+    other_judge = eval_run(tmp_path / "other-judge", tiny_models["candidate"], tiny_models, small_refs,
+                           board_runs["cache"], max_new_tokens=50, mode="generate")
+    duplicate = tmp_path / "dup"
+    shutil.copytree(board_runs["a"], duplicate)
+    broken = tmp_path / "broken"
+    shutil.copytree(board_runs["b"], broken)
+    (broken / "results.json").unlink()
+    site = tmp_path / "site"
+    code = main(["leaderboard", "build", "--board", str(board_file), "--runs", str(board_runs["a"]),
+                 str(board_runs["b"]), str(board_runs["c"]), str(controls), str(other_judge), str(duplicate),
+                 str(broken), "--n-boot", "200", "--output", str(site)])
+    assert code == 0, capsys.readouterr().err
+    board = json.loads((site / "leaderboard.json").read_text())
+    ranked = [r for r in board["rows"] if r["control"] is None]
+    controls_rows = [r for r in board["rows"] if r["control"] is not None]
+    assert len(ranked) == 3 and {r["control"] for r in controls_rows} == {"null_model", "verbose_padding",
+                                                                           "anchor_self"}
+    assert all(r["rank"] is None and r["status"] == "control" for r in controls_rows)
+    assert sorted(r["rank_low"] for r in ranked)[0] == 1
+    assert [r["bt"]["value"] for r in ranked] == sorted((r["bt"]["value"] for r in ranked), reverse=True)
+    for r in ranked:
+        assert r["bt"]["low"] <= r["bt"]["value"] <= r["bt"]["high"] and r["judge"] == protocol.judge_fingerprint
+        assert r["status"] == "self-reported" and r["n_scored"] == N
+        assert r["win_rate"]["low"] <= r["win_rate"]["value"] <= r["win_rate"]["high"]
+        assert load_run(site / "results" / r["run_id"]).result.judge.fingerprint == protocol.judge_fingerprint
+    reasons = {json.dumps(x) for x in json.loads((site / "rejected.json").read_text())}
+    assert any("other-judge" in r and "judge fingerprint" in r for r in reasons)
+    assert any("dup" in r and "duplicate" in r for r in reasons)
+    assert any("broken" in r and "did not complete" in r for r in reasons)
+    # the table in every format
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(site / "leaderboard.parquet").to_pylist()
+    assert [t["model"] for t in table] == [r["model"] for r in board["rows"]]
+    assert (site / "leaderboard.csv").read_text().splitlines()[0].startswith("rank,rank_low,rank_high,model")
+    card = (site / "README.md").read_text()
+    assert card.startswith("---\nconfigs:\n- config_name: default") and "leaderboard.parquet" in card
+    assert "<table" in (site / "index.html").read_text()
+    # the dry run of publish lists the files and commits nothing
+    capsys.readouterr()
+    assert main(["leaderboard", "publish", str(site), "--repo", "org/board"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "leaderboard.parquet" in out and "results/" in out
