@@ -1,0 +1,63 @@
+"""Verification: re-judging a submission with the board's judge, and regenerating a sample of its replies."""
+
+from __future__ import annotations
+
+import json
+
+from harness.cli.main import main
+from harness.evaluate.result import computed_parts
+from harness.evaluate.runs import load_run, write_run
+from leaderboard.admit import admit
+from leaderboard.protocol import protocol_from_run
+
+
+def judge_args(tiny_models, cache):
+    return ["--judge", str(tiny_models["judge"]), "--judge-device", "cpu", "--judge-min-label-mass", "0",
+            "--cache-dir", str(cache)]
+
+
+def fabricate_wins(src, dest):
+    """A consistent forgery: every verdict says the candidate won, and results.json is recomputed to match."""
+    run = load_run(src)
+    forged = []
+    for j in run.judgments:
+        verdicts = tuple(v.model_copy(update={"winner": "candidate"}) for v in j.verdicts)
+        forged.append(j.model_copy(update={"verdicts": verdicts, "outcome": "candidate"}))
+    by: dict[str, list] = {}
+    for j in forged:
+        by.setdefault(j.comparison, []).append(j)
+    r = run.result
+    refs = {n: s for n, s in r.provenance.systems.items() if n != "candidate"}
+    parts = computed_parts(by, run.rubric, run.generations, refs, r.judge.min_label_mass, r.provenance.seed)
+    write_run(dest, r.model_copy(update=parts), run.generations, forged, run.rubric, run.manifest)
+
+
+def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small_refs, tmp_path, capsys):
+    protocol = protocol_from_run(load_run(board_runs["a"]).result, name="b", min_scored=3)
+    (tmp_path / "board.yaml").write_text(json.dumps(json.loads(protocol.model_dump_json())))
+    board = str(tmp_path / "board.yaml")
+    honest = tmp_path / "verified-a"
+    code = main(["leaderboard", "verify", str(board_runs["a"]), "--board", board, "--reference",
+                 str(small_refs["base"]), *judge_args(tiny_models, board_runs["cache"]), "--regenerate", "2",
+                 "--device", "cpu", "--output", str(honest)])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((honest / "verification.json").read_text())
+    assert record["status"] == "verified" and record["rejudged_win_rate"] == record["submitted_win_rate"]
+    assert record["regeneration"] == {"n": 2, "identical": 2, "match_rate": 1.0}  # greedy replies reproduce
+    assert record["submission_checks"] == {"skipped": "not a Hub model (local)"}
+    rejudged = load_run(honest).result
+    submitted = load_run(board_runs["a"]).result
+    assert rejudged.provenance.systems["candidate"] == submitted.provenance.systems["candidate"]  # same model
+    assert load_run(honest).manifest["judge"]["model_calls"] == 0  # every verdict came from the cache
+    # on the board, the verified run replaces the self-reported one of the same model
+    entries, rejected = admit([board_runs["a"], honest], protocol)
+    assert [e.verified for e in entries] == [True] and "duplicate" in rejected[0].reason
+
+    forged = tmp_path / "forged"
+    fabricate_wins(board_runs["b"], forged)
+    assert load_run(forged).result.comparisons["vs_base"].win_rate == 1.0  # it passes the file checks
+    code = main(["leaderboard", "verify", str(forged), "--board", board, "--reference", str(small_refs["base"]),
+                 *judge_args(tiny_models, board_runs["cache"]), "--output", str(tmp_path / "rejudged-b")])
+    assert code == 1
+    record = json.loads((tmp_path / "rejudged-b" / "verification.json").read_text())
+    assert record["status"] == "disputed" and record["rejudged_win_rate"] < 1.0
