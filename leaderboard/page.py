@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from html import escape
-from typing import NamedTuple
 
-from harness.core.prompts import DIMENSIONS
 from leaderboard.models import Board, Interval, Row
+from leaderboard.plots import dimensions, pct, plots_section, rubric_of
 
 Cell = tuple[str, float | str | None]
 """A table cell: its inner HTML and its sort key (None: missing, sorted last)."""
@@ -31,7 +29,7 @@ _LEFT = {"model", "revision", "judge", "date", "harness", "status"}
 
 _CSS = """
 :root{color-scheme:light;--ink:#1f2933;--muted:#5f6b77;--line:#dde2e7;--amber:#b45309}
-body{margin:0 auto;max-width:1480px;padding:24px 28px 40px;color:var(--ink);background:#fff;
+body{margin:0 auto;max-width:1760px;padding:24px 28px 40px;color:var(--ink);background:#fff;
 font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}
 h1{font-size:26px;margin:0}h2{font-size:18px;margin:30px 0 10px}
 code{font:12px ui-monospace,Menlo,"DejaVu Sans Mono",monospace;background:#f1f4f7;padding:1px 4px;border-radius:3px}
@@ -42,17 +40,20 @@ border-radius:6px}.warnings h2{margin:0 0 4px;font-size:16px;color:#92400e}.warn
 .howto summary{font-weight:600;cursor:pointer}.howto ul{margin:6px 0;padding-left:20px}
 .scroll{overflow-x:auto;border:1px solid var(--line);border-radius:6px}
 table{border-collapse:collapse;width:100%;font-size:13px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;vertical-align:top}
-th{background:#eef2f6;font-weight:600;vertical-align:bottom}th.left,td.left{text-align:left}
+th,td{padding:5px 6px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;vertical-align:top}
+th{background:#eef2f6;font-weight:600;vertical-align:bottom;white-space:normal;min-width:3em}
+th:nth-child(2),td:nth-child(2){position:sticky;left:0;background:#fff;box-shadow:inset -1px 0 var(--line)}
+th:nth-child(2){background:#eef2f6}th.left,td.left{text-align:left}
 th button{all:unset;cursor:pointer}th button:focus-visible{outline:2px solid #2563eb}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
-tbody tr:hover td{background:#f5f8ff}.ci{display:block;color:var(--muted);font-size:11px}
+tbody tr:hover td{background:#f2f6ff}.ci{display:block;color:var(--muted);font-size:11px}
 tr.control td{font-style:italic;background:#fffaf0;color:#4b3a1f}
 .badge{display:inline-block;margin-left:6px;padding:0 7px;border-radius:9px;font-size:11px;font-style:normal;
 font-weight:600;background:#e2e8f0;color:#334155}.badge.control{background:#fde68a;color:#78350f}
 .badge.verified{background:#d1fae5;color:#065f46}.flag{color:#b91c1c;font-weight:600}
 a{color:#1d4ed8;text-decoration:none}a:hover{text-decoration:underline}
-figure{margin:0 0 26px}figcaption{color:var(--muted);font-size:13px;max-width:920px}
+.plots{display:flex;flex-wrap:wrap;gap:8px 48px;align-items:flex-start}figure{display:table;margin:0 0 26px}
+figcaption{display:table-caption;caption-side:bottom;color:var(--muted);font-size:13px}
 svg{max-width:100%;height:auto;font-size:12px}svg text{fill:var(--ink)}.tick{fill:var(--muted)}
 .grid{stroke:#e6e9ed}.parity{stroke:#64748b;stroke-dasharray:4 3}
 .bar{fill:#93b4f5}.bar.control{fill:#fde68a;stroke:var(--amber);stroke-dasharray:3 2}
@@ -62,11 +63,13 @@ text.control{font-style:italic;fill:#92400e}.title{font-weight:600}
 footer{margin-top:30px;color:var(--muted);font-size:12px}
 """
 
-# Sorts on each cell's data-sort: numbers numerically, text with numeric-aware collation, missing last both ways.
+# Sorts on each cell's data-sort: numbers numerically, text with numeric-aware collation, missing last both ways,
+# ties in the board's order (so a sort never depends on the clicks before it).
 _JS = """
 (() => {
   const table = document.getElementById("board");
   const heads = Array.from(table.tHead.rows[0].cells);
+  const board = new Map(Array.from(table.tBodies[0].rows, (r, i) => [r, i]));  // ties keep the board's order
   const missing = (v) => v === undefined || v === "";
   const compare = (x, y, dir) => {
     if (missing(x) || missing(y)) return missing(x) - missing(y);
@@ -79,7 +82,7 @@ _JS = """
     heads.forEach((h) => h.removeAttribute("aria-sort"));
     th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
     const rows = Array.from(table.tBodies[0].rows);
-    rows.sort((a, b) => compare(a.cells[col].dataset.sort, b.cells[col].dataset.sort, dir));
+    rows.sort((a, b) => compare(a.cells[col].dataset.sort, b.cells[col].dataset.sort, dir) || board.get(a) - board.get(b));
     table.tBodies[0].append(...rows);
   }));
 })();
@@ -98,7 +101,7 @@ def render_page(board: Board) -> str:
     """
     csp = (f"default-src 'none'; img-src data:; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'; "
            "base-uri 'none'; form-action 'none'")
-    sections = [_header(board), _warnings(board.warnings), _how_to_read(board), _table(board), _plots(board),
+    sections = [_header(board), _warnings(board.warnings), _how_to_read(board), _table(board), plots_section(board),
                 _rejected(board), f"<footer>empathy-harness {escape(board.harness_version)} · static page, "
                 f"schema v{board.schema_version} · protocol <code>{escape(board.protocol_hash)}</code></footer>"]
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -146,18 +149,14 @@ def _how_to_read(board: Board) -> str:
         "ranked: " + "; ".join(f"<i>{k}</i> — {v}" for k, v in CONTROL_NOTES.items()) + ". A control above a "
         "real model is a warning about the judge. <span class=\"flag\">\u2691</span> marks a model from the "
         "judge's own family (self-preference risk).",
-        "<b>Status</b>: <i>verified</i> runs were reproduced by the board; <i>self-reported</i> runs are shown as "
-        "submitted.",
+        "<b>Status</b>: <i>verified</i>: the board re-judged the submitted replies with its own judge and the "
+        "numbers agreed within their CIs; <i>self-reported</i>: shown as submitted, not re-judged.",
     ]
     return f'<details class="howto" open><summary>How to read this board</summary><ul>{"".join(f"<li>{n}</li>" for n in notes)}</ul></details>'
 
 
 def _num(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def _bt_digits(board: Board) -> int:
@@ -180,7 +179,7 @@ def _interval(fmt: Callable[[float], str], iv: Interval) -> Cell:
 
 
 def _rate(value: float | None) -> Cell:
-    return ("—", None) if value is None else (_pct(value), value)
+    return ("—", None) if value is None else (pct(value), value)
 
 
 def _text(value: str | None, title: str | None = None) -> Cell:
@@ -203,7 +202,8 @@ def _model(row: Row) -> Cell:
     tip = escape(f"run {row.run_id} · model {row.model_fingerprint} · {row.n_scored} dialogues scored")
     shown = f'<a href="{escape(link)}" rel="nofollow noopener" title="{tip}">{name}</a>' if link else f'<span title="{tip}">{name}</span>'
     if row.control:
-        shown += f'<span class="badge control" title="{escape(CONTROL_NOTES[row.control])}">control · {escape(row.control)}</span>'
+        shown += (f'<span class="badge control">control</span>'
+                  f'<span class="ci" title="{escape(CONTROL_NOTES[row.control])}">{escape(row.control)}</span>')
     return shown, row.model
 
 
@@ -226,8 +226,8 @@ def _columns(board: Board, dims: Sequence[str]) -> list[tuple[str, str, str, Cal
         ("revision", "Revision", "model revision (commit)", _short_revision),
         ("params", "Params", "parameters", lambda r: ("—", None) if r.parameters is None else (_params(r.parameters), r.parameters)),
         ("bt", "BT score", f"Bradley–Terry score; {board.anchor} = {board.anchor_value:g}", lambda r: bt(r.bt)),
-        ("win_rate", "Win rate", f"vs {board.anchor}, ties ½", lambda r: _interval(_pct, r.win_rate)),
-        ("lc_win_rate", "LC win rate", "length-controlled win rate", lambda r: _interval(_pct, r.lc_win_rate)),
+        ("win_rate", "Win rate", f"vs {board.anchor}, ties ½", lambda r: _interval(pct, r.win_rate)),
+        ("lc_win_rate", "LC win rate", "length-controlled win rate", lambda r: _interval(pct, r.lc_win_rate)),
         *rubric,
         ("mean_words", "Words", "mean words per reply", lambda r: ("—", None) if r.mean_words is None else (f"{r.mean_words:.0f}", r.mean_words)),
         ("parse_rate", "Parse", "share of verdicts the judge gave readably", lambda r: _rate(r.health.parse_rate)),
@@ -242,21 +242,12 @@ def _columns(board: Board, dims: Sequence[str]) -> list[tuple[str, str, str, Cal
     ]
 
 
-def _rubric_of(dim: str, row: Row) -> Interval:
-    return row.rubric.get(dim, Interval())
-
-
 def _rubric_cell(dim: str, row: Row) -> Cell:
-    return _interval(lambda v: f"{v:.2f}", _rubric_of(dim, row))
-
-
-def _dims(board: Board) -> list[str]:
-    extra = sorted({d for r in board.rows for d in r.rubric} - set(DIMENSIONS))
-    return [*DIMENSIONS, *extra]
+    return _interval(lambda v: f"{v:.2f}", rubric_of(dim, row))
 
 
 def _table(board: Board) -> str:
-    columns = _columns(board, _dims(board))
+    columns = _columns(board, dimensions(board))
     head = "".join(f'<th data-key="{key}" class="{"left" if key in _LEFT else ""}" title="{escape(tip)}" scope="col">'
                    f'<button type="button">{escape(label)}</button></th>' for key, label, tip, _ in columns)
     body = []
@@ -270,149 +261,6 @@ def _table(board: Board) -> str:
         body.append(f'<tr data-model="{escape(row.model)}"{attrs}>{"".join(cells)}</tr>')
     return (f'<section><h2>Leaderboard</h2><div class="scroll"><table id="board"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n{chr(10).join(body)}\n</tbody></table></div></section>')
-
-
-class _Axis(NamedTuple):
-    lo: float
-    hi: float
-    ticks: Sequence[float]
-    fmt: Callable[[float], str]
-    parity: float | None = None
-
-
-def _plots(board: Board) -> str:
-    rows, dims = board.rows, _dims(board)
-    win = _row_chart(rows, [("", lambda r: r.win_rate)], _Axis(0, 1, [0, .25, .5, .75, 1], _pct, .5), bars=True)
-    rubric = _row_chart(rows, [(d, partial(_rubric_of, d)) for d in dims],
-                        _Axis(1, 5, [1, 2, 3, 4, 5], lambda v: f"{v:g}"), bars=False)
-    figures = [
-        ("plot-win-rate", win, f"Win rate against {escape(board.anchor)} with 95 % CIs; the dashed line is parity (50 %)."),
-        ("plot-rubric", rubric, "Rubric score (1–5) per empathy dimension with 95 % CIs."),
-        ("plot-length", _scatter(rows), _length_note(rows)),
-    ]
-    return "<section><h2>Plots</h2>" + "".join(
-        f'<figure id="{fid}">{svg}<figcaption>{cap} Control rows are amber and italic.</figcaption></figure>'
-        for fid, svg, cap in figures) + "</section>"
-
-
-def _label_width(rows: Sequence[Row]) -> int:
-    return min(260, 16 + 7 * max((len(r.model) for r in rows), default=8))
-
-
-def _cls(row: Row) -> str:
-    return " control" if row.control else ""
-
-
-def _tip(row: Row, iv: Interval, fmt: Callable[[float], str]) -> str:
-    ci = "" if iv.low is None or iv.high is None else f" [{fmt(iv.low)}, {fmt(iv.high)}]"
-    return f"<title>{escape(row.model)}: {fmt(iv.value) if iv.value is not None else 'n/a'}{ci}</title>"
-
-
-def _marker(row: Row, x: float, y: float, tip: str) -> str:
-    if row.control:  # a hollow diamond: controls stay distinguishable without colour
-        return f'<path class="dot control" data-model="{escape(row.model)}" d="M{x:.1f} {y - 6:.1f}l6 6-6 6-6-6z">{tip}</path>'
-    return f'<circle class="dot" data-model="{escape(row.model)}" cx="{x:.1f}" cy="{y:.1f}" r="4.5">{tip}</circle>'
-
-
-def _whisker(row: Row, a: tuple[float, float], b: tuple[float, float]) -> str:
-    cap = (0, 5) if a[1] == b[1] else (5, 0)
-    lines = [(a[0], a[1], b[0], b[1])] + [(x - cap[0], y - cap[1], x + cap[0], y + cap[1]) for x, y in (a, b)]
-    return "".join(f'<line class="whisker{_cls(row)}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
-                   for x1, y1, x2, y2 in lines)
-
-
-def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
-    return lambda v: a + (min(max(v, lo), hi) - lo) / (hi - lo) * (b - a)
-
-
-def _row_chart(rows: Sequence[Row], panels: Sequence[tuple[str, Callable[[Row], Interval]]], axis: _Axis, *,
-               bars: bool) -> str:
-    """One line per row, one panel per measure: bars (from the axis start) or dots, each with its CI whisker."""
-    label_w, pw, gap, top, step = _label_width(rows), (420 if len(panels) == 1 else 230), 28, 30, 26
-    height = top + step * len(rows) + 26
-    parts = [f'<text class="{_cls(r).strip()}" x="{label_w - 8}" y="{top + i * step + step / 2 + 4:.0f}" '
-             f'text-anchor="end">{escape(_short_label(r.model))}</text>' for i, r in enumerate(rows)]
-    for p, (name, get) in enumerate(panels):
-        x0 = label_w + gap / 2 + p * (pw + gap)
-        sx = _scale(axis.lo, axis.hi, x0, x0 + pw)
-        parts.append(f'<text class="title" x="{x0 + pw / 2:.0f}" y="16" text-anchor="middle">{escape(name.capitalize())}</text>')
-        for t in axis.ticks:
-            cls = "parity" if t == axis.parity else "grid"
-            parts.append(f'<line class="{cls}" x1="{sx(t):.1f}" y1="{top - 4}" x2="{sx(t):.1f}" y2="{height - 22}"/>'
-                         f'<text class="tick" x="{sx(t):.1f}" y="{height - 6}" text-anchor="middle">{axis.fmt(t)}</text>')
-        for i, row in enumerate(rows):
-            iv, y = get(row), top + i * step + step / 2
-            if iv.value is None:
-                parts.append(f'<text class="tick" x="{x0 + 4:.0f}" y="{y + 4:.0f}">not measured</text>')
-                continue
-            tip = _tip(row, iv, axis.fmt)
-            if bars:
-                x, w = sx(axis.lo), sx(iv.value) - sx(axis.lo)
-                parts.append(f'<rect class="bar{_cls(row)}" data-model="{escape(row.model)}" x="{x:.1f}" y="{y - 8:.1f}" '
-                             f'width="{w:.1f}" height="16">{tip}</rect>')
-            if iv.low is not None and iv.high is not None:
-                parts.append(_whisker(row, (sx(iv.low), y), (sx(iv.high), y)))
-            if not bars:
-                parts.append(_marker(row, sx(iv.value), y, tip))
-    return _svg(label_w + len(panels) * (pw + gap), height, parts)
-
-
-def _scatter(rows: Sequence[Row]) -> str:
-    """Win rate against mean words: a rising cloud means the judge pays for length, not empathy."""
-    points = [r for r in rows if r.mean_words is not None and r.win_rate.value is not None]
-    hi_words = max((r.mean_words or 0 for r in points), default=0) or 1
-    xticks = _nice_ticks(hi_words)
-    left, top, pw, ph = 56, 14, 520, 300
-    sx, sy = _scale(0, xticks[-1], left, left + pw), _scale(0, 1, top + ph, top)
-    parts = []
-    for t in xticks:
-        parts.append(f'<line class="grid" x1="{sx(t):.1f}" y1="{top}" x2="{sx(t):.1f}" y2="{top + ph}"/>'
-                     f'<text class="tick" x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{t:g}</text>')
-    for t in (0, .25, .5, .75, 1):
-        parts.append(f'<line class="{"parity" if t == .5 else "grid"}" x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" '
-                     f'y2="{sy(t):.1f}"/><text class="tick" x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{_pct(t)}</text>')
-    parts.append(f'<text class="tick" x="{left + pw / 2}" y="{top + ph + 34}" text-anchor="middle">mean words per reply</text>'
-                 f'<text class="tick" transform="rotate(-90)" x="{-(top + ph / 2)}" y="14" text-anchor="middle">win rate</text>')
-    for row in points:
-        iv, x = row.win_rate, sx(row.mean_words or 0)
-        if iv.low is not None and iv.high is not None:
-            parts.append(_whisker(row, (x, sy(iv.low)), (x, sy(iv.high))))
-        parts.append(_marker(row, x, sy(iv.value or 0), _tip(row, iv, _pct)))
-        parts.append(f'<text class="{_cls(row).strip()}" x="{x + 8:.1f}" y="{sy(iv.value or 0) - 6:.1f}" font-size="11">'
-                     f"{escape(_short_label(row.model, 24))}</text>")
-    return _svg(left + pw + 170, top + ph + 44, parts)
-
-
-def _short_label(name: str, width: int = 36) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def _nice_ticks(hi: float, n: int = 5) -> list[float]:
-    mag = 10 ** math.floor(math.log10(hi / n))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= hi / n)
-    return [i * step for i in range(math.ceil(hi / step) + 1)]
-
-
-def _length_note(rows: Sequence[Row]) -> str:
-    ranked = [r for r in rows if not r.control and r.mean_words is not None and r.win_rate.value is not None]
-    r = _pearson([x.mean_words or 0 for x in ranked], [x.win_rate.value or 0 for x in ranked])
-    corr = "" if r is None else f" Across ranked models, r = {r:+.2f} between length and win rate."
-    return ("Win rate against mean reply length, to expose length bias: a judge that rewards longer replies lifts "
-            f"the padded control and draws a rising line.{corr}")
-
-
-def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    if len(xs) < 3:
-        return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)
-
-
-def _svg(width: float, height: float, parts: Sequence[str]) -> str:
-    return (f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" role="img">'
-            + "".join(parts) + "</svg>")
 
 
 def _rejected(board: Board) -> str:

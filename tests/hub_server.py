@@ -500,3 +500,30 @@ class LoopbackHub:
             yield
         finally:
             self.state.before_commit = None
+
+
+def serve_online(monkeypatch: Any) -> Iterator[LoopbackHub]:
+    """Body of a pytest fixture: a started hub, with ``huggingface_hub``'s offline switch (on in the tests) off."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with LoopbackHub() as hub:
+        yield hub
+
+
+def subprocess_env(hub: LoopbackHub, home: Any) -> dict[str, str]:
+    """Environment for a child process that reaches ``hub`` (HF_ENDPOINT is read when the libraries import)."""
+    import os
+
+    return {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+            "HF_HOME": str(home), "HF_TOKEN": "", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def free_port_url() -> str:
+    """A loopback URL where nothing listens (connections are refused at once)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"

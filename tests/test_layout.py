@@ -59,5 +59,6 @@ def test_the_lm_eval_adapter_is_a_leaf():
 
 
 def test_no_module_much_over_300_lines():
-    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in (ROOT / "harness").rglob("*.py")}
+    files = [*(ROOT / "harness").rglob("*.py"), *(ROOT / "leaderboard").rglob("*.py")]
+    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in files}
     assert max(sizes.values()) <= 340, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from html.parser import HTMLParser
@@ -23,7 +24,7 @@ def iv(value: float, half: float) -> Interval:
 
 def row(model: str, bt: float, win: float, words: float, rubric: tuple[float, float, float], **kw) -> Row:
     fields = dict(
-        model=model, model_fingerprint=f"fp-{abs(hash(model)) % 10**8:08d}", bt=iv(bt, 30), win_rate=iv(win, .045),
+        model=model, model_fingerprint=hashlib.sha256(model.encode()).hexdigest()[:16], bt=iv(bt, 30), win_rate=iv(win, .045),
         lc_win_rate=iv(win - .02, .05), rubric=dict(zip(("cognitive", "affective", "compassionate"),
                                                          (iv(v, .12) for v in rubric), strict=True)),
         mean_words=words, n_scored=200, health=Health(parse_rate=.995, tie_rate=.04, position_flip_rate=.09, label_mass=.97),
@@ -36,7 +37,7 @@ def row(model: str, bt: float, win: float, words: float, rubric: tuple[float, fl
 def ranked(i: int, model: str, params: int, bt: float, win: float, words: float, rubric: tuple[float, float, float],
            ranks: tuple[int, int], **kw) -> Row:
     return row(model, bt, win, words, rubric, rank=i, rank_low=ranks[0], rank_high=ranks[1], parameters=params,
-               link=f"https://huggingface.co/{model}", revision="9c6f0bbd7a1c2f3e4d5b6a7980a1b2c3d4e5f607", **kw)
+               **({"link": f"https://huggingface.co/{model}", "revision": "9c6f0bbd7a1c2f3e4d5b6a7980a1b2c3d4e5f607"} | kw))
 
 
 def make_board(first: str = "HuggingFaceTB/SmolLM2-1.7B-Instruct", **first_kw) -> Board:
@@ -103,7 +104,7 @@ def test_every_row_is_on_the_page_once_in_board_order():
     assert [a["data-model"] for a in page.find("tr") if "data-model" in a] == [r.model for r in board.rows]
     assert {a["data-model"]: a.get("data-control") for a in page.find("tr") if "data-model" in a} == {
         r.model: r.control for r in board.rows}
-    assert len(columns(page)) == 21 and all(len(c) == 21 for c in page.cells.values())
+    assert len(columns(page)) == 20 and all(len(c) == 20 for c in page.cells.values())
 
 
 def test_cells_show_ranges_units_and_flags():
@@ -186,6 +187,8 @@ def test_missing_values_render_as_dashes_and_no_bar():
     cells = dict(zip(columns(page), page.cells["someone/bare"], strict=True))
     assert cells["bt"] == cells["params"] == cells["rubric_affective"] == cells["parse_rate"] == "—"
     assert all(a.get("data-model") != "someone/bare" for t, a in page.tags if t == "rect")
+    empty = Page(render_page(make_board().model_copy(update={"rows": []})))
+    assert empty.cells == {} and len(empty.find("svg")) == 3
 
 
 # -- a real browser --------------------------------------------------------------------------------------------------
