@@ -179,10 +179,13 @@ def hub_error(exc: Exception, what: str, *, retries: int = 0) -> HarnessError:
     if isinstance(exc, RepositoryNotFoundError):
         return HarnessError(f"{what}: the repo does not exist or this token cannot see it — check the repo id and "
                             "give a token with access to it (HF_TOKEN)")
+    if isinstance(exc, ValueError) and not isinstance(exc, HfHubHTTPError):
+        if "metadata in README.md" in str(exc):
+            detail = " ".join(line.strip("- ") for line in str(exc).splitlines()[1:3])
+            return HarnessError(f"{what}: the Hub rejected README.md's YAML front matter ({detail or reason}) — "
+                                "fix the card and rebuild")
+        return HarnessError(f"{what}: {reason} — check the repo id ('org/name') and the options")
     if not isinstance(exc, HfHubHTTPError):
-        if isinstance(exc, ValueError) and "metadata in README.md" in str(exc):
-            return HarnessError(f"{what}: the Hub rejected README.md's YAML front matter ({reason}) — fix the "
-                                "dataset card template and rebuild")
         return HarnessError(f"{what}: cannot reach the Hub ({type(exc).__name__}: {reason}) — check the endpoint "
                             "and the network")
     status = exc.response.status_code
@@ -194,9 +197,10 @@ def hub_error(exc: Exception, what: str, *, retries: int = 0) -> HarnessError:
         return HarnessError(f"{what}: the Hub refused the request (HTTP {status}){server} — give a token with "
                             "write access to the repo (HF_TOKEN)")
     if status == 429 or status >= 500:
-        return HarnessError(f"{what}: the Hub kept failing (HTTP {status}){server} after {retries} retries; nothing "
-                            "was written — try again later")
-    return HarnessError(f"{what}: the Hub refused the request (HTTP {status}){server}")
+        return HarnessError(f"{what}: the Hub kept failing (HTTP {status}){server} after {retries} retries — try "
+                            "again later (publishing again is safe: what already landed is not committed twice)")
+    return HarnessError(f"{what}: the Hub refused the request (HTTP {status}){server} — check the repo id, the "
+                        "token's access and the files")
 
 
 def commit_url(endpoint: str, repo_type: str, repo: str, sha: str) -> str:

@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,6 +134,8 @@ class HubState:
         self.base_url = ""
         self.faults: list[tuple[str, str, int]] = []
         """(method, path substring, status): each answers one matching request with that status, in order."""
+        self.errors: list[str] = []
+        """Tracebacks of requests this test Hub failed to handle (answered 500)."""
         self.before_commit: Callable[[], None] | None = None
         """Called once (then cleared) when a commit request arrives, before the commit is checked."""
 
@@ -233,7 +236,7 @@ def _preupload(repo: Repo, rev: str, body: dict[str, Any]) -> Reply:
         {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
          "oid": git_blob_sha(files[f["path"]]) if f["path"] in files else None}
         for f in body.get("files", [])
-    ], "commitOid": _commit_at(repo, rev).sha})
+    ]})
 
 
 def _parse_ndjson(raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -407,8 +410,8 @@ def _api(state: HubState, method: str, parts: list[str], query: dict[str, str], 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the tests read state.requests
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the tests read ``state.requests`` instead."""
 
     def _serve(self) -> None:
         state = self.server.state
@@ -429,6 +432,10 @@ class _Handler(BaseHTTPRequestHandler):
             if exc.code:
                 reply.headers["X-Error-Code"] = exc.code
             reply.headers["X-Error-Message"] = exc.message
+        except Exception:  # a bug in this test Hub: answer 500 and keep the traceback for the test to show
+            with state.lock:
+                state.errors.append(traceback.format_exc())
+            reply = Reply.json({"error": "loopback hub crashed (see LoopbackHub.errors)"}, status=500)
         record.status = reply.status
         self.send_response(reply.status)
         for key, value in reply.headers.items():
@@ -484,6 +491,10 @@ class LoopbackHub:
         return (repo_type, repo_id) in self.state.repos
 
     @property
+    def errors(self) -> list[str]:
+        return list(self.state.errors)
+
+    @property
     def requests(self) -> list[Recorded]:
         with self.state.lock:
             return list(self.state.requests)
@@ -509,6 +520,7 @@ def serve_online(monkeypatch: Any) -> Iterator[LoopbackHub]:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with LoopbackHub() as hub:
         yield hub
+        assert hub.errors == [], hub.errors[0]
 
 
 def subprocess_env(hub: LoopbackHub, home: Any) -> dict[str, str]:

@@ -25,7 +25,9 @@ CARD = """---
 license: apache-2.0
 configs:
 - config_name: default
-  data_files: leaderboard.parquet
+  data_files:
+  - split: train
+    path: leaderboard.parquet
 ---
 # Empathy leaderboard
 """
@@ -79,8 +81,8 @@ def test_publish_reads_back_the_same_bytes_and_the_same_rows(hub: LoopbackHub, s
         got = hf_hub_download(REPO, path, repo_type="dataset", endpoint=hub.url, cache_dir=tmp_path / "cache",
                               token=False)
         assert Path(got).read_bytes() == data, path
-    script = ("import json, datasets; ds = datasets.load_dataset(%r, split='train'); "
-              "print(json.dumps(ds.to_list()))" % REPO)
+    script = (f"import json, datasets; ds = datasets.load_dataset({REPO!r}, split='train'); "
+              "print(json.dumps(ds.to_list()))")
     done = subprocess.run([sys.executable, "-c", script], env=subprocess_env(hub, tmp_path / "hf"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -233,6 +235,15 @@ def test_a_folder_that_is_not_a_built_site_is_refused(hub: LoopbackHub, site: Pa
     with pytest.raises(HarnessError, match="is not a folder"):
         plan_publish(tmp_path / "missing", repo=REPO)
     assert hub.requests == []
+
+
+def test_a_card_the_hub_rejects_and_a_bad_repo_id_are_clear_errors(hub: LoopbackHub, site: Path):
+    (site / "README.md").write_text("---\nconfigs: [unclosed\n---\n# board\n")
+    with pytest.raises(HarnessError, match="rejected README.md's YAML front matter.*invalid YAML"):
+        publish(site, repo=REPO, endpoint=hub.url)
+    assert len(hub.repo(REPO).history()) == 1
+    with pytest.raises(HarnessError, match="check the repo id"):
+        publish(site, repo="not a repo id!", endpoint=hub.url)
 
 
 def test_an_unreachable_hub_and_offline_mode_are_clear_errors(site: Path, monkeypatch: pytest.MonkeyPatch):

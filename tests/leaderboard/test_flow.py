@@ -1,0 +1,54 @@
+"""The whole flow through the CLI: 3 tiny-model runs → build → publish to a loopback Hub → submit → rebuild from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli.main import main
+from tests.hub_server import serve_online
+
+REPO = "org/empathy-board"
+TOKEN = "hf_test_0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    yield from serve_online(monkeypatch)
+
+
+def test_build_publish_submit_rebuild(board_runs, tiny_models, small_refs, hub, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    board = tmp_path / "board.yaml"
+    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Flow board", "--min-scored", "3",
+                 "--output", str(board)]) == 0
+    site = tmp_path / "site"
+    assert main(["leaderboard", "build", "--board", str(board), "--runs", str(board_runs["a"]), str(board_runs["b"]),
+                 "--n-boot", "100", "--output", str(site)]) == 0
+    assert main(["leaderboard", "publish", str(site), "--repo", REPO, "--push", "--endpoint", hub.url,
+                 "--space", "org/empathy-page"]) == 0
+    repo = hub.state.repo("dataset", REPO)
+    on_hub = repo.main.files
+    local = {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    assert {k: v for k, v in on_hub.items() if k in local} == local and set(local) <= set(on_hub)
+    assert b"sdk: static" in hub.state.repo("space", "org/empathy-page").main.files["README.md"]
+    commits = len(repo.history())
+
+    # a submitter opens a pull request with run c; main does not change
+    assert main(["submit", str(board_runs["c"]), "--board", str(board), "--repo", REPO, "--endpoint", hub.url]) == 0
+    assert "pull request opened: " in capsys.readouterr().out
+    assert repo.pull_requests and len(repo.history()) == commits
+
+    # the maintainer rebuilds from the Hub board plus the new run: all three are on the board, nothing refused
+    site2 = tmp_path / "site2"
+    assert main(["leaderboard", "build", "--board", str(board), "--from-hub", REPO, "--endpoint", hub.url,
+                 "--runs", str(board_runs["c"]), "--n-boot", "100", "--output", str(site2)]) == 0
+    rebuilt = json.loads((site2 / "leaderboard.json").read_text())
+    assert len(rebuilt["rows"]) == 3 and rebuilt["rejected"] == []
+    assert main(["leaderboard", "publish", str(site2), "--repo", REPO, "--push", "--endpoint", hub.url]) == 0
+    assert len(repo.history()) == commits + 1  # one commit for the new board
+    # the token travelled in the Authorization header only, and is in no file written
+    for folder in (site, site2):
+        assert not any(TOKEN.encode() in p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert TOKEN not in capsys.readouterr().out
