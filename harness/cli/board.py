@@ -126,7 +126,8 @@ def _build(args: argparse.Namespace) -> int:
     if args.from_hub:
         from leaderboard.submit import pull_board
 
-        pulled = pull_board(args.from_hub, Path(args.output) / ".hub", endpoint=args.endpoint, token=_token())
+        out = Path(args.output)
+        pulled = pull_board(args.from_hub, out.parent / f".{out.name}.hub", endpoint=args.endpoint, token=_token())
         paths += [p for p in (pulled / "results", pulled / "submissions") if p.is_dir()]
     if not paths:
         raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")

@@ -1,0 +1,50 @@
+"""Control rows: their replies, and the warning when one beats a real model."""
+
+from __future__ import annotations
+
+from harness.core.records import Decoding, Dialogue, ReferenceManifest, ReferenceSet
+from leaderboard.build import control_warnings
+from leaderboard.controls import NULL_REPLY, PADDING_REPLY, control_replies
+from leaderboard.models import Interval, Row
+
+
+def dialogues(with_reply: bool) -> list[Dialogue]:
+    return [Dialogue(id=f"d{i}", emotion="sad", sentiment="negative", situation="s", utterance="u",
+                     reply=f"human reply {i}" if with_reply else None) for i in range(3)]
+
+
+def anchor() -> ReferenceSet:
+    from harness.core.records import Generation
+
+    manifest = ReferenceManifest(name="base", model="m", backend="hf", decoding=Decoding(), prompt_hash="p",
+                                 dataset_hash="h", dataset="x", chat_template=True, n=3, created_at="t",
+                                 harness_version="v")
+    gens = {f"d{i}": Generation(dialogue_id=f"d{i}", system="base", prompt="", raw_response=f"a{i}",
+                                response=f"anchor {i}") for i in range(3)}
+    return ReferenceSet(manifest=manifest, generations=gens)
+
+
+def test_control_replies():
+    ds = dialogues(with_reply=True)
+    assert set(control_replies("null_model", ds, anchor()).values()) == {NULL_REPLY}
+    assert set(control_replies("verbose_padding", ds, anchor()).values()) == {PADDING_REPLY}
+    assert len(PADDING_REPLY.split()) > 3 * len(NULL_REPLY.split())
+    assert control_replies("anchor_self", ds, anchor()) == {f"d{i}": f"anchor {i}" for i in range(3)}
+    assert control_replies("human", ds, anchor()) == {f"d{i}": f"human reply {i}" for i in range(3)}
+    assert control_replies("human", dialogues(with_reply=False), anchor()) is None  # skipped, never invented
+
+
+def row(model: str, bt: float, control=None, win=(0.5, 0.4, 0.6)) -> Row:
+    return Row(model=model, model_fingerprint="0" * 16, bt=Interval(value=bt, low=bt - 10, high=bt + 10),
+               win_rate=Interval(value=win[0], low=win[1], high=win[2]), judge="j", date="d", harness_version="v",
+               status="control" if control else "self-reported", control=control, run_id=model)
+
+
+def test_a_control_that_beats_real_models_is_said_at_the_top():
+    rows = [row("a", 1100), row("b", 950), row("pad", 1000, "verbose_padding"), row("null", 800, "null_model"),
+            row("self", 1000, "anchor_self", win=(0.7, 0.62, 0.78))]
+    warnings = control_warnings(rows)
+    assert any("'verbose_padding' beats 1 ranked model(s) (b)" in w for w in warnings)
+    assert not any("'null_model'" in w for w in warnings)
+    assert any("anchor against itself wins 70%" in w for w in warnings)
+    assert control_warnings([row("a", 1100), row("self", 1000, "anchor_self")]) == []
