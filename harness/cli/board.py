@@ -154,9 +154,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from leaderboard.publish import plan_publish, publish
-
     from harness.core.ui import console
+    from leaderboard.publish import plan_publish, publish
 
     site = Path(args.site)
     if not (site / "leaderboard.json").is_file():
@@ -190,10 +189,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Run ``empathy submit``."""
-    from leaderboard.submit import submit
-
     from harness.evaluate.runs import load_run
     from leaderboard.admit import run_id
+    from leaderboard.submit import submit
 
     run = load_run(args.run)
     if args.board:
