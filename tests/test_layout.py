@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"core", "data", "llm", "generate", "judge", "score", "evaluate", "train", "lmeval", "cli"}
+STAGES = {"core", "data", "llm", "generate", "judge", "score", "evaluate", "train", "gate", "lmeval", "cli"}
 
 
 def imports() -> dict[str, set[str]]:

@@ -1,0 +1,86 @@
+"""Typed records of ``empathy check``: one verdict per metric and the gate's overall verdict."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MetricOutcome = Literal["pass", "regression", "inconclusive"]
+GateOutcome = Literal["pass", "regression", "inconclusive", "invalid"]
+
+#: Exit codes of ``empathy check``.
+EXIT = {"pass": 0, "regression": 1, "usage": 2, "invalid": 3, "inconclusive": 4}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricVerdict(_Frozen):
+    """Non-inferiority of the candidate on one metric (Δ = candidate − baseline, paired by dialogue)."""
+
+    name: str
+    """e.g. ``win_rate:vs_base``, ``lc_win_rate:vs_base``, ``rubric:cognitive``, ``head_to_head``."""
+    kind: Literal["paired", "head_to_head"]
+    baseline: float | None
+    """The baseline's value (head to head: None — the comparison is the candidate against the baseline)."""
+    candidate: float | None
+    delta: float | None
+    """Candidate − baseline; head to head: the candidate's win rate against the baseline − 0.5."""
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    """The level of the CI shown: 1 − 2·(Holm-adjusted α of this metric), so a CI bound is the one-sided test."""
+    margin: float
+    """Non-inferiority margin: a drop smaller than this is not a regression."""
+    p_regression: float | None
+    """One-sided p-value of 'no drop beyond the margin' (small → regression), before Holm."""
+    p_pass: float | None
+    """One-sided p-value of 'a drop beyond the margin' (small → non-inferior), before Holm."""
+    outcome: MetricOutcome
+    n: int
+    """Paired dialogues (head to head: decisive dialogues)."""
+    sd: float | None = None
+    """Standard deviation of the per-dialogue difference (paired metrics)."""
+    mde: float | None = None
+    """Smallest drop this n detects at 80 % power and this metric's α."""
+    n_needed: int | None = None
+    """Dialogues needed to detect a drop of ``margin`` at 80 % power (None when not estimable)."""
+    sign_test_p: float | None = None
+    """Head to head: exact two-sided sign test on decisive dialogues."""
+    wins: int | None = None
+    losses: int | None = None
+    ties: int | None = None
+
+
+class HealthCheck(_Frozen):
+    """A run-health floor: a run that breaks one is not a valid basis for a verdict."""
+
+    run: Literal["baseline", "candidate"]
+    name: str
+    value: float | None
+    floor: float
+    """The limit (a minimum, or a maximum for ``position_flip_rate`` and ``unscored_share``)."""
+    ok: bool
+
+
+class GateVerdict(_Frozen):
+    """What ``empathy check`` decided, and everything it decided from (``--json``)."""
+
+    schema_version: Literal[1] = 1
+    outcome: GateOutcome
+    exit_code: int
+    alpha: float
+    correction: Literal["holm"] = "holm"
+    metrics: list[MetricVerdict] = Field(default_factory=list)
+    health: list[HealthCheck] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    """Why the comparison is invalid (fields that differ, floors broken)."""
+    warnings: list[str] = Field(default_factory=list)
+    baseline: str
+    candidate: str
+    judge: str
+    n_dialogues: int
+    n_boot: int
+    seed: int

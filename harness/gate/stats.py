@@ -1,0 +1,298 @@
+"""Statistics of ``empathy check``: a paired non-inferiority gate of a CANDIDATE run against a BASELINE run.
+
+Both runs were judged on the same dialogues by the same judge, so every comparison is paired by dialogue.
+
+Paired metrics (:class:`PairedMetric`):
+
+- Only dialogues present in both runs count (the intersection of the two dicts; n = its size; an empty
+  intersection is an error). Dialogues are taken in sorted id order, so dict order never matters.
+- Δ = mean(candidate) − mean(baseline) (``"mean"``), or LC(candidate) − LC(baseline) (``"lc"``): the
+  length-controlled win rate (:func:`harness.score.lc.length_controlled_win_rate`) of each run, fitted on its
+  per-dialogue outcomes and its own length differences (``*_len``: candidate − reference words).
+- Bootstrap: ``n_boot`` resamples of the dialogues, drawn once from ``np.random.default_rng(seed)`` as one
+  ``(n_boot, n)`` index array and applied to both runs (paired); ``"lc"`` refits both models on every
+  resample. Each metric draws from a fresh generator, so its result does not depend on the other metrics.
+- One-sided bootstrap p-values with the (k + 1) / (n_boot + 1) convention (never 0):
+  p_regression = share of Δ* ≥ −margin (small → a drop beyond the margin is real) and
+  p_pass = share of Δ* ≤ −margin (small → non-inferior).
+- sd: the sample SD of the per-dialogue difference (``"mean"``); for ``"lc"``, which has no per-dialogue
+  difference, the bootstrap SD of Δ* times √n (the SD a paired mean with the same precision would have).
+
+Head to head (:class:`HeadToHead`): the candidate's win rate against the baseline (ties ½) with delta = win rate
+− 0.5, bootstrapped over dialogues exactly as above (so it is a regression when the candidate loses to the
+baseline beyond the margin); beside it the exact two-sided sign test on decisive dialogues
+(:func:`scipy.stats.binomtest`), the wins / losses / ties, and n = decisive dialogues.
+
+Decision (:func:`evaluate_gate`):
+
+- Holm's step-down procedure over ALL gated metrics (paired and head to head), separately for the family of
+  p_regression and the family of p_pass: "regression" when the Holm-adjusted p_regression < α, "pass" when the
+  Holm-adjusted p_pass < α, else "inconclusive" (both cannot happen: p_regression + p_pass > 1).
+- α_i, the Holm step level that applied to a metric: α / (m − j + 1) at the step j where the metric was rejected
+  (tied p-values share the first step of their tie), or, for a metric not rejected, at the step where the
+  procedure stopped. The verdict's level is that of the regression family for a regression, of the pass family
+  for a pass, and the smaller of the two when inconclusive.
+- The CI is the percentile bootstrap interval at confidence 1 − 2·α_i, taken as order statistics of Δ* chosen
+  with the same integer arithmetic as the p-values, so that exactly: CI entirely below −margin ⇔ regression, CI
+  entirely above −margin ⇔ pass. This needs m / (n_boot + 1) < α; a smaller ``n_boot`` is an error.
+- Power (paired metrics): mde = (z_{1−α_i} + z_{0.8})·sd/√n, with α_i of the regression family, is the
+  smallest drop this n detects at 80 % power; n_needed = :func:`required_n` for a drop of the margin (or of
+  ``DEFAULT_DROP`` when the margin is 0).
+- Degenerate inputs: identical runs give Δ* ≡ 0 and CI [0, 0] — "pass" when margin > 0 (a zero drop is
+  non-inferior), "inconclusive" when margin = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import binomtest, norm
+
+from harness.gate.models import MetricOutcome, MetricVerdict
+from harness.score.lc import length_controlled_win_rate
+
+Array = NDArray[np.float64]
+
+DEFAULT_DROP = 0.02
+"""The drop ``n_needed`` is sized for when a metric's margin is 0 (a 2-point drop of a rate)."""
+POWER = 0.8
+"""Power of the ``mde`` and ``n_needed`` statements."""
+
+
+@dataclass(frozen=True)
+class PairedMetric:
+    """One metric measured on both runs, per dialogue (scored dialogues only).
+
+    Attributes:
+        name: The metric's name in the verdict, e.g. ``win_rate:vs_base`` or ``rubric:cognitive``.
+        baseline: Dialogue id → the baseline run's value.
+        candidate: Dialogue id → the candidate run's value.
+        margin: Non-inferiority margin (≥ 0): a drop smaller than this is not a regression.
+        statistic: ``"mean"`` (Δ of means) or ``"lc"`` (Δ of length-controlled win rates; the values are
+            outcomes 1 / ½ / 0 against a reference).
+        baseline_len: For ``"lc"``: dialogue id → the baseline reply's length difference (reply − reference words).
+        candidate_len: For ``"lc"``: the same for the candidate run.
+    """
+
+    name: str
+    baseline: dict[str, float]
+    candidate: dict[str, float]
+    margin: float
+    statistic: Literal["mean", "lc"] = "mean"
+    baseline_len: dict[str, float] | None = None
+    candidate_len: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """The judge's direct comparison of the candidate with the baseline.
+
+    Attributes:
+        name: The verdict's name (``"head_to_head"``).
+        outcomes: Dialogue id → 1 (candidate wins), ½ (tie), 0 (baseline wins), both orders combined.
+        margin: Non-inferiority margin (≥ 0) on the win rate.
+    """
+
+    name: str
+    outcomes: dict[str, float]
+    margin: float
+
+
+@dataclass(frozen=True)
+class _Boot:
+    """What a metric's bootstrap yields, before the multiple-testing decision."""
+
+    name: str
+    kind: Literal["paired", "head_to_head"]
+    margin: float
+    baseline: float | None
+    candidate: float | None
+    delta: float
+    deltas: Array  # Δ* of every resample, sorted ascending
+    n: int
+    sd: float | None = None
+    sign_test_p: float | None = None
+    wins: int | None = None
+    losses: int | None = None
+    ties: int | None = None
+
+
+def required_n(sd: float, drop: float, *, alpha: float, power: float = POWER) -> int | None:
+    """Paired dialogues a one-sided level-α test needs to detect a mean drop of ``drop`` with ``power``.
+
+    The normal-approximation formula n = ⌈((z_{1−α} + z_{power})·sd / drop)²⌉.
+
+    Args:
+        sd: Standard deviation of the per-dialogue difference.
+        drop: The drop to detect (> 0).
+        alpha: One-sided significance level, in (0, 1).
+        power: Probability of detecting the drop, in (0, 1).
+
+    Returns:
+        The number of dialogues, or None when it cannot be estimated (sd not positive and finite, drop ≤ 0).
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"required_n: alpha={alpha} and power={power} must both lie in (0, 1)")
+    if not (math.isfinite(sd) and sd > 0 and math.isfinite(drop) and drop > 0):
+        return None
+    z = float(norm.ppf(1 - alpha) + norm.ppf(power))
+    return max(1, math.ceil((z * sd / drop) ** 2))
+
+
+def evaluate_gate(
+    metrics: Sequence[PairedMetric], h2h: HeadToHead | None, *, alpha: float = 0.05, n_boot: int = 2000,
+    seed: int = 0,
+) -> list[MetricVerdict]:
+    """Decide pass / regression / inconclusive for every metric, Holm-corrected across all of them.
+
+    Args:
+        metrics: The paired metrics to gate.
+        h2h: The head-to-head comparison, or None when the runs were not judged against each other.
+        alpha: Family-wise error rate of each one-sided family (regression, pass), in (0, 0.5).
+        n_boot: Bootstrap resamples per metric; must satisfy m / (n_boot + 1) < alpha for m gated metrics.
+        seed: Seed of every metric's resampling.
+
+    Returns:
+        One verdict per metric, in the order given, the head to head last.
+
+    Raises:
+        ValueError: On an invalid argument, a metric without common dialogues, a margin < 0, or ``"lc"``
+            without lengths for its dialogues.
+    """
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha} must lie in (0, 0.5)")
+    m = len(metrics) + (h2h is not None)
+    if m == 0:
+        return []
+    if not m / (n_boot + 1) < alpha:
+        raise ValueError(f"n_boot={n_boot} is too small to reach Holm's smallest level alpha/{m} = {alpha / m:.2g} "
+                         f"for {m} metrics — use n_boot ≥ {math.floor(m / alpha)}")
+    boots = [_paired_boot(metric, n_boot=n_boot, seed=seed) for metric in metrics]
+    if h2h is not None:
+        boots.append(_h2h_boot(h2h, n_boot=n_boot, seed=seed))
+    p_reg = np.array([_p_value(int(np.count_nonzero(b.deltas >= -b.margin)), n_boot) for b in boots])
+    p_pass = np.array([_p_value(int(np.count_nonzero(b.deltas <= -b.margin)), n_boot) for b in boots])
+    reg, reg_factor = _holm(p_reg, alpha)
+    ok, pass_factor = _holm(p_pass, alpha)
+    verdicts = []
+    for i, b in enumerate(boots):
+        outcome: MetricOutcome = "regression" if reg[i] else "pass" if ok[i] else "inconclusive"
+        # the CI's level: the step that decided the metric; both families' widest when undecided
+        factor = reg_factor[i] if reg[i] else pass_factor[i] if ok[i] else max(reg_factor[i], pass_factor[i])
+        verdicts.append(_verdict(b, outcome=outcome, factor=int(factor), reg_factor=int(reg_factor[i]),
+                                 p_reg=float(p_reg[i]), p_pass=float(p_pass[i]), alpha=alpha))
+    return verdicts
+
+
+def _common_ids(metric: PairedMetric) -> list[str]:
+    if metric.margin < 0 or not math.isfinite(metric.margin):
+        raise ValueError(f"metric '{metric.name}': margin={metric.margin} must be a finite number ≥ 0")
+    ids = sorted(metric.baseline.keys() & metric.candidate.keys())
+    if not ids:
+        raise ValueError(f"metric '{metric.name}': no dialogue is scored in both runs "
+                         f"({len(metric.baseline)} baseline, {len(metric.candidate)} candidate) — "
+                         "were both runs made on the same dialogues?")
+    return ids
+
+
+def _paired_boot(metric: PairedMetric, *, n_boot: int, seed: int) -> _Boot:
+    ids = _common_ids(metric)
+    b = np.array([metric.baseline[i] for i in ids], dtype=float)
+    c = np.array([metric.candidate[i] for i in ids], dtype=float)
+    n = len(ids)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    if metric.statistic == "mean":
+        diff = c - b
+        base, cand = float(b.mean()), float(c.mean())
+        deltas = diff[idx].mean(axis=1)
+        sd = float(diff.std(ddof=1)) if n > 1 else None
+    else:
+        b_len, c_len = _lengths(metric, ids, "baseline"), _lengths(metric, ids, "candidate")
+        base, cand = _lc(b, b_len), _lc(c, c_len)
+        deltas = np.array([_lc(c[i], c_len[i]) - _lc(b[i], b_len[i]) for i in idx])
+        sd = float(deltas.std(ddof=1) * math.sqrt(n)) if n_boot > 1 else None
+    return _Boot(name=metric.name, kind="paired", margin=metric.margin, baseline=base, candidate=cand,
+                 delta=cand - base, deltas=np.sort(deltas), n=n, sd=sd)
+
+
+def _lc(outcomes: Array, length_diffs: Array) -> float:
+    return length_controlled_win_rate(outcomes.tolist(), length_diffs.tolist())
+
+
+def _lengths(metric: PairedMetric, ids: list[str], run: Literal["baseline", "candidate"]) -> Array:
+    lengths = metric.baseline_len if run == "baseline" else metric.candidate_len
+    missing = [i for i in ids if lengths is None or i not in lengths]
+    if lengths is None or missing:
+        raise ValueError(f"metric '{metric.name}' (statistic 'lc'): {run}_len lacks the length difference of "
+                         f"{len(missing)} common dialogue(s), e.g. {missing[:3]} — pass one per scored dialogue")
+    return np.array([lengths[i] for i in ids], dtype=float)
+
+
+def _h2h_boot(h2h: HeadToHead, *, n_boot: int, seed: int) -> _Boot:
+    if h2h.margin < 0 or not math.isfinite(h2h.margin):
+        raise ValueError(f"metric '{h2h.name}': margin={h2h.margin} must be a finite number ≥ 0")
+    if not h2h.outcomes:
+        raise ValueError(f"metric '{h2h.name}': no scored dialogue — was the head to head judged?")
+    y = np.array([h2h.outcomes[i] for i in sorted(h2h.outcomes)], dtype=float)
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError(f"metric '{h2h.name}': outcomes must lie in [0, 1] (1 win, ½ tie, 0 loss), "
+                         f"got {sorted(set(y[(y < 0) | (y > 1)].tolist()))[:3]}")
+    wins, losses = int(np.count_nonzero(y > 0.5)), int(np.count_nonzero(y < 0.5))
+    idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
+    win_rate = float(y.mean())
+    return _Boot(name=h2h.name, kind="head_to_head", margin=h2h.margin, baseline=None, candidate=None,
+                 delta=win_rate - 0.5, deltas=np.sort(y[idx].mean(axis=1) - 0.5), n=wins + losses,
+                 wins=wins, losses=losses, ties=int(y.size) - wins - losses,
+                 sign_test_p=float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else None)
+
+
+def _p_value(k: int, n_boot: int) -> float:
+    """Bootstrap p-value of k resamples at least as extreme as the null boundary."""
+    return (k + 1) / (n_boot + 1)
+
+
+def _holm(p: Array, alpha: float) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """Holm's step-down: which hypotheses are rejected, and the divisor of the step level that applied to each.
+
+    A rejected hypothesis gets m − j + 1 of the first step j of its tie; one not rejected, that of the step where
+    the procedure stopped. So p_i·divisor_i < alpha exactly when hypothesis i is rejected.
+    """
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    steps = np.arange(m, 0, -1)  # m − j + 1 for j = 1..m
+    adjusted = np.maximum.accumulate(steps * p[order])
+    rejected_sorted = adjusted < alpha
+    first_of_tie = np.searchsorted(p[order], p[order], side="left")
+    stop = int(np.argmin(rejected_sorted)) if not rejected_sorted.all() else m
+    step_index = np.where(rejected_sorted, first_of_tie, stop)
+    rejected, divisor = np.empty(m, dtype=bool), np.empty(m, dtype=np.int64)
+    rejected[order], divisor[order] = rejected_sorted, steps[np.minimum(step_index, m - 1)]
+    return rejected, divisor
+
+
+def _tail_count(divisor: int, alpha: float, n_boot: int) -> int:
+    """Largest k whose p-value (k + 1)/(n_boot + 1) passes divisor·p < alpha: the CI's order statistic."""
+    k = np.arange(n_boot + 1)
+    return int(np.count_nonzero(divisor * ((k + 1) / (n_boot + 1)) < alpha)) - 1
+
+
+def _verdict(b: _Boot, *, outcome: MetricOutcome, factor: int, reg_factor: int, p_reg: float, p_pass: float,
+             alpha: float) -> MetricVerdict:
+    n_boot = b.deltas.size
+    k = _tail_count(factor, alpha, n_boot)
+    mde = n_needed = None
+    if b.kind == "paired" and b.sd is not None:
+        level = alpha / reg_factor
+        mde = float((norm.ppf(1 - level) + norm.ppf(POWER)) * b.sd / math.sqrt(b.n))
+        n_needed = required_n(b.sd, b.margin if b.margin > 0 else DEFAULT_DROP, alpha=level)
+    return MetricVerdict(
+        name=b.name, kind=b.kind, baseline=b.baseline, candidate=b.candidate, delta=b.delta,
+        ci_low=float(b.deltas[k]), ci_high=float(b.deltas[n_boot - 1 - k]), confidence=1 - 2 * alpha / factor,
+        margin=b.margin, p_regression=p_reg, p_pass=p_pass, outcome=outcome, n=b.n, sd=b.sd, mde=mde,
+        n_needed=n_needed, sign_test_p=b.sign_test_p, wins=b.wins, losses=b.losses, ties=b.ties,
+    )
