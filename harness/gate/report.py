@@ -103,7 +103,7 @@ def _holm_line(v: GateVerdict) -> str:
 
 
 def _limit(h: HealthCheck) -> str:
-    return f"{'≤' if h.name in UPPER_LIMITS else '≥'} {h.floor:.3f}"
+    return f"{'≤' if h.name.split(':', 1)[0] in UPPER_LIMITS else '≥'} {h.floor:.3f}"
 
 
 def _health_value(h: HealthCheck) -> str:

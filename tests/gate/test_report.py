@@ -273,3 +273,13 @@ def test_write_outputs_without_summary_env_writes_nothing(tmp_path: Path, passin
     monkeypatch.chdir(tmp_path)
     write_outputs(passing, junit=None, json_path=None, env={"GITHUB_STEP_SUMMARY": ""})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_comparison_ceilings_read_as_maximums():
+    from harness.gate.models import GateVerdict, HealthCheck
+    from harness.gate.report import markdown_summary
+
+    v = GateVerdict(outcome="pass", exit_code=0, alpha=0.05, baseline="b", candidate="c", judge="j", n_dialogues=6,
+                    n_boot=100, seed=0, health=[HealthCheck(run="candidate", name="unscored_share:vs_base",
+                                                            value=0.0, floor=0.1, ok=True)])
+    assert "≤ 0.100" in markdown_summary(v)
