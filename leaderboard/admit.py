@@ -70,8 +70,12 @@ def run_id(run: Run) -> str:
     return f"{slug}/{digest}"
 
 
-def is_verified(run: Run) -> bool:
-    """``empathy leaderboard verify`` re-judged this run with the board's judge and the numbers agreed."""
+def is_verified(run: Run, protocol: BoardProtocol) -> bool:
+    """``empathy leaderboard verify`` re-judged this run for *this* board and the numbers agreed.
+
+    Only runs the maintainer gives (``--runs``, or the board's own ``results/``) can carry a verification: a record
+    inside a submission is the submitter's word, and is ignored.
+    """
     path = run.path / VERIFICATION
     if not path.is_file():
         return False
@@ -80,14 +84,20 @@ def is_verified(run: Run) -> bool:
     except (OSError, ValueError):
         return False
     digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()
-    return bool(record.get("status") == "verified" and record.get("results_sha256") == digest)
+    return bool(record.get("status") == "verified" and record.get("results_sha256") == digest
+                and record.get("protocol_hash") == protocol.hash)
 
 
-def admit(paths: Sequence[Path], protocol: BoardProtocol) -> tuple[list[Entry], list[Rejection]]:
-    """Admitted runs (newest per model) and refused ones with their reasons."""
+def admit(paths: Sequence[Path], protocol: BoardProtocol, *,
+          untrusted: Sequence[Path] = ()) -> tuple[list[Entry], list[Rejection]]:
+    """Admitted runs (one per model: verified first, then newest) and refused ones with their reasons.
+
+    ``untrusted`` folders (submissions) are admitted like any run, but a verification record in them is ignored.
+    """
     rejected: list[Rejection] = []
     candidates: list[Entry] = []
-    for path in find_runs(paths):
+    trusted = find_runs(paths)
+    for path in [*trusted, *find_runs(untrusted)]:
         try:
             run = load_run(path)
         except HarnessError as exc:
@@ -97,16 +107,27 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol) -> tuple[list[Entry], 
         if problems:
             rejected.append(Rejection(run=str(path), reason="; ".join(problems)))
             continue
-        candidates.append(Entry(run=run, run_id=run_id(run), control=control_kind(run), verified=is_verified(run)))
+        control = control_kind(run)
+        if control is None and run.result.provenance.systems["candidate"].model.kind == "replies":
+            rejected.append(Rejection(run=str(path), reason=(
+                "replies from a file are not a model: nothing ties them to a model and revision — submit the model's "
+                "own run (empathy eval --model ORG/NAME --revision SHA), or have the board verify it")))
+            continue
+        candidates.append(Entry(run=run, run_id=run_id(run), control=control,
+                                verified=path in trusted and is_verified(run, protocol)))
     newest: dict[tuple[str, str | None], Entry] = {}
     for entry in sorted(candidates, key=lambda e: (e.verified, e.run.result.provenance.time), reverse=True):
         model = entry.run.result.provenance.systems["candidate"].model
         key = (model.fingerprint, model.revision)
         if key in newest:
             kept = newest[key]
+            if kept.run_id == entry.run_id:
+                continue  # the very same run twice (e.g. a merged submission and its published copy)
+            why = "verified" if kept.verified else ("newer" if kept.run.result.provenance.time >
+                                                     entry.run.result.provenance.time else "given first")
             rejected.append(Rejection(run=str(entry.run.path), reason=(
                 f"duplicate: the same model (fingerprint {model.fingerprint}, revision {model.revision}) is on the "
-                f"board from {kept.run.path} ({'verified' if kept.verified else 'newer'})")))
+                f"board from {kept.run.path} ({why})")))
             continue
         newest[key] = entry
     admitted = sorted(newest.values(), key=lambda e: e.run_id)

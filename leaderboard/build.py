@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
 from harness.core.records import ComparisonStats, Judgment, ModelIdentity
 from harness.evaluate.references import now
@@ -43,6 +44,8 @@ def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
                 other = by_fingerprint[stats.reference_model.fingerprint]
             else:
                 continue
+            if other == entry.run_id:
+                continue  # a model against its own replies (an unchanged checkpoint's head to head) is no battle
             js: list[Judgment] = [j for j in entry.run.judgments if j.comparison == name and j.outcome is not None]
             out += [Battle(j.dialogue_id, entry.run_id, other, OUTCOME_SCORE[j.outcome]) for j in js
                     if j.outcome is not None]
@@ -119,10 +122,16 @@ def control_warnings(rows: Sequence[Row]) -> list[str]:
     return out
 
 
-def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, n_boot: int = 1000,
-                seed: int = 0) -> tuple[Board, list[Entry]]:
+def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
+                n_boot: int = 1000, seed: int = 0, built_from: str | None = None) -> tuple[Board, list[Entry]]:
     """The board from run folders: admission, ratings, rows (ranked models first, then controls)."""
-    entries, rejected = admit(paths, protocol)
+    if n_boot < 0:
+        raise HarnessError(f"--n-boot must be 0 or more (got {n_boot})")
+    entries, rejected = admit(paths, protocol, untrusted=untrusted)
+    if not any(e.control is None for e in entries):
+        reasons = "; ".join(f"{r.run}: {r.reason}" for r in rejected[:3])
+        raise HarnessError(f"no model run was admitted ({len(rejected)} refused{': ' + reasons if reasons else ''}) "
+                           "— a board without models is not built")
     ranked_ids = [e.run_id for e in entries if e.control is None]
     ratings: dict[str, Rating] = {}
     fights = battles(entries, protocol)
@@ -134,7 +143,8 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, n_boot: int =
     controls = sorted((r for r in rows if r.control is not None), key=lambda r: r.control or "")
     board = Board(name=protocol.name, protocol_hash=protocol.hash, judge=protocol.judge_fingerprint,
                   anchor=protocol.anchor.name, anchor_value=protocol.anchor.value, rows=[*real, *controls],
-                  warnings=control_warnings(rows), rejected=rejected, built_at=now(), harness_version=__version__)
+                  warnings=control_warnings(rows), rejected=rejected, built_at=now(), harness_version=__version__,
+                  built_from_commit=built_from)
     return board, entries
 
 
@@ -217,12 +227,33 @@ Submit with `empathy submit RUN_DIR --repo <this repo>`.
 
 
 def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> list[Path]:
-    """Write the board folder; returns the files written."""
-    from leaderboard.page import render_page
+    """Write the board folder (built aside, then swapped in: never half a board); returns the files written.
 
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "results").exists():
-        shutil.rmtree(out / "results")  # the folder mirrors the board: runs no longer on it go
+    An existing ``out`` is replaced only when it is a board folder (it has leaderboard.json) or empty.
+    """
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "leaderboard.json").is_file())):
+        raise HarnessError(f"--output {out} exists and is not a board folder: give a new or a board folder")
+    tmp = out.parent / f".{out.name}.building"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _write_site(board, entries, protocol, tmp)
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> None:
+    from leaderboard.page import render_page
+    from leaderboard.protocol import save_protocol
+
+    out.mkdir(parents=True)
     rows = flat_rows(board)
     write_json(out / "leaderboard.json", board.model_dump(mode="json"))
     write_atomic(out / "leaderboard.csv", _csv(rows))
@@ -230,13 +261,13 @@ def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, 
     write_atomic(out / "index.html", render_page(board))
     write_atomic(out / "README.md", dataset_card(board, protocol))
     write_json(out / "rejected.json", [r.model_dump() for r in board.rejected])
+    save_protocol(protocol, out / "board.yaml")  # submitters check their runs against it
     for entry in entries:
         dest = out / "results" / entry.run_id
         dest.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
             if (entry.run.path / name).is_file():
                 shutil.copy2(entry.run.path / name, dest / name)
-    return sorted(p for p in out.rglob("*") if p.is_file())
 
 
 def rejected_summary(rejected: Sequence[Rejection]) -> list[str]:

@@ -89,3 +89,6 @@ class Board(_Frozen):
     rejected: list[Rejection] = Field(default_factory=list)
     built_at: str
     harness_version: str
+    built_from_commit: str | None = None
+    """With ``--from-hub``: the board repo's commit the runs were read from; publishing refuses a board that has
+    moved on since (another maintainer published in between)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,7 @@ class DatasetRule(_Config):
     spec: str = Field(description="the --dataset value, e.g. bundled or ed:test@<revision>")
     hash: str = Field(description="the dataset hash every run must carry")
     n: int = Field(ge=1, description="how many dialogues every run evaluates (the --limit)")
+    ids_hash: str = Field(description="hash of the dialogue ids in order: the same dialogues for every model")
 
 
 class AnchorRule(_Config):
@@ -38,6 +40,7 @@ class AnchorRule(_Config):
     comparison: str = Field(description="the run's comparison against the anchor, e.g. vs_base")
     model_fingerprint: str = Field(pattern=FINGERPRINT, description="the anchor reference's model fingerprint")
     name: str = Field(description="how the anchor is shown on the board")
+    reference_file_hash: str = Field(description="hash of the anchor's reference set file: the same replies for all")
     value: float = Field(default=1000.0, description="the anchor's fixed Bradley–Terry score")
 
 
@@ -51,6 +54,9 @@ class BoardProtocol(_Config):
     judge_fingerprint: str = Field(pattern=FINGERPRINT)
     anchor: AnchorRule
     min_scored: int = Field(default=20, ge=1, description="fewest scored dialogues vs the anchor")
+    min_parse_rate: float = Field(default=0.9, ge=0, le=1, description="judge health: verdicts read")
+    max_flip_rate: float = Field(default=0.6, ge=0, le=1, description="judge health: position flips")
+    min_label_mass: float = Field(default=0.5, ge=0, le=1, description="judge health (logits mode): label mass")
     comparisons: tuple[str, ...] = Field(default=(), description="comparisons shown besides the anchor's")
     rubric: tuple[str, ...] = DIMENSIONS
 
@@ -75,22 +81,33 @@ def load_protocol(path: Path | str) -> BoardProtocol:
 
 
 def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anchor_name: str | None = None,
-                      min_scored: int = 20) -> BoardProtocol:
+                      min_scored: int = 20, **health: float) -> BoardProtocol:
     """A protocol that admits runs made exactly like ``result`` (``empathy leaderboard init``)."""
     comparison = f"vs_{anchor}"
     if comparison not in result.comparisons:
         raise HarnessError(f"the run has no comparison {comparison!r} (it has {sorted(result.comparisons)}); "
                            "name the anchor reference with --anchor")
     p = result.provenance
+    try:
+        return _protocol(result, p, name, comparison, anchor, anchor_name, min_scored, health)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise HarnessError(f"cannot make a board protocol: {problems}") from exc
+
+
+def _protocol(result: RunResult, p: Any, name: str, comparison: str, anchor: str, anchor_name: str | None,
+              min_scored: int, health: dict[str, float]) -> BoardProtocol:
     return BoardProtocol(
         name=name,
-        dataset=DatasetRule(spec=p.dataset, hash=p.dataset_hash, n=p.n_dialogues),
+        dataset=DatasetRule(spec=p.dataset, hash=p.dataset_hash, n=p.n_dialogues, ids_hash=p.dialogue_ids_hash),
         generation_prompt_hash=p.generation_prompt_hash,
         decoding=p.decoding,
         judge_fingerprint=result.judge.fingerprint,
         anchor=AnchorRule(comparison=comparison, model_fingerprint=result.comparisons[comparison].reference_model.fingerprint,
-                          name=anchor_name or result.comparisons[comparison].reference_model.name),
+                          name=anchor_name or Path(result.comparisons[comparison].reference_model.name).name,
+                          reference_file_hash=p.systems[anchor].reference_file_hash or ""),
         min_scored=min_scored,
+        **health,
         comparisons=tuple(c for c in result.comparisons if c != comparison),
         rubric=tuple(result.rubric),
     )
@@ -114,6 +131,7 @@ def mismatches(result: RunResult, protocol: BoardProtocol) -> list[str]:
 
     differ("dataset hash", p.dataset_hash, protocol.dataset.hash)
     differ("number of dialogues", p.n_dialogues, protocol.dataset.n)
+    differ("dialogue ids (hash)", p.dialogue_ids_hash, protocol.dataset.ids_hash)
     differ("generation prompt hash", p.generation_prompt_hash, protocol.generation_prompt_hash)
     differ("decoding", p.decoding.model_dump(mode="json"), protocol.decoding.model_dump(mode="json"))
     differ("judge fingerprint", result.judge.fingerprint, protocol.judge_fingerprint)
@@ -123,6 +141,19 @@ def mismatches(result: RunResult, protocol: BoardProtocol) -> list[str]:
                    f"{sorted(result.comparisons)})")
     else:
         differ("anchor model fingerprint", anchor.reference_model.fingerprint, protocol.anchor.model_fingerprint)
+        ref = p.systems.get(protocol.anchor.comparison.removeprefix("vs_"))
+        differ("anchor reference file hash", ref.reference_file_hash if ref else None,
+               protocol.anchor.reference_file_hash)
+        h = result.health
+        if anchor.parse_rate is None or anchor.parse_rate < protocol.min_parse_rate:
+            out.append(f"judge health: parse rate {anchor.parse_rate} vs the anchor, the board requires at least "
+                       f"{protocol.min_parse_rate:g}")
+        if h.position_flip_rate is None or h.position_flip_rate > protocol.max_flip_rate:
+            out.append(f"judge health: position-flip rate {h.position_flip_rate}, the board allows at most "
+                       f"{protocol.max_flip_rate:g}")
+        if h.label_mass_mean is not None and h.label_mass_mean < protocol.min_label_mass:
+            out.append(f"judge health: label mass {h.label_mass_mean:.3f}, the board requires at least "
+                       f"{protocol.min_label_mass:g}")
         if anchor.n_scored < protocol.min_scored:
             out.append(f"scored dialogues: {anchor.n_scored} vs the anchor, the board requires at least "
                        f"{protocol.min_scored}")

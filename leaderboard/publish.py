@@ -78,10 +78,11 @@ def publish(site: Path, *, repo: str, space: str | None = None, endpoint: str | 
     """
     files = site_files(site)
     refuse_token(files, token, site)
+    built_from = _check_board(files, site)
     api = hub_api(endpoint, token)
     text = message or _default_message(files)
     out = {"dataset_commit": with_retries(
-        lambda: sync_repo(api, repo, "dataset", files, text, managed=_board_managed(files)),
+        lambda: sync_repo(api, repo, "dataset", files, text, managed=_board_managed(files), built_from=built_from),
         max_retries=max_retries, what=f"publishing to dataset repo {repo!r}")}
     if space is not None:
         page = {"index.html": files["index.html"], "README.md": space_card(space, repo, api.endpoint)}
@@ -89,6 +90,25 @@ def publish(site: Path, *, repo: str, space: str | None = None, endpoint: str | 
             lambda: sync_repo(api, space, "space", page, text, managed=page.__contains__, space_sdk="static"),
             max_retries=max_retries, what=f"publishing to Space {space!r}")
     return out
+
+
+def _check_board(files: dict[str, bytes], site: Path) -> str | None:
+    """A board that can be published: rows, every row's run files present; the Hub commit it was built from."""
+    try:
+        board = json.loads(files["leaderboard.json"])
+    except (KeyError, ValueError) as exc:
+        raise HarnessError(f"{site} holds no readable leaderboard.json: build it with 'empathy leaderboard build'") \
+            from exc
+    rows = board.get("rows") or []
+    if not rows:
+        raise HarnessError(f"{site}: the board has no rows (every run was refused?) — publishing it would empty the "
+                           "board on the Hub; see rejected.json")
+    missing = [r.get("run_id") for r in rows if f"results/{r.get('run_id')}/results.json" not in files]
+    if missing:
+        raise HarnessError(f"{site}: no run files for {len(missing)} row(s) (e.g. results/{missing[0]}/): every "
+                           "number on the board must come with its run — rebuild the site")
+    parent = board.get("built_from_commit")
+    return str(parent) if parent else None
 
 
 def site_files(site: Path) -> dict[str, bytes]:
@@ -125,7 +145,7 @@ def hub_api(endpoint: str | None, token: str | None) -> HfApi:
 
 
 def sync_repo(api: HfApi, repo: str, repo_type: str, files: dict[str, bytes], message: str, *,
-              managed: Callable[[str], bool], space_sdk: str | None = None) -> str:
+              managed: Callable[[str], bool], space_sdk: str | None = None, built_from: str | None = None) -> str:
     """Create ``repo`` if needed and commit what differs from ``files`` on its main; the URL of main's commit."""
     from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.hf_api import RepoFile
@@ -143,6 +163,10 @@ def sync_repo(api: HfApi, repo: str, repo_type: str, files: dict[str, bytes], me
     if not operations:
         logger.info("%s %s is up to date at %s: no commit", repo_type, repo, head)
         return commit_url(api.endpoint, repo_type, repo, head or "main")
+    if built_from is not None and head != built_from:
+        raise HarnessError(f"the board on {repo} changed since this site was built from it (built from commit "
+                           f"{built_from}, main is now {head}): nothing was written — rebuild with --from-hub "
+                           "and publish again")
     info = api.create_commit(repo, operations, commit_message=message, repo_type=repo_type, parent_commit=head)
     return info.commit_url
 

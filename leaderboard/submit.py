@@ -65,20 +65,24 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
     return info.pr_url
 
 
-def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str | None = None) -> Path:
-    """Download the board's dataset repo into ``dest`` (for ``leaderboard build --from-hub``); returns ``dest``."""
+def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str | None = None) -> tuple[Path, str]:
+    """Download the board's dataset repo at its current main into ``dest``; returns ``(dest, commit sha)``.
+
+    The sha is recorded in the built site, so that publishing refuses to overwrite a board that changed since.
+    """
     from huggingface_hub import snapshot_download
 
     what = f"downloading board {repo!r}"
     try:
+        sha = hub_api(endpoint, token).repo_info(repo, repo_type="dataset", revision="main").sha or "main"
         path = snapshot_download(repo_id=repo, repo_type="dataset", local_dir=dest, endpoint=endpoint,
-                                 token=token or False, library_name="empathy-harness")
+                                 token=token or False, library_name="empathy-harness", revision=sha)
     except Exception as exc:
         error = _mapped(exc, what)
         if error is None:
             raise
         raise error from exc
-    return Path(path)
+    return Path(path), sha
 
 
 def _mapped(exc: Exception, what: str) -> HarnessError | None:

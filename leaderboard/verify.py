@@ -54,6 +54,8 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
     agree = _agree(run.result.comparisons[comparison], rejudged.comparisons[comparison])
     record: dict[str, Any] = {
         "status": "verified" if agree else "disputed",
+        "protocol_hash": protocol.hash,
+        "judge_fingerprint": rejudged.judge.fingerprint,
         "submitted": str(submitted),
         "submitted_results_sha256": hashlib.sha256((submitted / "results.json").read_bytes()).hexdigest(),
         "results_sha256": hashlib.sha256((output / "results.json").read_bytes()).hexdigest(),

@@ -31,6 +31,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     init.add_argument("--anchor", default="base", help="the reference every model is compared with (default base)")
     init.add_argument("--anchor-name", default=None, help="how the anchor is shown (default: its model name)")
     init.add_argument("--min-scored", type=int, default=20, help="fewest scored dialogues vs the anchor (default 20)")
+    init.add_argument("--min-parse-rate", type=float, default=0.9, help="judge health floor (default 0.9)")
+    init.add_argument("--max-flip-rate", type=float, default=0.6, help="judge health ceiling (default 0.6)")
+    init.add_argument("--min-label-mass", type=float, default=0.5, help="judge health floor, logits (default 0.5)")
     init.add_argument("--output", required=True, help="protocol file to write, e.g. board.yaml")
 
     ctl = act.add_parser("controls", help="judge the control rows (null model, verbose padding, anchor vs itself, "
@@ -97,7 +100,9 @@ def _init(args: argparse.Namespace) -> int:
     from leaderboard.protocol import protocol_from_run, save_protocol
 
     protocol = protocol_from_run(load_run(args.run).result, name=args.name, anchor=args.anchor,
-                                 anchor_name=args.anchor_name, min_scored=args.min_scored)
+                                 anchor_name=args.anchor_name, min_scored=args.min_scored,
+                                 min_parse_rate=args.min_parse_rate, max_flip_rate=args.max_flip_rate,
+                                 min_label_mass=args.min_label_mass)
     save_protocol(protocol, Path(args.output))
     console.print(f"board protocol {protocol.hash} written to {args.output}")
     return 0
@@ -115,6 +120,8 @@ def _controls(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import tempfile
+
     from rich.table import Table
 
     from harness.core.ui import console
@@ -122,17 +129,21 @@ def _build(args: argparse.Namespace) -> int:
     from leaderboard.protocol import load_protocol
 
     protocol = load_protocol(args.board)
-    paths = [Path(p) for p in args.runs] + ([Path(args.submissions)] if args.submissions else [])
-    if args.from_hub:
-        from leaderboard.submit import pull_board
+    paths = [Path(p) for p in args.runs]
+    untrusted = [Path(args.submissions)] if args.submissions else []
+    built_from = None
+    with tempfile.TemporaryDirectory(prefix="empathy-board-") as pulled_dir:
+        if args.from_hub:
+            from leaderboard.submit import pull_board
 
-        out = Path(args.output)
-        pulled = pull_board(args.from_hub, out.parent / f".{out.name}.hub", endpoint=args.endpoint, token=_token())
-        paths += [p for p in (pulled / "results", pulled / "submissions") if p.is_dir()]
-    if not paths:
-        raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")
-    board, entries = build_board(paths, protocol, n_boot=args.n_boot, seed=args.seed)
-    files = write_site(board, entries, protocol, Path(args.output))
+            pulled, built_from = pull_board(args.from_hub, Path(pulled_dir), endpoint=args.endpoint, token=_token())
+            paths += [pulled / "results"] if (pulled / "results").is_dir() else []  # published by the maintainer
+            untrusted += [pulled / "submissions"] if (pulled / "submissions").is_dir() else []
+        if not paths and not untrusted:
+            raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")
+        board, entries = build_board(paths, protocol, untrusted=untrusted, n_boot=args.n_boot, seed=args.seed,
+                                     built_from=built_from)
+        files = write_site(board, entries, protocol, Path(args.output))
     table = Table(title=f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})",
                   title_justify="left")
     for col in ("rank", "model", "BT [95% CI]", "win rate vs anchor", "status"):

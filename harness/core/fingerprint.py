@@ -253,6 +253,8 @@ def _save_memo(memo_path: Path, memo: dict[str, dict[str, Any]]) -> None:
 def replies_identity(path: str) -> ModelIdentity:
     """Replies written beforehand (a JSONL file): identified by the file's bytes."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise HarnessError(f"replies file {path} is a folder: give a JSONL file of {{dialogue_id, response}} rows")
     if not file.is_file():
         raise HarnessError(f"replies file {path} does not exist: give a JSONL file of {{dialogue_id, response}} rows")
     return ModelIdentity(kind="replies", name=path, fingerprint=short_hash("replies", _file_sha256(file)))

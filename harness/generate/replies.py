@@ -214,12 +214,19 @@ def read_replies(path: str, dialogues: Sequence[Dialogue], *, system: str) -> li
 
     file = Path(path).expanduser()
     replies: dict[str, str] = {}
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{file} is not valid UTF-8 (byte {exc.start}): re-save it as UTF-8") from exc
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            replies[str(row["dialogue_id"])] = str(row["response"])
+            key = str(row["dialogue_id"])
+            if key in replies:
+                raise HarnessError(f"{file}:{n}: a second reply for dialogue {key!r}; keep one")
+            replies[key] = str(row["response"])
         except (ValueError, KeyError, TypeError) as exc:
             raise HarnessError(f"{file}:{n}: expected a JSON object with dialogue_id and response") from exc
     missing = [d.id for d in dialogues if d.id not in replies]

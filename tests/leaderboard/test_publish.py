@@ -19,8 +19,8 @@ from leaderboard.publish import plan_publish, publish
 from tests.hub_server import LoopbackHub, free_port_url, serve_online, subprocess_env
 
 REPO = "org/empathy-board"
-ROWS = [{"model": "org/a", "rank": 1, "bt": 1032.5, "win_rate": 0.61},
-        {"model": "org/b", "rank": 2, "bt": 987.25, "win_rate": 0.44}]
+ROWS = [{"model": "org/a", "rank": 1, "bt": 1032.5, "win_rate": 0.61, "run_id": "org__a/run1"},
+        {"model": "org/b", "rank": 2, "bt": 987.25, "win_rate": 0.44, "run_id": "org__b/run2"}]
 CARD = """---
 license: apache-2.0
 configs:
@@ -50,6 +50,8 @@ def site(tmp_path: Path) -> Path:
     (root / "README.md").write_text(CARD)
     (root / "rejected.json").write_text("[]\n")
     (root / "results" / "org__a" / "run1" / "results.json").write_text('{"model": "org/a"}\n')
+    (root / "results" / "org__b" / "run2").mkdir(parents=True)
+    (root / "results" / "org__b" / "run2" / "results.json").write_text('{"model": "org/b"}\n')
     return root
 
 
@@ -116,12 +118,16 @@ def test_files_gone_from_the_site_are_deleted_and_files_the_board_does_not_own_a
     api.create_commit(REPO, [CommitOperationAdd("submissions/x/results.json", b"{}"),
                              CommitOperationAdd("LICENSE", b"Apache-2.0")],
                       commit_message="merged submission", repo_type="dataset")
+    # org/a leaves the board, org/c joins it
     (site / "results" / "org__a" / "run1" / "results.json").unlink()
-    (site / "results" / "org__b" / "run2").mkdir(parents=True)
-    (site / "results" / "org__b" / "run2" / "results.json").write_text('{"model": "org/b"}\n')
+    (site / "results" / "org__c" / "run3").mkdir(parents=True)
+    (site / "results" / "org__c" / "run3" / "results.json").write_text('{"model": "org/c"}\n')
+    rows = [ROWS[1], {**ROWS[0], "model": "org/c", "run_id": "org__c/run3"}]
+    (site / "leaderboard.json").write_text(json.dumps({"rows": rows, "built_at": "2025-02-01T12:00:00Z"}))
     publish(site, repo=REPO, endpoint=hub.url)
     ops = sorted((op["key"], op["value"]["path"]) for op in commit_ops(hub)[-1])
-    assert ops == [("deletedFile", "results/org__a/run1/results.json"), ("file", "results/org__b/run2/results.json")]
+    assert ops == [("deletedFile", "results/org__a/run1/results.json"), ("file", "leaderboard.json"),
+                   ("file", "results/org__c/run3/results.json")]
     files = hub.repo(REPO).main.files
     assert {"submissions/x/results.json", "LICENSE", ".gitattributes"} <= set(files)
     assert {p: d for p, d in files.items() if p not in {"submissions/x/results.json", "LICENSE", ".gitattributes"}} \
@@ -255,3 +261,31 @@ def test_an_unreachable_hub_and_offline_mode_are_clear_errors(site: Path, monkey
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HarnessError, match="offline mode is on"):
         publish(site, repo=REPO, endpoint=free_port_url())
+
+
+def test_a_board_without_its_run_files_or_rows_is_not_published(hub: LoopbackHub, site: Path):
+    (site / "results" / "org__b" / "run2" / "results.json").unlink()
+    with pytest.raises(HarnessError, match="no run files for 1 row"):
+        publish(site, repo=REPO, endpoint=hub.url)
+    (site / "leaderboard.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(HarnessError, match="the board has no rows"):
+        publish(site, repo=REPO, endpoint=hub.url)
+    assert commit_ops(hub) == []  # refused before any request
+
+
+def test_a_board_built_from_an_older_hub_commit_is_not_published(hub: LoopbackHub, site: Path):
+    """Two maintainers build from the same head; the second to publish is refused instead of erasing the first."""
+    publish(site, repo=REPO, endpoint=hub.url)
+    head = hub.repo(REPO).main.sha
+    board = json.loads((site / "leaderboard.json").read_text())
+    (site / "leaderboard.json").write_text(json.dumps({**board, "built_from_commit": head}))
+    other = site.parent / "other"
+    import shutil
+
+    shutil.copytree(site, other)
+    (other / "index.html").write_text("<!doctype html><title>B</title>\n")
+    publish(other, repo=REPO, endpoint=hub.url)  # B publishes first
+    (site / "index.html").write_text("<!doctype html><title>A</title>\n")
+    with pytest.raises(HarnessError, match="changed since this site was built"):
+        publish(site, repo=REPO, endpoint=hub.url)  # A's build is stale
+    assert hub.repo(REPO).main.files["index.html"] == b"<!doctype html><title>B</title>\n"

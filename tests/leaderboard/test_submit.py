@@ -112,8 +112,8 @@ def test_resubmitting_files_already_on_the_board_opens_no_pull_request(hub: Loop
 
 
 def test_pull_board_downloads_main(hub: LoopbackHub, board: str, tmp_path: Path):
-    dest = pull_board(board, tmp_path / "pulled", endpoint=hub.url)
-    assert dest == tmp_path / "pulled"
+    dest, sha = pull_board(board, tmp_path / "pulled", endpoint=hub.url)
+    assert dest == tmp_path / "pulled" and sha == hub.repo(board).main.sha
     for path, data in hub.repo(board).main.files.items():
         assert (dest / path).read_bytes() == data
     with pytest.raises(HarnessError, match="'org/nope'.*does not exist"):

@@ -33,7 +33,8 @@ def fabricate_wins(src, dest):
 
 
 def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small_refs, tmp_path, capsys):
-    protocol = protocol_from_run(load_run(board_runs["a"]).result, name="b", min_scored=3)
+    protocol = protocol_from_run(load_run(board_runs["a"]).result, name="b", min_scored=3, max_flip_rate=1.0,
+                                 min_label_mass=0.0)
     (tmp_path / "board.yaml").write_text(json.dumps(json.loads(protocol.model_dump_json())))
     board = str(tmp_path / "board.yaml")
     honest = tmp_path / "verified-a"
@@ -52,6 +53,12 @@ def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small
     # on the board, the verified run replaces the self-reported one of the same model
     entries, rejected = admit([board_runs["a"], honest], protocol)
     assert [e.verified for e in entries] == [True] and "duplicate" in rejected[0].reason
+    # a verification record inside a submission is the submitter's word: ignored
+    import shutil
+
+    shutil.copytree(honest, tmp_path / "submissions" / "x")
+    entries, _ = admit([], protocol, untrusted=[tmp_path / "submissions"])
+    assert [e.verified for e in entries] == [False]
 
     forged = tmp_path / "forged"
     fabricate_wins(board_runs["b"], forged)
