@@ -48,3 +48,22 @@ def test_a_control_that_beats_real_models_is_said_at_the_top():
     assert not any("'null_model'" in w for w in warnings)
     assert any("anchor against itself wins 70%" in w for w in warnings)
     assert control_warnings([row("a", 1100), row("self", 1000, "anchor_self")]) == []
+
+
+def test_a_run_against_its_own_replies_is_no_battle(board_runs):
+    """An unchanged checkpoint's head to head (its reference is itself) must not reach the rating as x-vs-x."""
+    from types import SimpleNamespace
+
+    from harness.evaluate.runs import load_run
+    from leaderboard.build import battles
+    from leaderboard.protocol import protocol_from_run
+
+    run = load_run(board_runs["a"])
+    protocol = protocol_from_run(run.result, name="b", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0)
+    me = run.result.provenance.systems["candidate"].model
+    self_cmp = run.result.comparisons["vs_base"].model_copy(update={"reference_model": me})
+    result = run.result.model_copy(update={"comparisons": {**run.result.comparisons, "vs_self": self_cmp}})
+    judgments = [*run.judgments, *(j.model_copy(update={"comparison": "vs_self"}) for j in run.judgments)]
+    entry = SimpleNamespace(run=SimpleNamespace(result=result, judgments=judgments), run_id="me")
+    fights = battles([entry], protocol)
+    assert fights and all(b.b == "anchor" for b in fights)  # only the anchor comparison, no me-vs-me
