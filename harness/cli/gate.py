@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,14 +50,18 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     ck.add_argument("--margin", action="append", default=[], metavar="[METRIC=]VALUE",
                     help="non-inferiority margin (repeatable): 0.03 for all, or win_rate=0.03, rubric=0.2 … "
                          "(defaults: win rates 0.02, rubric 0.10, head to head 0.02)")
-    ck.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (Holm) (default 0.05)")
-    ck.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ck.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (Holm), in (0, 0.5) "
+                                                                "(default 0.05)")
+    ck.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000; at least "
+                                                             "(gated metrics)/alpha)")
     ck.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ck.add_argument("--fail-on-inconclusive", action="store_true", help="exit 4 when no metric regressed but "
                                                                         "some could not be decided")
     ck.add_argument("--min-parse-rate", type=float, default=0.9, help="health floor (default 0.9)")
     ck.add_argument("--max-flip-rate", type=float, default=0.6, help="health ceiling on position flips (default 0.6)")
     ck.add_argument("--min-label-mass", type=float, default=0.5, help="health floor, logits mode (default 0.5)")
+    ck.add_argument("--min-rubric-parse-rate", type=float, default=0.9,
+                    help="health floor on the share of rubric scores read (default 0.9)")
     ck.add_argument("--max-unscored", type=float, default=0.1, help="most unscored dialogues per comparison (0.1)")
     ck.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report (one testcase a metric)")
     ck.add_argument("--json", default=None, metavar="FILE", help="write the typed verdict as JSON")
@@ -68,16 +73,41 @@ def _margins(items: list[str]) -> dict[str, float]:
     for item in items:
         name, sep, value = item.rpartition("=")
         try:
-            out[name if sep else "*"] = float(value)
+            number = float(value)
         except ValueError as exc:
             raise HarnessError(f"--margin expects VALUE or METRIC=VALUE (e.g. win_rate=0.03), got {item!r}") from exc
+        if not (math.isfinite(number) and number >= 0):
+            raise HarnessError(f"--margin {item}: a margin must be a finite number ≥ 0 (the drop that is not yet a "
+                               "regression, e.g. 0.02 for a win rate, 0.1 for a rubric mean)")
+        out[name if sep else "*"] = number
     return out
+
+
+def writable_file(option: str, value: str | None) -> Path | None:
+    """The path an output option names; refused up front when it cannot be written.
+
+    A folder, a file where a folder should be, or no permission is a usage error before any work, so that a
+    finished check never ends in a traceback.
+    """
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise HarnessError(f"{option} {value} is a folder; give a file path, e.g. {path / 'out'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:  # (missing folders are created)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise HarnessError(f"{option} {value}: {parent} is not a folder, so the file cannot be written there")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HarnessError(f"{option} {value}: not writable (no permission in {parent})")
+    return path
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run ``empathy check``."""
     from harness.evaluate.runs import RunError, load_run
-    from harness.gate.check import CheckOptions, Floors, check_runs
+    from harness.gate.check import CheckOptions, Floors, check_runs, option_errors
     from harness.gate.models import EXIT
     from harness.gate.report import github_annotations, markdown_summary, write_outputs
 
@@ -89,8 +119,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                            "(--baseline-model OLD --model NEW --reference base=FILE --judge J --output DIR)")
     options = CheckOptions(metrics=args.metrics, margins=_margins(args.margin), alpha=args.alpha,
                            floors=Floors(args.min_parse_rate, args.max_flip_rate, args.min_label_mass,
-                                         args.max_unscored),
+                                         args.max_unscored, min_rubric_parse_rate=args.min_rubric_parse_rate),
                            n_boot=args.n_boot, seed=args.seed, fail_on_inconclusive=args.fail_on_inconclusive)
+    option_errors(options)  # before any run is read or (checkpoint mode) made
+    junit, json_path = writable_file("--junit", args.junit), writable_file("--json", args.json)
     try:
         if runs_mode:
             baseline, candidate = load_run(args.baseline), load_run(args.candidate)
@@ -110,6 +142,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(verdict):
             print(line)
-    write_outputs(verdict, junit=Path(args.junit) if args.junit else None,
-                  json_path=Path(args.json) if args.json else None, env=os.environ)
+    try:
+        write_outputs(verdict, junit=junit, json_path=json_path, env=os.environ)
+    except OSError as exc:
+        raise HarnessError(f"the verdict ({verdict.outcome}, exit {verdict.exit_code}) could not be written: "
+                           f"{exc}") from exc
     return verdict.exit_code

@@ -1,7 +1,7 @@
 """``empathy check --baseline-model OLD --model NEW``: evaluate both, then judge NEW against OLD head to head.
 
-The old checkpoint's run is kept in ``DIR/baseline`` and reused while its model, judge, data and references are
-unchanged (so a CI cache of that folder and of the judge cache makes an unchanged checkpoint cost no judge call).
+The old checkpoint's run is kept in ``DIR/baseline`` and reused while its model, judge, data and references (the
+files' content hashes, not their paths) are unchanged (so a CI cache of that folder and of the judge cache makes an unchanged checkpoint cost no judge call).
 The new checkpoint is judged against every reference *and* against the old checkpoint's own replies, in both orders,
 on the same dialogues — the most sensitive paired comparison.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.core.errors import HarnessError
+from harness.core.io import file_hash
 from harness.core.prompts import load_generation_prompt
 from harness.core.records import ReferenceManifest, ReferenceSet
 from harness.core.settings import JudgeSettings
@@ -29,7 +30,7 @@ BASELINE = HEAD_TO_HEAD.removeprefix("vs_")
 
 def _reusable(folder: Path, spec: ModelSpec, judge: JudgeSettings, references: dict[str, Path], dataset: str,
               limit: int | None) -> Run | None:
-    """The kept baseline run, if it was made by this model, judge, data and references; else None."""
+    """The kept baseline run, if it was made by this model, judge, data and reference files (same content)."""
     if not (folder / "results.json").is_file():
         return None
     try:
@@ -43,10 +44,14 @@ def _reusable(folder: Path, spec: ModelSpec, judge: JudgeSettings, references: d
     finally:
         client.client.close()
     p = run.result.provenance
-    files = {n: s.reference_file for n, s in p.systems.items() if n != "candidate"}
+    # the references' content, not their paths: a file rebuilt in place holds other replies, and the same file
+    # moved (another checkout, another cache folder) still holds the same ones
+    if not all(Path(f).is_file() for f in references.values()):
+        return None  # (the new run reports the missing file)
+    kept = {n: s.reference_file_hash for n, s in p.systems.items() if n != "candidate"}
     same = (p.systems["candidate"].model.fingerprint == identity.fingerprint and run.result.judge.fingerprint == judge_fp
             and p.dataset == dataset and (limit is None or p.n_dialogues == limit)
-            and files == {n: str(f) for n, f in references.items()})
+            and kept == {n: file_hash(Path(f)) for n, f in references.items()})
     return run if same else None
 
 

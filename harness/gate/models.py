@@ -44,9 +44,11 @@ class MetricVerdict(_Frozen):
     sd: float | None = None
     """Standard deviation of the per-dialogue difference (paired metrics)."""
     mde: float | None = None
-    """Smallest drop this n detects at 80 % power and this metric's α."""
+    """Smallest true drop flagged as a regression with 80 % power at this n and this metric's α; it includes the
+    margin (a drop within the margin is never a regression), so it is ≥ ``margin``."""
     n_needed: int | None = None
-    """Dialogues needed to detect a drop of ``margin`` at 80 % power (None when not estimable)."""
+    """Dialogues needed to flag a drop of 2·``margin`` (``margin`` + 0.02 when the margin is 0) as a regression
+    with 80 % power (None when not estimable)."""
     sign_test_p: float | None = None
     """Head to head: exact two-sided sign test on decisive dialogues."""
     wins: int | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.core.io import write_atomic
 from harness.gate.models import GateVerdict, HealthCheck, MetricVerdict
+from harness.gate.power import DEFAULT_DROP
 
 #: Health checks whose limit is a maximum (every other limit is a minimum).
 UPPER_LIMITS = frozenset({"position_flip_rate", "unscored_share"})
@@ -52,9 +53,9 @@ def _amount(m: MetricVerdict, x: float | None) -> str:
     return _value(m, x, unit=" pp")
 
 
-def _drop(m: MetricVerdict) -> str:
-    """The margin as a drop in words: ``2.0 pp`` or ``0.20 points``."""
-    return _amount(m, m.margin) if _is_percent(m) else f"{m.margin:.2f} points"
+def _drop(m: MetricVerdict, x: float) -> str:
+    """A drop (the margin, 2·margin …) in words: ``2.0 pp`` or ``0.20 points``."""
+    return _amount(m, x) if _is_percent(m) else f"{x:.2f} points"
 
 
 def _level(confidence: float) -> str:
@@ -92,10 +93,13 @@ def _candidate(m: MetricVerdict) -> str:
     return ", ".join(parts)
 
 
+def _target(m: MetricVerdict) -> str:  # the drop n_needed is sized for
+    return f"2·margin ({_drop(m, 2 * m.margin)})" if m.margin > 0 else f"margin + {_drop(m, DEFAULT_DROP)}"
+
+
 def _needed_sentence(m: MetricVerdict) -> str:
-    if m.n_needed is None:
-        return f"to decide a drop of {_drop(m)}, the dialogues needed could not be estimated (this run has {m.n:,})"
-    return f"to decide a drop of {_drop(m)} you would need ≈ {m.n_needed:,} dialogues (this run has {m.n:,})"
+    needed = "the dialogues needed could not be estimated" if m.n_needed is None else f"≈ {m.n_needed:,} dialogues"
+    return f"to flag a drop of {_target(m)} with {_POWER} power: {needed} (this run has {m.n:,})"
 
 
 def _holm_line(v: GateVerdict) -> str:
@@ -136,7 +140,8 @@ def _row(cells: list[str]) -> str:
 
 
 def _metrics_table(v: GateVerdict) -> list[str]:
-    head = f"| metric | baseline | candidate | Δ [CI] | margin | outcome | n | MDE | n for a margin drop ({_POWER} power) |"
+    head = (f"| metric | baseline | candidate | Δ [CI] | margin | outcome | n | flags a drop ≥ ({_POWER} power) "
+            f"| n to flag 2·margin ({_POWER} power) |")
     return [head, "|---|---:|---:|---:|---:|:---|---:|---:|---:|", *(_row([
         _code(m.name), _value(m, m.baseline), _candidate(m), _delta_ci(m), _amount(m, m.margin),
         _METRIC_OUTCOME[m.outcome], _count(m.n), _amount(m, m.mde), _count(m.n_needed)]) for m in v.metrics)]
@@ -180,7 +185,7 @@ def markdown_summary(v: GateVerdict) -> str:
         if v.outcome == "invalid":
             out += ["_The comparison is invalid: these numbers are not a basis for a verdict._", ""]
         out += _metrics_table(v)
-        out += ["", _holm_line(v) + f" MDE and dialogues needed are at {_POWER} power."]
+        out += ["", _holm_line(v) + " 'flags a drop ≥': the smallest true drop flagged, margin included."]
     if v.health:
         out += ["", "### Health floors", "", *_health_table(v)]
     if v.problems:
@@ -204,7 +209,7 @@ def _command(level: str, title: str, message: str) -> str:
 
 
 def _regression_message(v: GateVerdict, m: MetricVerdict) -> str:
-    return (f"{m.name}: Δ {_delta_ci(m)} is beyond the margin of {_drop(m)} "
+    return (f"{m.name}: Δ {_delta_ci(m)} is beyond the margin of {_drop(m, m.margin)} "
             f"(p regression = {_p(m.p_regression)}, p pass = {_p(m.p_pass)}, n = {m.n:,}; "
             f"Holm across {len(v.metrics)} metrics at α = {v.alpha:g}); "
             f"baseline {v.baseline}, candidate {v.candidate}")
@@ -246,15 +251,16 @@ def _sub(parent: ET.Element, tag: str, **attrib: str) -> ET.Element:
 def _metric_details(v: GateVerdict, m: MetricVerdict) -> str:
     lines = [f"metric: {m.name} ({m.kind})", f"baseline: {_value(m, m.baseline)}", f"candidate: {_candidate(m)}",
              f"delta [CI]: {_delta_ci(m)}", f"margin: {_amount(m, m.margin)}", f"p regression: {_p(m.p_regression)}",
-             f"p pass: {_p(m.p_pass)}", f"n: {m.n:,}", f"MDE ({_POWER} power): {_amount(m, m.mde)}",
-             f"dialogues needed for a margin drop ({_POWER} power): {_count(m.n_needed)}", _holm_line(v)]
+             f"p pass: {_p(m.p_pass)}", f"n: {m.n:,}",
+             f"flags a drop ≥ {_amount(m, m.mde)} with {_POWER} power (MDE, margin included)",
+             f"dialogues to flag a drop of {_target(m)} with {_POWER} power: {_count(m.n_needed)}", _holm_line(v)]
     return _xml_text("\n".join(lines))
 
 
 def _metric_case(suite: ET.Element, v: GateVerdict, m: MetricVerdict) -> None:
     case = _sub(suite, "testcase", classname="empathy.check", name=m.name)
     if m.outcome == "regression":
-        el = _sub(case, "failure", message=f"regression: Δ {_delta_ci(m)} beyond the margin of {_drop(m)}",
+        el = _sub(case, "failure", message=f"regression: Δ {_delta_ci(m)} beyond the margin of {_drop(m, m.margin)}",
                   type="regression")
         el.text = _metric_details(v, m)
     elif m.outcome == "inconclusive":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cli.main import main
 from harness.data.selection import run_dialogues
@@ -19,6 +21,8 @@ from harness.llm.registry import BACKENDS, register_backend
 
 N = 6
 FILLER = " I am really sorry, that sounds so hard, and I am here for you whenever you need to talk about it."
+MUTE = "(muted)"
+"""A reply holding this gets no cognitive rubric score from the judge below."""
 
 
 class LongerJudge:
@@ -40,6 +44,9 @@ class LongerJudge:
                     {"A": 0.05, "B": 0.9, "C": 0.05} if lb > la else {"A": 0.05, "B": 0.05, "C": 0.9})
             else:
                 reply = r.user.split("<<<REPLY>>>")[1].split("<<<END OF REPLY>>>")[0]
+                if MUTE in reply and "reply's cognitive empathy" in r.user:  # an unscored dimension
+                    out.append({k: 0.0 for k in r.labels} | {"_mass": 0.0})
+                    continue
                 score = str(min(5, 1 + len(reply.split()) // 8))
                 probs = {k: (0.96 if k == score else 0.01) for k in r.labels}
             out.append({**probs, "_mass": 0.99})
@@ -61,7 +68,7 @@ def replies(tmp_path_factory):
     root = tmp_path_factory.mktemp("replies")
     dialogues, _ = run_dialogues("bundled", N)
     files = {}
-    for name, extra in (("short", ""), ("long", FILLER)):
+    for name, extra in (("short", ""), ("long", FILLER), ("mute", FILLER + " " + MUTE)):
         files[name] = root / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps({"dialogue_id": d.id, "response": f"Oh no, {d.emotion} is hard."
                                                    + extra}) + "\n" for d in dialogues))
@@ -109,26 +116,202 @@ def test_shorter_replies_are_a_regression_and_identical_ones_are_not(tiny_models
     assert "reusing" in capsys.readouterr().err
     manifest = json.loads((tmp_path / "same" / "candidate" / "manifest.json").read_text())
     assert manifest["judge"]["model_calls"] == 0 and manifest["judge"]["misses"] == 0
-    assert len(summary.read_text().split("\n# ")) >= 1 and summary.read_text().count("empathy check") >= 3
+    # one verdict appended per check: the regression, then the identical checkpoint twice
+    text = summary.read_text()
+    headlines = re.findall(r"^[✓✗?⊘] \*\*([A-Z]+)\*\* — .* \(exit (\d)\)$", text, flags=re.MULTILINE)
+    assert len(headlines) == 3 and text.count("## empathy check\n") == 3, text
+    assert headlines[0] == ("REGRESSION", "1")
+    assert all(h in (("PASS", "0"), ("INCONCLUSIVE", "0")) for h in headlines[1:])
 
 
-def test_mismatched_runs_are_invalid_and_name_the_field(tiny_models, small_refs, replies, tmp_path, capsys):
+def _eval(tiny_models, cache, out, replies_file, references, *, limit=N, mass=0.5, dataset="bundled"):
     from harness.core.settings import JudgeSettings
     from harness.evaluate.run import EvalConfig, run_eval
     from harness.generate.replies import ModelSpec
 
-    def run(name, limit=N, mass=0.5):
-        run_eval(EvalConfig(candidate=ModelSpec(str(replies["long"]), backend="replies"),
-                            judge=JudgeSettings(model=str(tiny_models["judge"]), backend="longer",
-                                                cache_dir=str(tmp_path / "c"), min_label_mass=mass),
-                            output=tmp_path / name, references={"base": small_refs["base"]}, limit=limit))
-        return str(tmp_path / name)
+    run_eval(EvalConfig(candidate=ModelSpec(str(replies_file), backend="replies"),
+                        judge=JudgeSettings(model=str(tiny_models["judge"]), backend="longer", cache_dir=str(cache),
+                                            min_label_mass=mass),
+                        output=out, references=references, limit=limit, dataset=dataset))
+    return str(out)
 
-    a, other_judge, fewer = run("a"), run("judge", mass=0.4), run("fewer", limit=N - 1)
+
+def _edited_reference(source, target, *, dataset=None):
+    """A copy of a reference set with one reply changed (same model fingerprint), optionally for another dataset."""
+    from harness.data.references import load_reference, save_reference
+
+    ref = load_reference(source, name="base")
+    first = next(iter(ref.generations))
+    gens = {**ref.generations, first: ref.generations[first].model_copy(update={"response": "A rebuilt reply."})}
+    manifest = ref.manifest if dataset is None else ref.manifest.model_copy(update=dataset)
+    save_reference(target, ref.model_copy(update={"manifest": manifest, "generations": gens}))
+    return target
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_models, small_refs, replies, tmp_path_factory):
+    """Run folders made once for this module's runs-mode checks."""
+    from harness.core.resources import bundled_dialogues_path
+    from harness.data.selection import select_dialogues
+    from harness.evaluate.runs import load_run
+    from harness.gate.checkpoints import baseline_reference
+
+    root = tmp_path_factory.mktemp("runs")
+    base = {"base": small_refs["base"]}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMPATHY_HARNESS_CACHE", str(root / "harness-cache"))
+        out = {name: _eval(tiny_models, root / "c", root / name, replies[name], base)
+               for name in ("long", "short", "mute")}
+        # the short replies judged head to head against the LONG ones' replies
+        vs_long = baseline_reference(load_run(out["long"]), root / "long-replies.json")
+        out["short_vs_long"] = _eval(tiny_models, root / "c", root / "short_vs_long", replies["short"],
+                                     {**base, "baseline": vs_long})
+        # the same reference model, its file rebuilt with one reply changed
+        out["rebuilt_ref"] = _eval(tiny_models, root / "c", root / "rebuilt_ref", replies["long"],
+                                   {"base": _edited_reference(small_refs["base"], root / "base-rebuilt.json")})
+        # the same dialogue ids from a .jsonl file in which one dialogue (not among the first N) says something else
+        rows = [json.loads(line) for line in bundled_dialogues_path().read_text().splitlines() if line.strip()]
+        first = {d.id for d in run_dialogues("bundled", N)[0]}
+        changed = next(r for r in rows if r["id"] not in first)
+        changed["utterance"] += " And one more thing."
+        data = root / "dialogues.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        _, digest = select_dialogues(str(data))
+        ref = _edited_reference(small_refs["base"], root / "base-jsonl.json",
+                                dataset={"dataset_hash": digest, "dataset": str(data)})
+        out["jsonl"] = _eval(tiny_models, root / "c", root / "jsonl", replies["long"], {"base": ref},
+                             dataset=str(data))
+    return out
+
+
+def _fingerprint(run_dir, system):
+    from harness.evaluate.runs import load_run
+
+    run = load_run(run_dir)
+    if system == "candidate":
+        return run.result.provenance.systems["candidate"].model.fingerprint
+    return run.result.comparisons[system].reference_model.fingerprint
+
+
+def test_mismatched_runs_are_invalid_and_name_the_field(tiny_models, small_refs, replies, runs, tmp_path, capsys):
+    def run(name, limit=N, mass=0.5):
+        return _eval(tiny_models, tmp_path / "c", tmp_path / name, replies["long"], {"base": small_refs["base"]},
+                     limit=limit, mass=mass)
+
+    a, other_judge, fewer = runs["long"], run("judge", mass=0.4), run("fewer", limit=N - 1)
     assert main(["check", "--baseline", a, "--candidate", other_judge]) == 3
     assert "judge fingerprint" in capsys.readouterr().out
     assert main(["check", "--baseline", a, "--candidate", fewer]) == 3
     assert "dialogue ids (hash)" in capsys.readouterr().out
+    assert main(["check", "--baseline", a, "--candidate", runs["jsonl"]]) == 3
+    out = capsys.readouterr().out
+    assert "- dataset hash: baseline '" in out and "dialogue ids" not in out  # same ids, other content
     assert main(["check", "--baseline", a, "--candidate", str(tmp_path / "missing")]) == 3
     assert main(["check", "--baseline", a]) == 2  # usage
     assert main(["check", "--baseline", a, "--candidate", a]) == 0
+
+
+def test_a_rebuilt_reference_file_is_an_invalid_comparison(runs, capsys):
+    from harness.evaluate.runs import load_run
+
+    hashes = [load_run(runs[r]).result.provenance.systems["base"].reference_file_hash for r in ("long", "rebuilt_ref")]
+    assert hashes[0] != hashes[1] and _fingerprint(runs["long"], "vs_base") == _fingerprint(runs["rebuilt_ref"],
+                                                                                            "vs_base")
+    assert main(["check", "--baseline", runs["long"], "--candidate", runs["rebuilt_ref"]]) == 3
+    out = capsys.readouterr().out
+    assert f"- base reference file hash: baseline {hashes[0]!r}, candidate {hashes[1]!r}" in out
+
+
+def test_a_metric_scored_in_neither_pair_is_an_invalid_comparison(runs, capsys):
+    # the candidate's cognitive rubric score is unreadable on every dialogue: nothing to pair, and the rubric
+    # parse rate (of the candidate's replies: 12 of 18 scores read) breaks its floor
+    args = ["check", "--baseline", runs["long"], "--candidate", runs["mute"]]
+    assert main(args) == 3
+    out = capsys.readouterr().out
+    assert "- rubric:cognitive: no dialogue is scored in both runs (6 baseline, 0 candidate)" in out
+    assert "- candidate rubric_parse_rate 0.6667 breaks the floor 0.9" in out
+    assert main([*args, "--min-rubric-parse-rate", "0.6"]) == 3
+    out = capsys.readouterr().out
+    assert "rubric:cognitive: no dialogue is scored in both runs" in out and "breaks the floor" not in out
+    assert main([*args, "--min-rubric-parse-rate", "0.6", "--metrics", "win_rate", "rubric:affective"]) == 0
+
+
+def test_head_to_head_against_another_system_is_not_gated(runs, capsys):
+    # the candidate was judged head to head against the LONG replies: against the short baseline run it would be a
+    # false regression (it loses every dialogue to replies the baseline never wrote)
+    judged, short = _fingerprint(runs["short_vs_long"], "vs_baseline"), _fingerprint(runs["short"], "candidate")
+    assert judged != short and judged == _fingerprint(runs["long"], "candidate")
+    assert main(["check", "--baseline", runs["short"], "--candidate", runs["short_vs_long"]]) == 0
+    out = capsys.readouterr().out
+    assert "`head_to_head`" not in out and judged in out and short in out
+    assert "head to head" in out.split("### Warnings")[1]
+    # against the run it was judged against, the head to head is gated (and the loss is real)
+    assert main(["check", "--baseline", runs["long"], "--candidate", runs["short_vs_long"]]) == 1
+    assert "`head_to_head` |" in capsys.readouterr().out
+    # asked for by name while it cannot be gated: nothing is left to decide from, not a silent pass
+    assert main(["check", "--baseline", runs["short"], "--candidate", runs["short_vs_long"],
+                 "--metrics", "head_to_head"]) == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--alpha", "0.7"], "--alpha 0.7 must lie in (0, 0.5)"),
+    (["--alpha", "0"], "--alpha 0 must lie in (0, 0.5)"),
+    (["--n-boot", "10"], "--n-boot 10 is too small"),
+    (["--n-boot", "0"], "--n-boot 0 is too small"),
+    (["--n-boot", "40"], "--n-boot 40 is too small for 5 gated metrics"),  # enough for one metric, not for all
+    (["--margin", "-0.1"], "--margin -0.1: a margin must be a finite number ≥ 0"),
+    (["--margin", "rubric=nan"], "--margin rubric=nan: a margin must be a finite number ≥ 0"),
+    (["--margin", "winrate=0.5"], "did you mean 'win_rate'?"),
+    (["--margin", "rubirc=3"], "did you mean 'rubric'?"),
+    (["--margin", "rubric:cognitiv=0.2"], "did you mean 'rubric:cognitive'?"),
+    (["--margin", "win_rate:vs_direct=0.02"], "--margin win_rate:vs_direct=0.02: no such metric"),
+    (["--seed", "-1"], "--seed -1 must be ≥ 0"),
+    (["--junit", "{tmp}"], "is a folder"),
+    (["--json", "{tmp}/file.txt/verdict.json"], "not a folder"),
+])
+def test_usage_errors_exit_2_with_one_line(runs, tmp_path, capsys, args, message):
+    (tmp_path / "file.txt").write_text("x")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["check", "--baseline", runs["long"], "--candidate", runs["long"], *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_margins_for_present_metrics_are_accepted(runs, capsys):
+    assert main(["check", "--baseline", runs["long"], "--candidate", runs["long"], "--margin", "0.03", "--margin",
+                 "win_rate=0.05", "--margin", "rubric:cognitive=0.3", "--margin", "lc_win_rate:vs_base=0"]) == 0
+    out = capsys.readouterr().out
+    assert "| `rubric:cognitive` |" in out and "| 0.30 |" in out and "| 5.0 pp |" in out
+
+
+def test_checkpoint_baseline_reused_by_reference_content_not_path(tiny_models, small_refs, replies, tmp_path, capsys):
+    import shutil
+
+    ref = shutil.copy(small_refs["base"], tmp_path / "base.json")
+
+    def run_check(reference):
+        code = main(["check", "--baseline-model", str(replies["long"]), "--model", str(replies["long"]),
+                     "--model-backend", "replies", "--reference", f"base={reference}", "--judge",
+                     str(tiny_models["judge"]), "--judge-backend", "longer", "--limit", str(N), "--cache-dir",
+                     str(tmp_path / "cache"), "--n-boot", "500", "--output", str(tmp_path / "out")])
+        return code, capsys.readouterr()
+
+    assert run_check(ref)[0] == 0
+    # the same content at another path: the kept baseline run is still the right one
+    moved = shutil.copy(ref, tmp_path / "moved.json")
+    code, captured = run_check(moved)
+    assert code == 0 and "reusing" in captured.err
+    # the file rebuilt in place (same path, other replies): the kept run was judged against the old content
+    _edited_reference(small_refs["base"], moved)
+    code, captured = run_check(moved)
+    assert code == 0 and "reusing" not in captured.err, captured.out
+
+
+def test_ci_caches_are_keyed_by_the_reference_file():
+    # a rebuilt reference must not restore a baseline run (and judge answers) made against the old one
+    docs = Path(__file__).resolve().parents[2] / "docs" / "ci"
+    gitlab = yaml.safe_load((docs / "gitlab-ci.yml").read_text())["empathy-check"]["cache"]["key"]
+    assert gitlab["files"] == ["refs/base.json"] and gitlab["prefix"].startswith("empathy-")
+    github = yaml.safe_load((docs / "github-actions.yml").read_text())["jobs"]["check"]["steps"]
+    [cache] = [s["with"] for s in github if s.get("uses", "").startswith("actions/cache")]
+    assert all("hashFiles('refs/base.json')" in cache[k] for k in ("key", "restore-keys"))

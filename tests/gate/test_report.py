@@ -114,8 +114,8 @@ def test_markdown_regression_headline(regression: GateVerdict) -> None:
 def test_markdown_inconclusive_says_how_many_dialogues_are_needed(inconclusive: GateVerdict) -> None:
     md = markdown_summary(inconclusive)
     assert "? **INCONCLUSIVE** — 1 of 2 metrics undecided (exit 4)" in md
-    assert ("- inconclusive: rubric:cognitive: to decide a drop of 0.20 points you would need ≈ 1,234 dialogues "
-            "(this run has 200).") in md
+    assert ("- inconclusive: rubric:cognitive: to flag a drop of 2·margin (0.40 points) with 80 % power: ≈ 1,234 "
+            "dialogues (this run has 200).") in md
     assert "- the judge's tie rate is 41 %" in md
 
 
@@ -130,12 +130,27 @@ def test_markdown_does_not_repeat_the_checkers_inconclusive_warning() -> None:
 
 def test_markdown_n_needed_for_a_percent_metric_is_in_points() -> None:
     v = verdict("inconclusive", [metric("lc_win_rate:vs_base", "inconclusive", n_needed=5000)])
-    assert "to decide a drop of 2.0 pp you would need ≈ 5,000 dialogues" in markdown_summary(v)
+    assert "to flag a drop of 2·margin (4.0 pp) with 80 % power: ≈ 5,000 dialogues" in markdown_summary(v)
+    v = verdict("inconclusive", [metric("lc_win_rate:vs_base", "inconclusive", n_needed=5000, margin=0.0)])
+    assert "to flag a drop of margin + 2.0 pp with 80 % power: ≈ 5,000 dialogues" in markdown_summary(v)
 
 
 def test_markdown_n_needed_unknown() -> None:
     v = verdict("inconclusive", [metric("win_rate:vs_base", "inconclusive", n_needed=None)])
-    assert "the dialogues needed could not be estimated" in markdown_summary(v)
+    assert ("to flag a drop of 2·margin (4.0 pp) with 80 % power: the dialogues needed could not be estimated "
+            "(this run has 200)" in markdown_summary(v))
+
+
+def test_power_columns_say_what_they_mean(passing: GateVerdict) -> None:
+    md = markdown_summary(passing)
+    assert "| n | flags a drop ≥ (80 % power) | n to flag 2·margin (80 % power) |" in md
+    assert "'flags a drop ≥': the smallest true drop flagged, margin included." in md
+    assert "MDE and dialogues needed" not in md
+    v = verdict("regression", [metric("win_rate:vs_base", "regression", mde=0.045, n_needed=900)])
+    failure = cases(junit_xml(v))[1][0].find("failure")
+    assert failure is not None and failure.text is not None
+    assert "flags a drop ≥ 4.5 pp with 80 % power (MDE, margin included)" in failure.text
+    assert "dialogues to flag a drop of 2·margin (4.0 pp) with 80 % power: 900" in failure.text
 
 
 def test_markdown_invalid_lists_problems_and_broken_floors_first(invalid: GateVerdict) -> None:
