@@ -106,12 +106,25 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     )
 
 
+def preflight_devices(cfg: EvalConfig) -> None:
+    """Every device the run will use exists, before anything is loaded or generated."""
+    from harness.llm.base import resolve_device
+
+    for spec in (cfg.candidate, *cfg.build_references.values()):
+        if spec.backend in ("hf", "vllm"):
+            resolve_device(spec.device)
+    if cfg.judge.backend == "hf":
+        resolve_device(cfg.judge.device)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``empathy eval``."""
     from harness.core.ui import console, print_summary
     from harness.evaluate.run import run_eval
 
-    result = run_eval(eval_config(args))
+    cfg = eval_config(args)
+    preflight_devices(cfg)
+    result = run_eval(cfg)
     print_summary(result)
     console.print(f"results written to {Path(args.output) / 'results.json'}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from harness import __version__
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # library deprecation notices (trl, transformers) are for developers, not for a user's run
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

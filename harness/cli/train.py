@@ -41,7 +41,8 @@ def _add_distill(sub: Subparsers) -> None:
                          "auto (the dataset's where there is one)")
     di.add_argument("--rejected", default="auto", choices=("auto", "original", "base"),
                     help="DPO rejected reply: original (before improvement), base (the base SLM's own), auto")
-    di.add_argument("--base", default=None, help="the base SLM (for --rejected base/auto)")
+    di.add_argument("--base-model", "--base", dest="base", default=None,
+                    help="the base SLM (for --rejected base/auto); --base is an alias")
     di.add_argument("--eval-dataset", default="bundled", help="the evaluation set whose dialogues are refused")
     di.add_argument("--eval-limit", type=int, default=None, help="only the first N evaluation dialogues are refused")
     di.add_argument("--teacher-prompts", default=None, help="teacher prompt set YAML (default prompts/teacher/default.yaml)")
@@ -53,7 +54,8 @@ def _add_train(sub: Subparsers) -> None:
     tr = sub.add_parser("train", help="LoRA SFT → DPO (from the SFT policy) → merged candidate with a model card",
                         description="Step 1 LoRA SFT on DIR/sft, step 2 DPO on DIR/dpo from the SFT policy (which is "
                                     "also the DPO reference), merge, save OUTPUT/candidate with a model card.")
-    tr.add_argument("--base", required=True, help="base SLM: Hub id or local folder")
+    tr.add_argument("--base-model", "--base", dest="base", required=True,
+                    help="base SLM: Hub id or local folder (--base is an alias)")
     tr.add_argument("--revision", default=None, help="base revision to pin")
     tr.add_argument("--sft", required=True, help="SFT data: a distill output's sft/ folder or its train.jsonl")
     tr.add_argument("--dpo", required=True, help="DPO data: a distill output's dpo/ folder or its train.jsonl")
@@ -67,7 +69,8 @@ def _add_pipeline(sub: Subparsers) -> None:
                         description="The paper's two headline comparisons end to end: distil `direct` and "
                                     "--strategy, train both candidates, build the base and direct reference sets, "
                                     "evaluate the targeted candidate → DIR/results.json.")
-    pi.add_argument("--base", required=True, help="base SLM: Hub id or local folder")
+    pi.add_argument("--base-model", "--base", dest="base", required=True,
+                    help="base SLM: Hub id or local folder (--base is an alias)")
     pi.add_argument("--strategy", required=True, help=f"targeted strategy: one of {', '.join(STRATEGIES[1:])}")
     pi.add_argument("--dataset", default="bundled", help="training dialogues (evaluation dialogues are refused)")
     pi.add_argument("--eval-dataset", default="bundled", help="evaluation dialogues")

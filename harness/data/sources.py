@@ -113,7 +113,7 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise DatasetError(f"dialogue file not found: {path}")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except UnicodeDecodeError as exc:
         raise DatasetError(
             f"{path} is not valid UTF-8 (byte {exc.start}): re-save it as UTF-8, e.g. "

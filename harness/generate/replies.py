@@ -145,6 +145,7 @@ def generate(
     )
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-task chatter is not for our users
     try:
+        _quiet_lm_eval()
         out = lm_eval.simple_evaluate(
             model=spec.backend,
             model_args=model_args(spec, device),
@@ -235,3 +236,14 @@ def read_replies(path: str, dialogues: Sequence[Dialogue], *, system: str) -> li
     return [Generation(dialogue_id=d.id, system=system, prompt="", raw_response=replies[d.id],
                        response=cut_reply(replies[d.id]) or replies[d.id].strip(),
                        flags=("empty",) if not replies[d.id].strip() else ()) for d in dialogues]
+
+
+def _quiet_lm_eval() -> None:
+    """Skip lm-eval's lookup of the current directory's git commit.
+
+    lm-eval runs ``git describe``, which prints "fatal: not a git repository" outside a checkout; our runs record
+    their own provenance.
+    """
+    import lm_eval.evaluator
+
+    lm_eval.evaluator.get_git_commit_hash = lambda: None  # type: ignore[attr-defined]

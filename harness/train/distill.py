@@ -74,6 +74,8 @@ def _dialogues(cfg: DistillConfig) -> tuple[list[Dialogue], dict[str, Any]]:
     evaluation = load_dialogues(cfg.eval_dataset)
     if cfg.eval_limit:
         evaluation = interleave_by_emotion(evaluation)[: cfg.eval_limit]
+    if not train:
+        raise HarnessError(f"the training dataset {cfg.dataset} holds no dialogues: give a file with dialogue rows")
     kept, report = overlap_guard(train, evaluation)
     report["eval_dataset"] = cfg.eval_dataset
     if not kept:

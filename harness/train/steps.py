@@ -194,6 +194,8 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     hw = detect_hardware(cfg)
     sft_file = sft / "train.jsonl" if sft.is_dir() else sft
     dpo_file = dpo / "train.jsonl" if dpo.is_dir() else dpo
+    sft_dataset(sft_file)  # both data files are read and checked before any training starts
+    dpo_dataset(dpo_file)
     console.print(f"[bold]train[/]: {base} on {hw.device} ({'bf16' if hw.bf16 else 'fp32'}, recipe {cfg.recipe})")
     step1 = run_sft(base, sft_file, output / "sft", cfg, hw, revision)
     step2 = run_dpo(output / "sft" / "merged", dpo_file, output / "dpo", cfg, hw,
