@@ -7,7 +7,10 @@ import json
 from harness.cli.main import main
 
 
-def test_pipeline_end_to_end(tmp_path, tiny_models, capsys):
+def test_pipeline_end_to_end(tmp_path, tiny_models, capsys, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     out = tmp_path / "pipe"
     code = main(["pipeline", "--base", str(tiny_models["base"]), "--teacher", str(tiny_models["direct"]),
                  "--judge", str(tiny_models["judge"]), "--strategy", "all_three", "--limit", "24",
@@ -26,6 +29,7 @@ def test_pipeline_end_to_end(tmp_path, tiny_models, capsys):
     guard = pipeline["distill"]["all_three"]["overlap_guard"]
     assert guard["refused"] == 24 and guard["eval_dialogues"] == 24  # the evaluated dialogues were never trained on
     assert result["vs_direct"]["reference_model"]["name"] == str(out / "train" / "direct" / "candidate")
+    assert sorted(p.name for p in cwd.iterdir()) == []  # nothing left in the current directory
 
 
 def test_python_m_harness_is_the_cli():
