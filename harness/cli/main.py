@@ -31,7 +31,31 @@ def _parser_and_handlers() -> tuple[argparse.ArgumentParser, dict[str, Handler]]
     for add in (evaluate.add_commands, tasks.add_commands, judge.add_commands, train.add_commands,
                 board.add_commands, gate.add_commands, evaluate.add_demo_command):
         handlers.update(add(sub))
+    _describe(parser)
     return parser, handlers
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help that names each option's default (unless its text already does) and keeps paragraphs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, [], argparse.SUPPRESS)
+                and action.option_strings):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every command gets the formatter, and a description (its one-line help when it has no longer one)."""
+    parser.formatter_class = _Formatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description:
+                    sub.description = helps.get(name)
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,7 +74,7 @@ def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defaul
                    help="openai backend: retries on 429/5xx/timeouts before an item is left unscored")
     if cache:
         p.add_argument("--cache-dir", default=None,
-                       help="judge/teacher cache folder (default $EMPATHY_HARNESS_CACHE or ~/.cache)")
+                       help=f"judge/teacher cache folder (default: $EMPATHY_HARNESS_CACHE, else {default_cache_dir()})")
 
 
 def check_judge_mode(mode: str) -> None:
