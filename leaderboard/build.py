@@ -28,7 +28,8 @@ from leaderboard.protocol import BoardProtocol
 from leaderboard.ratings import Battle, Rating, fit_ratings
 
 ANCHOR = "anchor"
-RUN_FILES = ("results.json", "judgments.jsonl", "rubric.jsonl", "generations.jsonl", "manifest.json", VERIFICATION)
+RUN_FILES = ("results.json", "judgments.jsonl", "rubric.jsonl", "generations.jsonl", "manifest.json", "probe.jsonl",
+             VERIFICATION)
 
 
 def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:

@@ -3,7 +3,9 @@
 A run is admitted only when it was made on the board's dataset (by hash), with the board's generation prompt
 and decoding, judged by the board's judge (its full fingerprint: model identity, prompts, mode, labels, decoding,
 dtype, parser) against the board's anchor system (by model fingerprint), with enough scored dialogues and every
-comparison and rubric dimension the board shows. Anything else is refused, naming the field that differs.
+comparison and rubric dimension the board shows, and by a judge that can tell replies apart (its health in
+results.json: the sanity probe, position bias and tie-label rate). Anything else is refused, naming the field that
+differs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.core.errors import HarnessError
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import FINGERPRINT, Decoding, RunResult
+from harness.score.health import UNHEALTHY
 
 
 class _Config(BaseModel):
@@ -57,6 +60,8 @@ class BoardProtocol(_Config):
     min_parse_rate: float = Field(default=0.9, ge=0, le=1, description="judge health: verdicts read")
     max_flip_rate: float = Field(default=0.6, ge=0, le=1, description="judge health: position flips")
     min_label_mass: float = Field(default=0.5, ge=0, le=1, description="judge health (logits mode): label mass")
+    require_judge_ok: bool = Field(default=True, description="judge health: refuse runs whose judge cannot tell "
+                                   "replies apart (failed sanity probe, position-bound, or all ties)")
     comparisons: tuple[str, ...] = Field(default=(), description="comparisons shown besides the anchor's")
     rubric: tuple[str, ...] = DIMENSIONS
 
@@ -81,7 +86,7 @@ def load_protocol(path: Path | str) -> BoardProtocol:
 
 
 def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anchor_name: str | None = None,
-                      min_scored: int = 20, **health: float) -> BoardProtocol:
+                      min_scored: int = 20, require_judge_ok: bool = True, **health: float) -> BoardProtocol:
     """A protocol that admits runs made exactly like ``result`` (``empathy leaderboard init``)."""
     comparison = f"vs_{anchor}"
     if comparison not in result.comparisons:
@@ -89,14 +94,15 @@ def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anc
                            "name the anchor reference with --anchor")
     p = result.provenance
     try:
-        return _protocol(result, p, name, comparison, anchor, anchor_name, min_scored, health)
+        return _protocol(result, p, name, comparison, anchor, anchor_name, min_scored,
+                         {**health, "require_judge_ok": require_judge_ok})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise HarnessError(f"cannot make a board protocol: {problems}") from exc
 
 
 def _protocol(result: RunResult, p: Any, name: str, comparison: str, anchor: str, anchor_name: str | None,
-              min_scored: int, health: dict[str, float]) -> BoardProtocol:
+              min_scored: int, health: dict[str, Any]) -> BoardProtocol:
     return BoardProtocol(
         name=name,
         dataset=DatasetRule(spec=p.dataset, hash=p.dataset_hash, n=p.n_dialogues, ids_hash=p.dialogue_ids_hash),
@@ -135,6 +141,8 @@ def mismatches(result: RunResult, protocol: BoardProtocol) -> list[str]:
     differ("generation prompt hash", p.generation_prompt_hash, protocol.generation_prompt_hash)
     differ("decoding", p.decoding.model_dump(mode="json"), protocol.decoding.model_dump(mode="json"))
     differ("judge fingerprint", result.judge.fingerprint, protocol.judge_fingerprint)
+    if protocol.require_judge_ok and not result.health.judge_ok:
+        out.append(f"judge health: {UNHEALTHY}: {result.health.judge_problem}")
     anchor = result.comparisons.get(protocol.anchor.comparison)
     if anchor is None:
         out.append(f"anchor comparison: the run has no {protocol.anchor.comparison!r} (it has "

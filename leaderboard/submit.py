@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import FILES, RESULTS, load_run
+from harness.evaluate.runs import FILES, PROBE, RESULTS, load_run
 from leaderboard.publish import hub_api, hub_error, refuse_token
 
 #: What a submission carries: the run folder's record files (models, caches and references stay at home).
-SUBMISSION_FILES = (RESULTS, *FILES)
+SUBMISSION_FILES = (RESULTS, *FILES, PROBE)
 SUBMISSIONS = "submissions"
 #: ``<org>__<model>/<run>`` or a single segment: letters, digits, '_', '-', '.', never '.' or '..' alone.
 _RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
@@ -40,7 +40,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
     if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
                            "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")
-    files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES}
+    files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES if (run.path / name).is_file()}
     refuse_token(files, token, run.path)
     operations: list[CommitOperation] = [
         CommitOperationAdd(path_in_repo=f"{SUBMISSIONS}/{run_id}/{name}", path_or_fileobj=data)

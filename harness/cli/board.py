@@ -34,6 +34,8 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     init.add_argument("--min-parse-rate", type=float, default=0.9, help="judge health floor (default 0.9)")
     init.add_argument("--max-flip-rate", type=float, default=0.6, help="judge health ceiling (default 0.6)")
     init.add_argument("--min-label-mass", type=float, default=0.5, help="judge health floor, logits (default 0.5)")
+    init.add_argument("--allow-unhealthy-judge", action="store_true",
+                      help="admit runs whose judge fails the sanity probe (for tests and demos only)")
     init.add_argument("--output", required=True, help="protocol file to write, e.g. board.yaml")
 
     ctl = act.add_parser("controls", help="judge the control rows (null model, verbose padding, anchor vs itself, "
@@ -102,7 +104,8 @@ def _init(args: argparse.Namespace) -> int:
     protocol = protocol_from_run(load_run(args.run).result, name=args.name, anchor=args.anchor,
                                  anchor_name=args.anchor_name, min_scored=args.min_scored,
                                  min_parse_rate=args.min_parse_rate, max_flip_rate=args.max_flip_rate,
-                                 min_label_mass=args.min_label_mass)
+                                 min_label_mass=args.min_label_mass,
+                                 require_judge_ok=not args.allow_unhealthy_judge)
     save_protocol(protocol, Path(args.output))
     console.print(f"board protocol {protocol.hash} written to {args.output}")
     return 0

@@ -65,8 +65,13 @@ def add_demo_command(sub: Subparsers) -> dict[str, Handler]:
     """Add ``demo``; returns its handler."""
     demo = sub.add_parser("demo", help="offline end-to-end demo on tiny random models")
     demo.add_argument("--output", required=True, help="output folder")
-    demo.add_argument("--limit", type=int, default=24, help="number of bundled dialogues (default 24)")
+    demo.add_argument("--limit", type=int, default=None, help="number of bundled dialogues (default 24; 6 with --real)")
     demo.add_argument("--judge-mode", default="logits", help="logits or generate")
+    demo.add_argument("--real", action="store_true",
+                      help="real weights: SmolLM2-135M-Instruct (empathy models fetch smollm2) as candidate, "
+                           "reference and judge; a few minutes on CPU. Its 135M judge measures only its position bias")
+    demo.add_argument("--cache-dir", default=None,
+                      help="where SmolLM2 is converted (default: $EMPATHY_HARNESS_CACHE or ~/.cache/empathy-harness)")
     return {"demo": cmd_demo}
 
 
@@ -163,7 +168,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.evaluate.demo import run_demo
 
     check_judge_mode(args.judge_mode)
-    result = run_demo(Path(args.output), limit=args.limit, judge_mode=args.judge_mode)
+    result = run_demo(Path(args.output), limit=args.limit, judge_mode=args.judge_mode, real=args.real,
+                      cache_dir=Path(args.cache_dir) if args.cache_dir else None)
     print_summary(result)
     console.print(f"results written to {Path(args.output) / 'results.json'}")
     return 0

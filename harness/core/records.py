@@ -245,8 +245,17 @@ class DimensionStats(BaseModel):
     n_unscored: int
 
 
+class JudgeProbe(_Record):
+    """One sanity-probe pair (prompts/judge/probe.yaml) judged in both orders; "candidate" is the caring reply."""
+
+    probe_id: str
+    probe_version: str
+    verdicts: tuple[PairVerdict, ...]
+    judge_fingerprint: str = ""
+
+
 class RunHealth(BaseModel):
-    """Is the judge telling replies apart? Pooled over every pairwise verdict of the run."""
+    """Is the judge telling replies apart? Its verdicts in the run, its sanity probe (``probe_*``), and the call."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     n_verdicts: int
@@ -261,6 +270,10 @@ class RunHealth(BaseModel):
     label_mass_min: float | None = None
     n_low_label_mass: int = 0
     rubric_parse_rate: float | None = None
+    probe_accuracy: float | None = None
+    probe_n: int = 0
+    judge_ok: bool = True
+    judge_problem: str | None = None
 
 
 class SystemInfo(BaseModel):
@@ -296,11 +309,7 @@ class Provenance(BaseModel):
 
 
 class RunResult(_Record):
-    """One completed evaluation run: ``results.json`` (schema 2), written by ``empathy eval`` and the lm-eval path.
-
-    ``vs_base`` / ``vs_direct`` repeat ``comparisons['vs_base' / 'vs_direct']`` at the top level, where scripts of
-    the first schema read them.
-    """
+    """A completed run (``results.json``, schema 2); ``vs_base`` / ``vs_direct`` repeat those comparisons on top."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: Literal[2] = 2
@@ -317,6 +326,8 @@ class RunResult(_Record):
     versions: dict[str, float]
     warnings: list[str] = Field(default_factory=list)
     provenance: Provenance
+    demo: bool = False
+    """Made by ``empathy demo``: models of random weights (or a 135M judge) — the numbers are noise; never quote them."""
 
     @model_validator(mode="after")
     def _headline_copies(self) -> RunResult:

@@ -47,6 +47,8 @@ def print_summary(result: RunResult) -> None:
     from rich.table import Table
 
     out = Console(width=None if sys.stdout.isatty() else 150)  # a file or pipe gets whole rows
+    if result.demo:
+        out.print("[bold red]DEMO[/]: random weights — these numbers are noise, not a measurement of empathy")
     table = Table(title=f"empathy — {result.model}", title_justify="left")
     for col in ("vs", "win rate", "95% CI", "LC", "LC 95% CI", "ties", "flips", "scored", "unscored"):
         table.add_column(col, justify="left" if col == "vs" else "right", no_wrap=True)

@@ -4,10 +4,16 @@ Four tiny models (base, direct-distilled, candidate, judge) are saved to DIR/mod
 ``from_pretrained``; the base and direct reference sets are built, the candidate is generated, judged against
 both in both orders and scored on the rubric. The numbers are noise (random weights): the demo shows the
 machinery, not empathy. The judge's label-mass check is off, since a random judge never passes it.
+
+``real=True`` runs the same evaluation on real weights (SmolLM2-135M-Instruct, :mod:`harness.llm.real`): the
+candidate is SmolLM2 with its chat template, the references a tiny random model ("random") and SmolLM2 prompted
+raw, without its chat template ("raw"); the judge is SmolLM2 too. A 135M judge measures nothing but its position
+bias: the replies are real, the verdicts are not.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from harness.core.records import RunResult
@@ -19,10 +25,23 @@ from harness.generate.replies import ModelSpec
 from harness.llm.tiny import build_tiny_model
 
 DEMO_LIMIT = 24
+#: ``--real``: dialogues (a few minutes on 2 CPU cores) and replies shown side by side.
+REAL_DEMO_LIMIT = 6
+REAL_SHOWN = 3
+#: ``--real``: the 135M judge puts little probability on the verdict labels; below this a verdict is unscored.
+REAL_MIN_LABEL_MASS = 0.01
 
 
-def run_demo(output: Path, *, limit: int = DEMO_LIMIT, judge_mode: str = "logits", seed: int = 1234) -> RunResult:
-    """Build the tiny models and run a full evaluation into ``output``."""
+def run_demo(output: Path, *, limit: int | None = None, judge_mode: str = "logits", seed: int = 1234,
+             real: bool = False, cache_dir: Path | None = None) -> RunResult:
+    """Build the tiny models (or fetch SmolLM2 with ``real``) and run a full evaluation into ``output``.
+
+    ``cache_dir`` is where ``real`` finds (or converts) SmolLM2; None: the default cache folder.
+    """
+    if real:
+        return _run_real_demo(output, limit=limit or REAL_DEMO_LIMIT, judge_mode=judge_mode, seed=seed,
+                              cache_dir=cache_dir)
+    limit = limit or DEMO_LIMIT
     start_run(output)  # before the models are built: a file as --output fails at once, an old result goes
     models = output / "models"
     console.print(f"[bold]demo[/]: building tiny random models in {models}")
@@ -40,5 +59,60 @@ def run_demo(output: Path, *, limit: int = DEMO_LIMIT, judge_mode: str = "logits
         refs_dir=output / "references",
         limit=limit,
         seed=seed,
+        demo=True,
     )
     return run_eval(cfg)
+
+
+def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cache_dir: Path | None) -> RunResult:
+    from harness.llm.real import fetch_smollm2
+
+    start_run(output)
+    t0 = time.perf_counter()
+    smol = str(fetch_smollm2(cache_dir))
+    random_base = build_tiny_model(output / "models" / "random", seed=0)
+    console.print(f"[bold]demo --real[/]: SmolLM2-135M-Instruct at {smol} ({time.perf_counter() - t0:.1f} s)")
+    console.print("[yellow]note[/]: the judge is the same 135M model. It cannot judge empathy: its verdicts show "
+                  "its position bias, nothing more. The replies are real; the numbers are not a measurement.")
+    cfg = EvalConfig(
+        candidate=ModelSpec(smol, device="cpu", chat_template=True),
+        judge=JudgeSettings(model=smol, mode=judge_mode, device="cpu",  # type: ignore[arg-type]
+                            cache_dir=str(output / "cache"), min_label_mass=REAL_MIN_LABEL_MASS),
+        output=output,
+        build_references={
+            "random": ModelSpec(str(random_base), device="cpu"),
+            # the same weights prompted raw: a second real system whose replies differ from the candidate's
+            "raw": ModelSpec(smol, device="cpu", chat_template=False),
+        },
+        refs_dir=output / "references",
+        limit=limit,
+        seed=seed,
+        demo=True,
+    )
+    result = run_eval(cfg)
+    show_side_by_side(output, REAL_SHOWN)
+    console.print(f"demo --real: {time.perf_counter() - t0:.0f} s in all")
+    return result
+
+
+def show_side_by_side(output: Path, n: int) -> None:
+    """The first ``n`` dialogues of a run folder: the candidate's reply beside each reference's."""
+    import json
+
+    from rich.table import Table
+
+    from harness.data.references import load_reference
+    from harness.data.selection import run_dialogues
+
+    manifest = json.loads((output / "manifest.json").read_text(encoding="utf-8"))
+    refs = {name: load_reference(Path(info["path"]), name=name) for name, info in manifest["references"].items()}
+    cand = {}
+    for line in (output / "generations.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        cand[row["dialogue_id"]] = row["response"]
+    dialogues, _ = run_dialogues(manifest["dataset"]["spec"], n)
+    table = Table("speaker", "candidate (SmolLM2, chat template)", *refs, show_lines=True,
+                  title="real replies, side by side")
+    for d in dialogues:
+        table.add_row(d.utterance, cand.get(d.id, ""), *(r.generations[d.id].response for r in refs.values()))
+    console.print(table)

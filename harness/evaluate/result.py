@@ -16,16 +16,18 @@ from harness.core.records import (
     DimensionStats,
     Generation,
     JudgeFingerprint,
+    JudgeProbe,
     Judgment,
     Provenance,
     RubricScore,
+    RunHealth,
     RunResult,
     SystemInfo,
 )
 from harness.data.selection import ids_hash
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
-from harness.score.health import label_masses, mass_summary, run_health
+from harness.score.health import UNHEALTHY, label_masses, mass_summary, run_health
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 from harness.score.stats import comparison_stats, rubric_stats
 
@@ -100,9 +102,12 @@ def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, Dimension
 
 def computed_parts(
     judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore], gens: Sequence[Generation],
-    references: dict[str, SystemInfo], min_label_mass: float, seed: int,
+    references: dict[str, SystemInfo], min_label_mass: float, seed: int, probe: Sequence[JudgeProbe] = (),
 ) -> dict[str, Any]:
-    """Every number of a RunResult that follows from the verdicts — the loader recomputes these to check a run."""
+    """Every number of a RunResult that follows from the verdicts — the loader recomputes these to check a run.
+
+    ``probe``: the judge's sanity-probe verdicts (``probe.jsonl``), which decide ``health.judge_ok`` with the rest.
+    """
     comparisons = {name: _comparison(name, js, references, seed) for name, js in judgments.items()}
     candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
     reference_systems = sorted({r.system for r in rubric_scores} - {"candidate"})
@@ -114,13 +119,14 @@ def computed_parts(
         "rubric_references": {n: _dimensions([r for r in rubric_scores if r.system == n], seed)
                               for n in reference_systems},
         "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
-                             min_label_mass=min_label_mass),
+                             min_label_mass=min_label_mass, probe=probe),
         "results": _finite(lm_eval_view(judgments, candidate_scores, gens)),
     }
 
 
-def _warnings(comparisons: dict[str, ComparisonStats], inputs: RunInputs) -> list[str]:
-    out = []
+def _warnings(comparisons: dict[str, ComparisonStats], health: RunHealth, inputs: RunInputs) -> list[str]:
+    # the judge's health first: when it fails, no number below it means anything
+    out = [] if health.judge_ok else [f"{UNHEALTHY}: {health.judge_problem}"]
     for name, s in comparisons.items():
         if s.n_unscored:
             out.append(f"{name}: {s.n_unscored} dialogues unscored (see judgments.jsonl for each reason); parse rate "
@@ -137,18 +143,18 @@ def _warnings(comparisons: dict[str, ComparisonStats], inputs: RunInputs) -> lis
 
 def assemble_result(
     model: str, judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore],
-    gens: Sequence[Generation], inputs: RunInputs,
+    gens: Sequence[Generation], inputs: RunInputs, probe: Sequence[JudgeProbe] = (),
 ) -> RunResult:
-    """Every statistic of a run, typed, with the fingerprints of what produced it."""
+    """Every statistic of a run, typed, with the fingerprints of what produced it (and the judge's probe)."""
     parts = computed_parts(judgments, rubric_scores, gens, inputs.references, inputs.judge.min_label_mass,
-                           inputs.seed)
+                           inputs.seed, probe)
     prompt = load_generation_prompt()
     return RunResult(
         model=model,
         **parts,
         judge=inputs.judge,
         versions={t: 1.0 for t in ("empathy_gen", "empathy_rubric", *(f"empathy_winrate_{n}" for n in judgments))},
-        warnings=_warnings(parts["comparisons"], inputs),
+        warnings=_warnings(parts["comparisons"], parts["health"], inputs),
         provenance=Provenance(
             harness_version=__version__, front_end=inputs.front_end,  # type: ignore[arg-type]
             dataset=inputs.dataset, dataset_hash=inputs.dataset_hash, n_dialogues=len(inputs.dialogues),

@@ -43,6 +43,7 @@ from harness.generate.replies import (
     resolve_chat_template,
 )
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.judge.probe import run_probe
 
 #: The system name of the evaluated model in judgments and rubric scores (references go by their names).
 CANDIDATE = "candidate"
@@ -63,6 +64,8 @@ class EvalConfig:
     dataset: str = "bundled"
     limit: int | None = None
     seed: int = 1234
+    demo: bool = False
+    """``empathy demo``: the result says so (its numbers are noise)."""
     declared: SystemInfo | None = None
     """With a ``replies`` candidate: the system that wrote those replies (re-judging a submitted run keeps its
     model identity; the replies file's own hash is in the manifest)."""
@@ -148,6 +151,7 @@ def run_eval(cfg: EvalConfig) -> RunResult:
         console.print(f"[bold]phase 2/2[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
         judgments = _judge_comparisons(judge, gens, refs, dialogues)
         rubric_scores = _rubric(judge, gens, refs, dialogues)
+        probe = run_probe(judge)  # can this judge tell replies apart at all? (cached: free on a re-run)
         judge_fp = judge.fingerprint
     finally:
         judge.client.close()
@@ -160,7 +164,11 @@ def run_eval(cfg: EvalConfig) -> RunResult:
     if cfg.declared is not None:
         inputs = dataclasses.replace(inputs, candidate=cfg.declared)
     result = assemble_result(cfg.declared.model.name if cfg.declared else cfg.candidate.model, judgments,
-                             rubric_scores, gens, inputs)
+                             rubric_scores, gens, inputs, probe)
+    if cfg.demo:
+        result = result.model_copy(update={"demo": True, "warnings": [
+            "demo: these numbers come from random weights (or a 135M judge) and are noise — do not quote them",
+            *result.warnings]})
     manifest = {
         "created_at": now(),
         "harness_version": __version__,
@@ -176,7 +184,8 @@ def run_eval(cfg: EvalConfig) -> RunResult:
                       "judge": round(time.perf_counter() - t_judge, 2), "total": round(time.perf_counter() - t0, 2)},
         "software": software(),
     }
-    write_run(cfg.output, result, gens, [j for js in judgments.values() for j in js], rubric_scores, manifest)
+    write_run(cfg.output, result, gens, [j for js in judgments.values() for j in js], rubric_scores, manifest,
+              probe)
     return result
 
 

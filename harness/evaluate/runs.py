@@ -1,7 +1,9 @@
 """A run folder: writing it so that ``results.json`` means "completed", and reading it back validated.
 
 A run folder holds ``results.json`` (a :class:`~harness.core.records.RunResult`), ``judgments.jsonl``,
-``rubric.jsonl``, ``generations.jsonl`` and ``manifest.json``. ``results.json`` is written last, and removed when
+``rubric.jsonl``, ``generations.jsonl``, ``manifest.json`` and ``probe.jsonl`` (the judge's sanity-probe verdicts,
+one :class:`~harness.core.records.JudgeProbe` per pair; absent in runs made before the probe, which read as no
+probe). ``results.json`` is written last, and removed when
 a run starts, so a crashed re-run never leaves new files beside an old result. :func:`load_run` is the one way the
 leaderboard and the regression gate read runs: it checks every file against the result and refuses, with the
 reason, anything that does not match.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,15 @@ from pydantic import ValidationError
 
 from harness.core.errors import HarnessError
 from harness.core.io import read_jsonl, write_json, write_jsonl
-from harness.core.records import Generation, Judgment, RubricScore, RunResult
+from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, RunResult
 from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
 from harness.judge.parse import combine_orders
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
+#: The judge's sanity-probe verdicts: optional on load (older runs have none), always written.
+PROBE = "probe.jsonl"
 #: The JSON Schema of results.json, shipped in the package (tests keep it equal to :class:`RunResult`'s).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "core" / "results.schema.json"
 
@@ -44,6 +48,7 @@ class Run:
     judgments: list[Judgment]
     rubric: list[RubricScore]
     manifest: dict[str, Any]
+    probe: list[JudgeProbe] = field(default_factory=list)
 
 
 def results_schema() -> dict[str, Any]:
@@ -62,9 +67,10 @@ def start_run(out: Path) -> None:
 
 
 def write_run(out: Path, result: RunResult, generations: Sequence[Generation], judgments: Sequence[Judgment],
-              rubric: Sequence[RubricScore], manifest: dict[str, Any]) -> None:
+              rubric: Sequence[RubricScore], manifest: dict[str, Any], probe: Sequence[JudgeProbe] = ()) -> None:
     """Write a run folder atomically, file by file, results.json last."""
     write_jsonl(out / "generations.jsonl", generations)
+    write_jsonl(out / PROBE, probe)  # even when empty: a probe left by an earlier run in this folder must go
     write_jsonl(out / "judgments.jsonl", judgments)
     write_jsonl(out / "rubric.jsonl", rubric)
     write_json(out / "manifest.json", manifest)
@@ -104,6 +110,7 @@ def load_run(path: Path | str) -> Run:
         judgments=_records(folder / "judgments.jsonl", Judgment),
         rubric=_records(folder / "rubric.jsonl", RubricScore),
         manifest=_read_json(folder / "manifest.json"),
+        probe=_records(folder / PROBE, JudgeProbe) if (folder / PROBE).is_file() else [],
     )
     _check_consistent(run)
     return run
@@ -146,7 +153,8 @@ def _check_consistent(run: Run) -> None:
         raise RunError(f"{where}: manifest.json does not name judge {r.judge.fingerprint}; the files come from "
                        "different runs")
     fp = r.judge.fingerprint
-    stale = {j.judge_fingerprint for j in run.judgments} | {s.judge_fingerprint for s in run.rubric}
+    stale = ({j.judge_fingerprint for j in run.judgments} | {s.judge_fingerprint for s in run.rubric}
+             | {p.judge_fingerprint for p in run.probe})
     if stale - {fp}:
         raise RunError(f"{where}: judgments by judge fingerprint(s) {sorted(stale - {fp})}, but results.json "
                        f"names judge {fp}: the files come from different runs")
@@ -184,8 +192,11 @@ def _check_consistent(run: Run) -> None:
     missing = {c.removeprefix("vs_") for c in r.comparisons} - set(references)
     if missing or "candidate" not in r.provenance.systems:
         raise RunError(f"{where}: provenance.systems lacks {sorted(missing) or ['candidate']}")
+    probe_ids = [p.probe_id for p in run.probe]
+    if len(probe_ids) != len(set(probe_ids)):
+        raise RunError(f"{where}: {PROBE} repeats a probe pair")
     parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
-                           r.provenance.seed)
+                           r.provenance.seed, run.probe)
     recorded = r.model_dump(mode="json")
     for key, value in parts.items():
         expected = value.model_dump(mode="json") if hasattr(value, "model_dump") else _dump(value)

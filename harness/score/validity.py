@@ -6,13 +6,16 @@ exactly as an evaluation judges a candidate against a reference. Reported (all w
 unit for CIs, since pairs of one dialogue are not independent):
 
 - ``pairwise_agreement``: on pairs whose human ratings differ, 1 if the judge prefers the higher-rated reply,
-  ½ for a judge tie, 0 otherwise; beside it ``longer_wins_agreement``, the same for "the longer reply wins";
+  ½ for a judge tie, 0 otherwise; beside it ``preference_agreement`` (logits mode), the judge's continuous
+  P(higher-rated reply preferred), averaged over both orders — it moves where the discrete verdict is stuck on one
+  label — and ``longer_wins_agreement``, the same for "the longer reply wins";
 - ``spearman``: rank correlation of the judge's per-reply score with the human rating — ``pairwise`` (the reply's
   mean score over its pairs) and, with ``--rubric``, ``rubric`` (mean of the three rubric dimensions);
 - ``source_ranking``: the five sources ordered by mean human rating and by mean judge score;
 - ``position_flip_rate``; ``p_prefer_longer`` for the judge and for the humans;
 - ``stress``: flip rates of decisive verdicts when a reply is padded with generic sympathy, gets a platitude,
-  carries an embedded instruction to the judge, or (on the preferred reply) an "As an AI" disclaimer.
+  carries an embedded instruction to the judge, or (on the preferred reply) an "As an AI" disclaimer;
+- ``judge_health``: as in results.json (:func:`harness.score.health.run_health`), with the judge's sanity probe.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from harness.core.io import write_json, write_jsonl
 from harness.core.records import Judgment
 from harness.data.sources import WELIVITA_SOURCES
 from harness.judge.judge import Judge, PairItem, RubricItem
+from harness.judge.probe import run_probe
 from harness.score.agreement import cluster_bootstrap, rankdata, rate_entry, spearman, spearman_entry
+from harness.score.health import UNHEALTHY, run_health
 from harness.score.ratings import SOURCE_NAMES, RatedDialogue, load_rated
 from harness.score.stats import OUTCOME_SCORE, mean_or_nan, position_flip
 from harness.score.stress import STRESSES, Stress, stress_report
@@ -60,6 +65,7 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
     """Agreement, Spearman (pairwise-derived), source ranking, flip rate and length preference."""
     by_id = {r.dialogue.id: r for r in rated}
     agree: dict[str, list[float]] = {}
+    preference: dict[str, list[float]] = {}
     longer: dict[str, list[float]] = {}
     judge_longer: dict[str, list[float]] = {}
     human_longer: dict[str, list[float]] = {}
@@ -83,6 +89,9 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
         if ra != rb:
             human = 1.0 if ra > rb else 0.0
             agree.setdefault(j.dialogue_id, []).append(1.0 - abs(s - human))
+            p_a = [v.p_candidate for v in j.verdicts if v.p_candidate is not None]
+            if len(p_a) == len(j.verdicts):  # logits mode: P(a preferred), both orders
+                preference.setdefault(j.dialogue_id, []).append(1.0 - abs(mean_or_nan(p_a) - human))
             longer.setdefault(j.dialogue_id, []).append(1.0 - abs(_longer_score(ta, tb) - human))
         if j.outcome != "tie" and _words(ta) != _words(tb):
             judge_longer.setdefault(j.dialogue_id, []).append(float((s == 1.0) == (_words(ta) > _words(tb))))
@@ -96,6 +105,7 @@ def pairwise_report(rated: Sequence[RatedDialogue], judgments: Sequence[Judgment
     human_by_source = {s: [float(r.ratings[s]) for r in rated if s in r.ratings] for s in WELIVITA_SOURCES}
     return {
         "pairwise_agreement": rate_entry(agree, seed),
+        "preference_agreement": rate_entry(preference, seed),
         "longer_wins_agreement": rate_entry(longer, seed),
         "spearman": {"pairwise": spearman_entry(points, seed)},
         "source_ranking": source_ranking(human_by_source, judge_by_source),
@@ -157,6 +167,7 @@ def validate_judge(
         report["spearman"]["rubric"] = rub["spearman"]
         report["source_ranking_rubric"] = rub["source_ranking"]
     n_unscored = sum(1 for j in judgments if j.outcome is None)
+    health = run_health(judgments, [], min_label_mass=judge.min_label_mass, probe=run_probe(judge))
     result = {
         "schema_version": 1,
         "human_ratings": str(ratings),
@@ -166,6 +177,7 @@ def validate_judge(
         "n_unscored": n_unscored,
         "unscored_reasons": sorted({j.unscored_reason for j in judgments if j.unscored_reason}),
         **report,
+        "judge_health": health.model_dump(mode="json"),
         "judge": judge.fingerprint.model_dump(mode="json"),
         "cache": judge.cache.stats(),
         "seed": seed,
@@ -197,6 +209,7 @@ def print_validity(result: dict[str, Any]) -> None:
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("pairwise agreement with humans", pct(result["pairwise_agreement"]))
+    t.add_row("  continuous preference (logits)", pct(result["preference_agreement"]))
     t.add_row("  'longer reply wins' rule", pct(result["longer_wins_agreement"]))
     for name, sp in result["spearman"].items():
         t.add_row(f"Spearman ({name} score vs rating)",
@@ -210,4 +223,8 @@ def print_validity(result: dict[str, Any]) -> None:
     for name, s in result["stress"].items():
         t.add_row(f"stress flip rate: {name} ({s['applied_to']})", pct(s))
     t.add_row("pairs judged / unscored", f"{result['n_pairs']} / {result['n_unscored']}")
+    h = result["judge_health"]
+    t.add_row("sanity probe: caring reply preferred", f"{num(h['probe_accuracy'])} over {h['probe_n']} pairs")
     console.print(t)
+    if not h["judge_ok"]:
+        console.print(f"[yellow]warning:[/] {UNHEALTHY}: {h['judge_problem']}")

@@ -5,7 +5,11 @@ import json
 from harness.core.settings import JudgeSettings
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.generate.replies import ModelSpec
+from harness.judge.probe import load_probe
 from harness.llm.tiny import build_tiny_model
+
+#: Every run also asks the judge's sanity probe, each pair in both orders.
+PROBE_CALLS = 2 * len(load_probe().pairs)
 
 
 def run(tmp_path, models, name):
@@ -26,7 +30,7 @@ def run(tmp_path, models, name):
 def test_resaved_models_rebuild_references_and_miss_the_judge_cache(tmp_path):
     models = {n: build_tiny_model(tmp_path / "models" / n, seed=i) for i, n in enumerate(("base", "candidate", "judge"))}
     first, m1 = run(tmp_path, models, "run1")
-    assert m1["references"]["base"]["reused"] is False and m1["judge"]["model_calls"] == 3 * 2 + 6 * 3
+    assert m1["references"]["base"]["reused"] is False and m1["judge"]["model_calls"] == 3 * 2 + 6 * 3 + PROBE_CALLS
 
     # unchanged: the reference is reused and the judge is not even loaded
     again, m2 = run(tmp_path, models, "run2")
@@ -50,7 +54,7 @@ def test_resaved_models_rebuild_references_and_miss_the_judge_cache(tmp_path):
     rejudged, m4 = run(tmp_path, models, "run4")
     assert rejudged.judge.fingerprint != rebuilt.judge.fingerprint
     assert rejudged.judge.model.fingerprint != rebuilt.judge.model.fingerprint
-    assert m4["judge"]["hits"] == 0 and m4["judge"]["model_calls"] == 3 * 2 + 6 * 3
+    assert m4["judge"]["hits"] == 0 and m4["judge"]["model_calls"] == 3 * 2 + 6 * 3 + PROBE_CALLS
     assert m4["references"]["base"]["reused"] is True  # the base did not change this time
 
 

@@ -15,7 +15,8 @@ from tests.leaderboard.conftest import N, eval_run
 
 def test_protocol_from_a_run_admits_it_and_names_each_difference(board_runs, tmp_path):
     result = load_run(board_runs["a"]).result
-    protocol = protocol_from_run(result, name="test board", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0)
+    protocol = protocol_from_run(result, name="test board", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0,
+                                 require_judge_ok=False)
     assert mismatches(result, protocol) == []
     other = protocol.model_copy(update={
         "judge_fingerprint": "0" * 16, "min_scored": N + 1, "generation_prompt_hash": "x",
@@ -36,7 +37,7 @@ def test_protocol_from_a_run_admits_it_and_names_each_difference(board_runs, tmp
 
 def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, capsys):
     board_file = tmp_path / "board.yaml"
-    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Tiny board", "--min-scored", "3", "--max-flip-rate", "1", "--min-label-mass", "0",
+    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Tiny board", "--min-scored", "3", "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge",
                  "--output", str(board_file)]) == 0
     protocol = load_protocol(board_file)
     # the controls, judged with the board's judge against the anchor reference
@@ -99,7 +100,7 @@ def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, ca
 def test_rebuild_in_place_keeps_every_run_and_other_folders_are_not_overwritten(board_runs, tmp_path):
     board_file = tmp_path / "board.yaml"
     assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "B", "--min-scored", "3",
-                 "--max-flip-rate", "1", "--min-label-mass", "0", "--output", str(board_file)]) == 0
+                 "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge", "--output", str(board_file)]) == 0
     site = tmp_path / "site"
     assert main(["leaderboard", "build", "--board", str(board_file), "--runs", str(board_runs["a"]),
                  str(board_runs["b"]), "--n-boot", "50", "--output", str(site)]) == 0
@@ -135,7 +136,7 @@ def test_replies_files_are_not_ranked_and_an_empty_board_is_not_built(board_runs
                         output=tmp_path / "replies-run", references={"base": small_refs["base"]}, limit=N))
     board_file = tmp_path / "board.yaml"
     assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "B", "--min-scored", "3",
-                 "--max-flip-rate", "1", "--min-label-mass", "0", "--output", str(board_file)]) == 0
+                 "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge", "--output", str(board_file)]) == 0
     capsys.readouterr()
     assert main(["leaderboard", "build", "--board", str(board_file), "--runs", str(tmp_path / "replies-run"),
                  "--output", str(tmp_path / "site")]) == 2

@@ -59,7 +59,8 @@ def test_a_run_against_its_own_replies_is_no_battle(board_runs):
     from leaderboard.protocol import protocol_from_run
 
     run = load_run(board_runs["a"])
-    protocol = protocol_from_run(run.result, name="b", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0)
+    protocol = protocol_from_run(run.result, name="b", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0,
+                                 require_judge_ok=False)
     me = run.result.provenance.systems["candidate"].model
     self_cmp = run.result.comparisons["vs_base"].model_copy(update={"reference_model": me})
     result = run.result.model_copy(update={"comparisons": {**run.result.comparisons, "vs_self": self_cmp}})

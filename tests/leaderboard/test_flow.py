@@ -21,7 +21,7 @@ def hub(monkeypatch):
 def test_build_publish_submit_rebuild(board_runs, tiny_models, small_refs, hub, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     board = tmp_path / "board.yaml"
-    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Flow board", "--min-scored", "3", "--max-flip-rate", "1", "--min-label-mass", "0",
+    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Flow board", "--min-scored", "3", "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge",
                  "--output", str(board)]) == 0
     site = tmp_path / "site"
     assert main(["leaderboard", "build", "--board", str(board), "--runs", str(board_runs["a"]), str(board_runs["b"]),

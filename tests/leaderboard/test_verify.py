@@ -34,7 +34,7 @@ def fabricate_wins(src, dest):
 
 def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small_refs, tmp_path, capsys):
     protocol = protocol_from_run(load_run(board_runs["a"]).result, name="b", min_scored=3, max_flip_rate=1.0,
-                                 min_label_mass=0.0)
+                                 min_label_mass=0.0, require_judge_ok=False)
     (tmp_path / "board.yaml").write_text(json.dumps(json.loads(protocol.model_dump_json())))
     board = str(tmp_path / "board.yaml")
     honest = tmp_path / "verified-a"
