@@ -89,8 +89,9 @@ def ensure_reference(
         ref = load_reference(path, name=name)
         same = ref.manifest.model_identity is not None and ref.manifest.model_identity.fingerprint == identity.fingerprint
         if same and all(d.id in ref.generations for d in dialogues):
+            console.print(f"  reference {name!r}: reusing {path} (same model fingerprint, prompt, data, decoding)")
             return ref, path, True
-    console.print(f"[bold]reference {name!r}[/]: generating {len(dialogues)} replies with {spec.model}")
+    console.print(f"  reference {name!r}: generating {len(dialogues)} replies with {spec.model}")
     ref = build_reference(spec, name, dialogues, dataset=dataset, digest=digest, identity=identity)
     save_reference(path, ref)
     return ref, path, False

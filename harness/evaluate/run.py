@@ -141,14 +141,15 @@ def run_eval(cfg: EvalConfig) -> RunResult:
     judge = open_judge(cfg.judge)
     try:
         judge_fp = judge.fingerprint  # resolves the judge's identity (and probes a server) before any work
+        console.print(f"[bold]phase 1/3[/]: reference sets ({', '.join([*cfg.references, *cfg.build_references])})")
         refs, infos, notes = _references(cfg, dialogues, digest)
         t_gen = time.perf_counter()
         candidate_spec = resolve_chat_template(candidate_spec)
-        console.print(f"[bold]phase 1/2[/]: generating {len(dialogues)} replies with {cfg.candidate.model}")
+        console.print(f"[bold]phase 2/3[/]: generating {len(dialogues)} replies with {cfg.candidate.model}")
         decoding = default_decoding()
         gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=CANDIDATE)
         t_judge = time.perf_counter()
-        console.print(f"[bold]phase 2/2[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
+        console.print(f"[bold]phase 3/3[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
         judgments = _judge_comparisons(judge, gens, refs, dialogues)
         rubric_scores = _rubric(judge, gens, refs, dialogues)
         probe = run_probe(judge)  # can this judge tell replies apart at all? (cached: free on a re-run)
