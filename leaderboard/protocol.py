@@ -10,7 +10,6 @@ differs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, validation_problems
+from harness.core.io import load_config, short_hash
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import FINGERPRINT, Decoding, RunResult
 from harness.score.health import UNHEALTHY
@@ -68,21 +68,12 @@ class BoardProtocol(_Config):
     @property
     def hash(self) -> str:
         """Identifies the protocol (shown on the board and in leaderboard.json)."""
-        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:16]
+        return short_hash(self.model_dump_json())
 
 
 def load_protocol(path: Path | str) -> BoardProtocol:
     """Read and validate ``board.yaml``; a bad file is a clear error naming the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise HarnessError(f"cannot read the board protocol {path}: {exc}") from exc
-    try:
-        return BoardProtocol.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise HarnessError(f"invalid board protocol {path}: {problems}") from exc
+    return load_config(Path(path), BoardProtocol, "board protocol")
 
 
 def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anchor_name: str | None = None,
@@ -97,8 +88,7 @@ def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anc
         return _protocol(result, p, name, comparison, anchor, anchor_name, min_scored,
                          {**health, "require_judge_ok": require_judge_ok})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise HarnessError(f"cannot make a board protocol: {problems}") from exc
+        raise HarnessError(f"cannot make a board protocol: {validation_problems(exc)}") from exc
 
 
 def _protocol(result: RunResult, p: Any, name: str, comparison: str, anchor: str, anchor_name: str | None,

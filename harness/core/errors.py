@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class HarnessError(Exception):
@@ -17,3 +21,8 @@ def did_you_mean(value: str, options: Iterable[str]) -> str:
     if close:
         return f"did you mean {close[0]!r}? (choices: {', '.join(options)})"
     return f"choices: {', '.join(options)}"
+
+
+def validation_problems(exc: ValidationError, limit: int = 5) -> str:
+    """The first ``limit`` problems of a pydantic validation error as ``key.path: message; …``."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:limit])

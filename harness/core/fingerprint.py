@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from harness.core.errors import HarnessError
 from harness.core.hub import hub_identity
-from harness.core.io import write_atomic
+from harness.core.io import short_hash, write_atomic
 from harness.core.records import ModelIdentity
 from harness.core.settings import default_cache_dir
 from harness.core.urls import OPENAI_URL, chat_completions_url
@@ -61,18 +61,6 @@ _MODEL_GLOBS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.pt", "*
 _TRAINER_STATE = frozenset({"optimizer.pt", "scheduler.pt", "training_args.bin"})
 _SHA = re.compile(r"[0-9a-f]{40}")
 # The Hub's own rule (huggingface_hub.utils.validate_repo_id): "name" or "namespace/name", letters, digits, - _ .
-
-
-def short_hash(*parts: str) -> str:
-    """The first 16 hex characters of the sha256 of ``parts`` joined with NUL separators.
-
-    Args:
-        *parts: Strings to hash, in order; ``("ab", "c")`` and ``("a", "bc")`` hash differently.
-
-    Returns:
-        16 lowercase hex characters.
-    """
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def model_identity(

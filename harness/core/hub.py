@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
 from harness.core.errors import HarnessError
+from harness.core.io import short_hash
 from harness.core.records import ModelIdentity
 
 #: One short Hub request, no retries: an unreachable Hub falls back to the local cache quickly.
@@ -26,8 +26,7 @@ def hub_identity(model: str, revision: str | None, endpoint: str | None) -> Mode
             "Hub id like Qwen/Qwen2.5-0.5B-Instruct (letters, digits, '-', '_', '.'; no '--' or '..')"
         )
     sha = _resolve_commit(model, revision, endpoint)
-    digest = hashlib.sha256(f"hub\0{model}\0{sha}".encode()).hexdigest()[:16]  # = fingerprint.short_hash(...)
-    return ModelIdentity(kind="hub", name=model, revision=sha, base_url=None, fingerprint=digest)
+    return ModelIdentity(kind="hub", name=model, revision=sha, base_url=None, fingerprint=short_hash("hub", model, sha))
 
 
 def _resolve_commit(model: str, revision: str | None, endpoint: str | None) -> str:

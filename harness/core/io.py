@@ -10,20 +10,50 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def _clean(value: Any) -> Any:
-    """NaN/inf become null, so the files are strict JSON."""
+def strict_json(value: Any) -> Any:
+    """NaN/inf become null, so files (and typed results) are strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [strict_json(v) for v in value]
     return value
+
+
+def short_hash(*parts: str) -> str:
+    """The first 16 hex characters of the sha256 of ``parts`` joined with NUL separators.
+
+    Args:
+        *parts: Strings to hash, in order; ``("ab", "c")`` and ``("a", "bc")`` hash differently.
+
+    Returns:
+        16 lowercase hex characters.
+    """
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def load_config(path: Path, model: type[M], what: str) -> M:
+    """A typed YAML config file (prompts, probe, board protocol); errors name the file and each bad key."""
+    import yaml
+
+    from harness.core.errors import HarnessError, validation_problems
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"cannot read the {what} {path}: {exc}") from exc
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        raise HarnessError(f"invalid {what} {path}: {validation_problems(exc)}") from exc
 
 
 _UMASK_LOCK = threading.Lock()
@@ -64,7 +94,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically write strict JSON (NaN → null)."""
-    write_atomic(path, json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(strict_json(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
@@ -72,7 +102,7 @@ def write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> No
     lines = []
     for r in records:
         data = r.model_dump(mode="json") if isinstance(r, BaseModel) else r
-        lines.append(json.dumps(_clean(data), ensure_ascii=False))
+        lines.append(json.dumps(strict_json(data), ensure_ascii=False))
     write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 

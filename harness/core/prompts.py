@@ -12,10 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from harness.core.errors import HarnessError
+from harness.core.io import load_config
 from harness.core.records import Dialogue
 from harness.core.resources import prompts_dir
 
@@ -190,14 +189,7 @@ def _short_hash(*parts: str) -> str:
 
 
 def _load(path: Path, model: type[_Config]) -> _Config:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise HarnessError(f"cannot read prompt file {path}: {exc}") from exc
-    try:
-        return model(**(raw or {}))
-    except ValidationError as exc:
-        raise HarnessError(f"invalid prompt file {path}: {exc}") from exc
+    return load_config(path, model, "prompt file")
 
 
 @lru_cache(maxsize=8)

@@ -6,11 +6,12 @@ order. Each carries a ``schema_version`` so that files written by older versions
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.core.io import short_hash
 
 SCHEMA_VERSION = 2
 #: A short fingerprint: 16 lower-case hex characters.
@@ -183,8 +184,7 @@ class JudgeFingerprint(BaseModel):
         """The hash :attr:`fingerprint` must equal."""
         shaped = self.model_dump(mode="json", exclude={"fingerprint": True, "mode_note": True, "requested_mode": True,
                                                         "model": {"name"}})
-        digest = hashlib.sha256(json.dumps(shaped, sort_keys=True).encode("utf-8")).hexdigest()
-        return digest[:16]
+        return short_hash(json.dumps(shaped, sort_keys=True))
 
     def with_hash(self) -> JudgeFingerprint:
         """This fingerprint with its hash filled in."""

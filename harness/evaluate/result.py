@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import __version__
+from harness.core.io import strict_json
 from harness.core.prompts import load_generation_prompt
 from harness.core.records import (
     ComparisonStats,
@@ -79,25 +80,16 @@ def lm_eval_view(
     return out
 
 
-def _finite(value: Any) -> Any:
-    """NaN → None, so typed results are strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
 def _comparison(name: str, js: Sequence[Judgment], references: dict[str, SystemInfo], seed: int) -> ComparisonStats:
     ref = name.removeprefix("vs_")
     mean_mass, min_mass = mass_summary(label_masses(js))
-    stats = _finite(comparison_stats(js, seed=seed))
+    stats = strict_json(comparison_stats(js, seed=seed))
     return ComparisonStats(**stats, label_mass_mean=mean_mass, label_mass_min=min_mass, reference=ref,
                            reference_model=references[ref].model)
 
 
 def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, DimensionStats]:
-    return {dim: DimensionStats(**_finite(s)) for dim, s in rubric_stats(scores, seed=seed).items()}
+    return {dim: DimensionStats(**strict_json(s)) for dim, s in rubric_stats(scores, seed=seed).items()}
 
 
 def computed_parts(
@@ -120,7 +112,7 @@ def computed_parts(
                               for n in reference_systems},
         "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
                              min_label_mass=min_label_mass, probe=probe),
-        "results": _finite(lm_eval_view(judgments, candidate_scores, gens)),
+        "results": strict_json(lm_eval_view(judgments, candidate_scores, gens)),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import read_jsonl, write_json, write_jsonl
 from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, RunResult
 from harness.data.selection import ids_hash
@@ -99,7 +99,7 @@ def load_run(path: Path | str) -> Run:
     try:
         result = RunResult.model_validate(raw)
     except ValidationError as exc:
-        raise RunError(f"{results}: not a valid results file: {_first_errors(exc)}") from exc
+        raise RunError(f"{results}: not a valid results file: {validation_problems(exc, 3)}") from exc
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
         raise RunError(f"{folder}: {', '.join(missing)} missing beside {RESULTS}; the folder is incomplete")
@@ -123,10 +123,6 @@ def _read_json(path: Path) -> Any:
         raise RunError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
 
 
-def _first_errors(exc: ValidationError, n: int = 3) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:n])
-
-
 def _records(path: Path, model: Any) -> list[Any]:
     try:
         rows = read_jsonl(path)
@@ -139,7 +135,7 @@ def _records(path: Path, model: Any) -> list[Any]:
         try:
             out.append(model.model_validate(row))
         except ValidationError as exc:
-            raise RunError(f"{path}:{n}: {_first_errors(exc)}") from exc
+            raise RunError(f"{path}:{n}: {validation_problems(exc, 3)}") from exc
     return out
 
 

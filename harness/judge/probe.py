@@ -12,10 +12,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from harness.core.errors import HarnessError
+from harness.core.io import load_config
 from harness.core.records import Dialogue, JudgeProbe, Sentiment
 from harness.core.resources import prompts_dir
 from harness.judge.judge import Judge, PairItem
@@ -65,16 +64,7 @@ class ProbeSet(_Config):
 @lru_cache(maxsize=8)
 def load_probe(path: str | None = None) -> ProbeSet:
     """The probe pairs (default: prompts/judge/probe.yaml)."""
-    p = Path(path) if path else prompts_dir() / "judge" / "probe.yaml"
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise HarnessError(f"cannot read the judge probe file {p}: {exc}") from exc
-    try:
-        return ProbeSet.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise HarnessError(f"invalid judge probe file {p}: {problems}") from exc
+    return load_config(Path(path) if path else prompts_dir() / "judge" / "probe.yaml", ProbeSet, "judge probe file")
 
 
 def run_probe(judge: Judge, probe: ProbeSet | None = None) -> list[JudgeProbe]:
