@@ -116,9 +116,9 @@ def preflight_devices(cfg: EvalConfig) -> None:
     from harness.llm.base import resolve_device
 
     for spec in (cfg.candidate, *cfg.build_references.values()):
-        if spec.backend in ("hf", "vllm"):
+        if spec.backend in ("hf", "vllm") and spec.device != "auto":  # 'auto' always resolves
             resolve_device(spec.device)
-    if cfg.judge.backend == "hf":
+    if cfg.judge.backend == "hf" and cfg.judge.device != "auto":
         resolve_device(cfg.judge.device)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.core.io import short_hash
 from harness.core.records import ModelIdentity
 
-#: One short Hub request, no retries: an unreachable Hub falls back to the local cache quickly.
-HUB_TIMEOUT_S = 10.0
+#: One Hub request, no retries, with a hard deadline (DNS included; ``EMPATHY_HUB_TIMEOUT_S`` overrides): an
+#: unreachable Hub falls back to the local cache within seconds, and is not asked again in this process.
+HUB_TIMEOUT_S = 2.0
+_UNREACHABLE: dict[str, str] = {}
 _SHA = re.compile(r"[0-9a-f]{40}")
 _SHA_PREFIX = re.compile(r"[0-9a-f]{7,39}")
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -59,18 +62,61 @@ def _hub_offline() -> bool:
 
 
 def _ask_hub(model: str, revision: str | None, endpoint: str | None) -> tuple[str | None, str]:
-    """(commit sha, "") from one Hub request, or (None, why) — the caller falls back to the local cache."""
-    from huggingface_hub import HfApi
+    """(commit sha, "") from one Hub request, or (None, why) — the caller falls back to the local cache.
 
-    try:
-        info = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=HUB_TIMEOUT_S)
-    except Exception as exc:  # unreachable, timeout, 401/404, bad JSON: all mean "ask the cache instead"
+    The request runs in a daemon thread joined with a deadline, since a socket timeout does not bound a hanging
+    name lookup; an endpoint that failed once is not asked again in this process (no retry storm over models).
+    """
+    from huggingface_hub import HfApi, constants
+
+    where = endpoint or constants.ENDPOINT
+    if where in _UNREACHABLE:
+        return None, _UNREACHABLE[where]
+    deadline = _deadline()
+    box: dict[str, object] = {}
+
+    def ask() -> None:
+        try:
+            box["info"] = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=deadline)
+        except Exception as exc:  # unreachable, timeout, 401/404, bad JSON: all mean "ask the cache instead"
+            box["error"] = exc
+
+    thread = threading.Thread(target=ask, name="hub-lookup", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if thread.is_alive() or "info" not in box and "error" not in box:
+        _UNREACHABLE[where] = f"the Hub at {where} did not answer within {deadline:g} s"
+        return None, _UNREACHABLE[where]
+    if "error" in box:
+        exc = box["error"]
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        return None, f"the Hub lookup failed: {type(exc).__name__}: {first_line}"
-    sha = (info.sha or "").lower()
+        why = f"the Hub lookup failed: {type(exc).__name__}: {first_line}"
+        if _is_connection_error(exc):
+            _UNREACHABLE[where] = why
+        return None, why
+    sha = (getattr(box["info"], "sha", None) or "").lower()
     if not _SHA.fullmatch(sha):
-        return None, f"the Hub answered without a commit sha ({info.sha!r})"
+        return None, f"the Hub answered without a commit sha ({getattr(box['info'], 'sha', None)!r})"
     return sha, ""
+
+
+def _deadline() -> float:
+    raw = os.environ.get("EMPATHY_HUB_TIMEOUT_S", "").strip()
+    try:
+        value = float(raw) if raw else HUB_TIMEOUT_S
+    except ValueError:
+        raise HarnessError(f"EMPATHY_HUB_TIMEOUT_S={raw!r} is not a number of seconds (e.g. 5)") from None
+    if not value > 0:
+        raise HarnessError(f"EMPATHY_HUB_TIMEOUT_S={raw!r} must be above 0 seconds")
+    return value
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """No answer at all (refused, unknown host, timeout) — as opposed to an answer such as 404 or 401."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "ConnectionError",
+                         "TimeoutError", "OSError"}) and "HTTPStatusError" not in names and \
+        getattr(exc, "response", None) is None
 
 
 def _hub_cache_folder(model: str) -> Path:

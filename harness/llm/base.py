@@ -66,14 +66,19 @@ class JudgeBackend(Protocol):
 
 
 def resolve_device(device: str) -> str:
-    """'auto' → 'cuda' when a GPU is visible, else 'cpu'; a GPU asked for where there is none is a clear error."""
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'; a GPU asked for where there is none is a clear error.
+
+    torch is imported only where the answer needs it, so a preflight of 'cpu' costs nothing.
+    """
+    if device not in ("auto", "cpu", "mps") and not device.startswith("cuda"):
+        raise HarnessError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if device in ("cpu", "mps"):
+        return device
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise HarnessError(f"device {device!r}: this torch sees no CUDA GPU (torch {torch.__version__}); use --device "
                            "cpu or auto, or install the torch build for your GPU")
-    if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise HarnessError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     return device

@@ -43,6 +43,32 @@ def test_first_run_mistakes_fail_fast_and_clearly(base_args, tiny_models, tmp_pa
     assert not (tmp_path / "out" / "generations.jsonl").exists()
 
 
+def test_an_unreachable_hub_fails_within_3_s(base_args, tmp_path, capsys, monkeypatch):
+    """HF_HUB_OFFLINE unset and a Hub that never answers: one lookup with a deadline, then the one-line error."""
+    import socket
+
+    import huggingface_hub.constants
+
+    import harness.core.hub as hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
+    monkeypatch.setattr(hub, "_UNREACHABLE", {})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        start = time.perf_counter()
+        code = main([*base_args, "--judge", "Qwen/Qwen2.5-7B-Instruct"])
+        took = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert code == 2 and "did not answer within 2 s" in err and "--revision" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert took < 3.0, took
+
+
 def test_excel_csv_with_a_byte_order_mark_is_read(tmp_path):
     from harness.data.sources import WELIVITA_SOURCES, read_welivita_rows
 

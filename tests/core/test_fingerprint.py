@@ -3,6 +3,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,6 +12,7 @@ import huggingface_hub.constants
 import pytest
 
 import harness.core.fingerprint as fp
+import harness.core.hub as hub
 from harness.core.errors import HarnessError
 from harness.core.fingerprint import MEMO_FILE, ModelIdentity, model_identity, short_hash
 from harness.llm.tiny import build_tiny_model
@@ -287,6 +289,7 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "_UNREACHABLE", {})  # what earlier tests learnt about their endpoints
 
 
 def _cache_model(root: Path, model: str, refs: dict[str, str], snapshots: list[str]) -> Path:
@@ -332,6 +335,38 @@ def test_unreachable_hub_falls_back_to_the_cache(online: None, hf_cache: Path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert model_identity("org/tiny", endpoint=f"http://127.0.0.1:{port}").revision == SHA_MAIN
+
+
+@pytest.fixture
+def silent_hub() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers (a firewall that drops, a hung proxy)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_silent_hub_is_given_up_at_the_deadline_and_not_asked_again(
+        online: None, silent_hub: str, hf_cache: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EMPATHY_HUB_TIMEOUT_S", "0.5")
+    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [])
+    _cache_model(hf_cache, "org/other", {"main": SHA_V1}, [])
+    start = time.perf_counter()
+    assert model_identity("org/tiny", endpoint=silent_hub).revision == SHA_MAIN
+    first = time.perf_counter() - start
+    assert model_identity("org/other", endpoint=silent_hub).revision == SHA_V1
+    with pytest.raises(HarnessError, match=r"did not answer within 0\.5 s.*--revision"):
+        model_identity("org/uncached", endpoint=silent_hub)
+    took = time.perf_counter() - start
+    assert 0.45 < first < 1.5, first  # one deadline, not the socket's 10 s or a retry storm
+    assert took < first + 0.5, (first, took)  # the endpoint is not asked again in this process
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1"])
+def test_bad_hub_timeout_is_refused(online: None, silent_hub: str, monkeypatch: pytest.MonkeyPatch, value: str):
+    monkeypatch.setenv("EMPATHY_HUB_TIMEOUT_S", value)
+    with pytest.raises(HarnessError, match="EMPATHY_HUB_TIMEOUT_S"):
+        model_identity("org/tiny", endpoint=silent_hub)
 
 
 def test_offline_resolves_from_the_local_cache(hf_cache: Path, hub_server: tuple[str, list[str]]):
