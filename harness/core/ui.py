@@ -21,9 +21,13 @@ from harness.core.records import RunResult
 console = Console(stderr=True)
 
 
-@contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar; yields a function that advances it."""
+def short_name(model: str) -> str:
+    """A model's last path part, for a bar's label (the phase line above it names the model in full)."""
+    return model.rstrip("/").rsplit("/", 1)[-1] or model
+
+
+def new_progress() -> Progress:
+    """A rich Progress on stderr with the harness's columns: what it counts, bar, done/total, elapsed, remaining."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -31,7 +35,13 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    return Progress(*columns, console=console, transient=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar; yields a function that advances it."""
+    with new_progress() as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
 

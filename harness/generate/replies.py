@@ -132,8 +132,11 @@ def generate(
     if spec.backend == "replies":
         return read_replies(spec.model, dialogues, system=system)
     import lm_eval
+    from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
 
+    from harness.core.ui import short_name
+    from harness.generate.bars import lm_eval_bars
     from harness.llm.base import resolve_device
 
     device = resolve_device(spec.device)
@@ -146,24 +149,25 @@ def generate(
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-task chatter is not for our users
     try:
         _quiet_lm_eval()
-        out = lm_eval.simple_evaluate(
-            model=spec.backend,
-            model_args=model_args(spec, device),
-            tasks=["empathy_gen"],
-            task_manager=manager,
-            batch_size=spec.batch_size if spec.backend == "hf" else 1,
-            device=device if spec.backend != "local-chat-completions" else None,
-            apply_chat_template=chat,
-            log_samples=True,
-            # the decoding asked for, applied by lm-eval over the task YAML's (so a caller's decoding is enforced)
-            gen_kwargs={"until": list(decoding.until), "max_gen_toks": decoding.max_gen_toks,
-                        "do_sample": decoding.do_sample, "temperature": decoding.temperature},  # type: ignore[dict-item]
-            bootstrap_iters=0,
-            random_seed=0,
-            numpy_random_seed=0,
-            torch_random_seed=0,
-            fewshot_random_seed=0,
-        )
+        with lm_eval_bars(get_model(spec.backend), f"generating ({short_name(spec.model)}): {system} replies"):
+            out = lm_eval.simple_evaluate(
+                model=spec.backend,
+                model_args=model_args(spec, device),
+                tasks=["empathy_gen"],
+                task_manager=manager,
+                batch_size=spec.batch_size if spec.backend == "hf" else 1,
+                device=device if spec.backend != "local-chat-completions" else None,
+                apply_chat_template=chat,
+                log_samples=True,
+                # the decoding asked for, applied by lm-eval over the task YAML's (so a caller's decoding is enforced)
+                gen_kwargs={"until": list(decoding.until), "max_gen_toks": decoding.max_gen_toks,
+                            "do_sample": decoding.do_sample, "temperature": decoding.temperature},  # type: ignore[dict-item]
+                bootstrap_iters=0,
+                random_seed=0,
+                numpy_random_seed=0,
+                torch_random_seed=0,
+                fewshot_random_seed=0,
+            )
     except OSError as exc:
         raise HarnessError(
             f"cannot load model {spec.model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a Hub id "

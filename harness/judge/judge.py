@@ -115,10 +115,12 @@ class Judge:
         )
         return draft.with_hash()
 
-    def ask(self, requests: Sequence[JudgeRequest]) -> list[tuple[Any, bool]]:
-        """Answers for judge requests (see :meth:`harness.llm.client.LLMClient.ask`)."""
+    def ask(self, requests: Sequence[JudgeRequest], what: str = "verdicts") -> list[tuple[Any, bool]]:
+        """Answers for judge requests (see :meth:`harness.llm.client.LLMClient.ask`); ``what`` names the bar's count."""
+        from harness.core.ui import short_name
+
         return self.client.ask(requests, max_new_tokens=self.max_new_tokens,
-                               description=f"judging ({self.mode}, {self.backend.model_id}): verdicts")
+                               description=f"judging ({self.mode}, {short_name(self.backend.model_id)}): {what}")
 
     def _low_mass(self, answer: Any) -> tuple[dict[str, float], float | None, str | None]:
         """Label probabilities, their raw mass, and why the answer is unusable (None when it is fine)."""
@@ -164,14 +166,14 @@ class Judge:
                                unscored_reason="no verdict label in the judge's reply")
         return PairVerdict(order=order, winner=to_outcome[label], raw=str(answer), cached=cached)
 
-    def judge_pairs(self, items: Sequence[PairItem]) -> list[Judgment]:
-        """Judge every item in both orders (one batched call for all of them)."""
+    def judge_pairs(self, items: Sequence[PairItem], what: str = "pairwise verdicts") -> list[Judgment]:
+        """Judge every item in both orders (one batched call for all of them); ``what`` labels the progress bar."""
         self.resolve_mode()
         shown = [(prepare_for_judge(it.candidate_response), prepare_for_judge(it.reference_response)) for it in items]
         requests = []
         for it, ((cand, _), (ref, _)) in zip(items, shown, strict=True):
             requests += [self._pair_request(it.dialogue, cand, ref), self._pair_request(it.dialogue, ref, cand)]
-        answers = self.ask(requests)
+        answers = self.ask(requests, what)
         fingerprint = self.fingerprint.fingerprint
         judgments = []
         for n, (item, ((_, cand_flags), (_, ref_flags))) in enumerate(zip(items, shown, strict=True)):
@@ -205,7 +207,7 @@ class Judge:
         requests = [
             self._pair_request(d, prepare_for_judge(a)[0], prepare_for_judge(b)[0]) for d, a, b in shown
         ]
-        answers = self.ask(requests)
+        answers = self.ask(requests, "one-order verdicts")
         return [self._pair_verdict(answer, cached, cand_first=True) for answer, cached in answers]
 
     # -- rubric -------------------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ class Judge:
                         labels=self.rubric.scores,
                     )
                 )
-        answers = self.ask(requests)
+        answers = self.ask(requests, "rubric scores")
         fingerprint = self.fingerprint.fingerprint
         out = []
         for n, (it, (_, flags)) in enumerate(zip(items, prepared, strict=True)):

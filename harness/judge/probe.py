@@ -72,7 +72,7 @@ def run_probe(judge: Judge, probe: ProbeSet | None = None) -> list[JudgeProbe]:
     probe = probe or load_probe()
     items = [PairItem(dialogue=p.dialogue(), comparison=PROBE_COMPARISON, candidate="caring", reference="poor",
                       candidate_response=p.caring, reference_response=p.poor) for p in probe.pairs]
-    judgments = judge.judge_pairs(items)
+    judgments = judge.judge_pairs(items, "sanity-probe verdicts")
     return [JudgeProbe(probe_id=p.id, probe_version=probe.version, verdicts=j.verdicts,
                        judge_fingerprint=j.judge_fingerprint)
             for p, j in zip(probe.pairs, judgments, strict=True)]

@@ -19,6 +19,7 @@ from harness.core.prompts import cut_reply
 from harness.core.records import (
     Generation,
     JudgeFingerprint,
+    JudgeProbe,
     Judgment,
     ModelIdentity,
     RubricScore,
@@ -118,7 +119,9 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
                 dialogue_id=row["doc"]["id"], system="candidate", prompt=_prompt(row["arguments"]),
                 raw_response=raw, response=cut_reply(raw), flags=("empty",) if not cut_reply(raw).strip() else ()))
     rubric = [RubricScore.model_validate_json(row["filtered_resps"][0]) for row in tasks.get("empathy_rubric", [])]
-    stale = {j.judge_fingerprint for js in judgments.values() for j in js} | {r.judge_fingerprint for r in rubric}
+    probe = _probe(comparisons, str(results_path))
+    stale = ({j.judge_fingerprint for js in judgments.values() for j in js} | {r.judge_fingerprint for r in rubric}
+             | {p.judge_fingerprint for p in probe})
     if stale != {judge.fingerprint}:
         raise HarnessError(f"{results_path}: verdicts by judge fingerprints {sorted(stale)}, but the documents name "
                            f"{judge.fingerprint}; the samples come from different runs")
@@ -134,14 +137,26 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
                        candidate=SystemInfo(model=candidate, backend=backend, chat_template=chat), references=references,
                        decoding=default_decoding(), judge=judge, seed=int(run["seed"]))
     gens = [generations[d.id] for d in dialogues]
-    result = assemble_result(candidate.name, judgments, rubric, gens, inputs)
+    result = assemble_result(candidate.name, judgments, rubric, gens, inputs, probe)
     start_run(output)
     manifest_out = {"created_at": now(), "imported_from": str(results_path), "lm_eval_config": config,
                     "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
                     "dataset": {"spec": run["dataset"], "hash": digest, "n": len(dialogues),
                                 "ids": [d.id for d in dialogues]}, "judge": judge.model_dump(mode="json")}
-    write_run(output, result, gens, [j for js in judgments.values() for j in js], rubric, manifest_out)
+    write_run(output, result, gens, [j for js in judgments.values() for j in js], rubric, manifest_out, probe)
     return result
+
+
+def _probe(comparisons: dict[str, list[dict[str, Any]]], where: str) -> list[JudgeProbe]:
+    """The judge's sanity-probe verdicts, carried by one document of each win-rate task (the same in all)."""
+    found = {task: [str(row["doc"]["probe"]) for row in rows if row["doc"].get("probe")]
+             for task, rows in comparisons.items()}
+    if any(len(texts) != 1 for texts in found.values()) or len({t[0] for t in found.values()}) != 1:
+        counts = ", ".join(f"{task}: {len(texts)}" for task, texts in found.items())
+        raise HarnessError(f"{where}: the judge's sanity probe must be on exactly one document of each win-rate task, "
+                           f"the same in all ({counts}) — the samples come from an older harness or different runs; "
+                           "re-run lm_eval (cached verdicts are free)")
+    return [JudgeProbe.model_validate(p) for p in json.loads(next(iter(found.values()))[0])]
 
 
 def _check_prompting(lm: dict[str, Any], where: Path, spec: ModelSpec) -> bool:

@@ -12,7 +12,10 @@ Nothing in the harness imports it: lm-eval loads it through the task YAMLs.
   unscored verdict omits its metric for that document, so it is never counted as a loss.
 
 Every document carries the run's settings and the judge's full fingerprint, so ``empathy import-lmeval`` can turn
-lm-eval's samples into the same results.json as ``empathy eval``.
+lm-eval's samples into the same results.json as ``empathy eval``. The judge's sanity probe runs once per judge
+while the win-rate documents are built (before any generation: a judge that cannot be reached or loaded stops
+the run there); its verdicts ride on one document of each win-rate task, so the import computes the same
+``judge_ok`` as ``empathy eval``.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from harness.data.references import check_compatible, load_reference
 from harness.data.selection import run_dialogues
 from harness.generate.replies import default_decoding
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
+from harness.judge.probe import run_probe
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 
 DIALOGUE_FIELDS = ("id", "emotion", "sentiment", "situation", "utterance")
 _JUDGES: dict[str, Judge] = {}
+_PROBES: dict[str, str] = {}
 
 
 def _doc(d: Dialogue, **extra: Any) -> dict[str, Any]:
@@ -92,8 +97,18 @@ def _comparison_docs(name: str, metadata: dict[str, Any]) -> Any:
     run = _run_json(settings, reference=name, reference_file=str(path), reference_file_hash=file_hash(Path(path)),
                     reference_identity=ref.manifest.model_identity.model_dump_json(),
                     reference_backend=ref.manifest.backend, reference_chat_template=str(ref.manifest.chat_template))
-    docs = [_doc(d, reference_response=ref.generations[d.id].response, run=run) for d in dialogues]
+    probe = probe_json(settings.judge)
+    docs = [_doc(d, reference_response=ref.generations[d.id].response, run=run, probe=probe if i == 0 else "")
+            for i, d in enumerate(dialogues)]
     return _dataset(docs)
+
+
+def probe_json(settings: JudgeSettings) -> str:
+    """The judge's sanity-probe verdicts as a JSON list (once per judge per process; cached like every verdict)."""
+    key = settings.model_dump_json()
+    if key not in _PROBES:
+        _PROBES[key] = json.dumps([p.model_dump(mode="json") for p in run_probe(judge_for(settings))])
+    return _PROBES[key]
 
 
 def vs_base_docs(**metadata: Any) -> Any:

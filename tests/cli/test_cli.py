@@ -143,3 +143,27 @@ def test_refs_build_and_tasks_commands(tiny_models, tmp_path, capsys):
     assert main(["tasks", "list"]) == 0
     assert "empathy_winrate_vs_direct" in capsys.readouterr().out
     assert main(["tasks", "validate"]) == 0
+
+
+def test_demo_through_the_real_process_is_quiet_and_labelled(tmp_path):
+    """The `empathy` process outside a git checkout: tables on stdout; on stderr only our phases and labelled
+    bars — no "fatal: not a git repository", no FutureWarning, no lm-eval bar named after its internals."""
+    import os
+    import shutil
+    import subprocess
+
+    exe = shutil.which("empathy")
+    assert exe, "the empathy console script is installed with the package"
+    (tmp_path / "cwd").mkdir()
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path), "PYTHONWARNINGS": "default"}
+    proc = subprocess.run([exe, "demo", "--output", str(tmp_path / "demo"), "--limit", "4"], cwd=tmp_path / "cwd",
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "win rate" in proc.stdout and "phase" not in proc.stdout
+    err = proc.stderr
+    for phase in ("phase 1/3", "phase 2/3", "phase 3/3"):
+        assert phase in err
+    assert "generating (candidate): candidate replies" in err and "pairwise verdicts" in err
+    for noise in ("fatal:", "Warning:", "Running generate_until", "Traceback"):
+        assert noise not in err, (noise, err[-2000:])
+    assert sorted(p.name for p in (tmp_path / "cwd").iterdir()) == []

@@ -148,9 +148,12 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
         output=tmp_path / "eval", references={"base": small_refs["base"], "direct": small_refs["direct"]}, limit=4))
     assert direct.judge == result.judge and direct.provenance.dialogue_ids_hash == result.provenance.dialogue_ids_hash
     assert direct.comparisons == result.comparisons and direct.rubric == result.rubric
-    # the same health, but for the sanity probe, which `empathy eval` runs and the lm-eval tasks do not
-    probe = {"probe_accuracy", "probe_n", "judge_ok", "judge_problem"}
-    assert direct.health.model_dump(exclude=probe) == result.health.model_dump(exclude=probe)
+    # the same health, sanity probe included (the lm-eval tasks run it while building their documents)
+    assert direct.health == result.health and result.health.probe_n == len(run.probe) > 0
+    def verdicts(probe):  # `cached` differs: the second front end reads the first one's verdicts from the cache
+        return [(p.probe_id, [v.model_dump(exclude={"cached"}) for v in p.verdicts]) for p in probe]
+
+    assert verdicts(run.probe) == verdicts(load_run(tmp_path / "eval").probe)
 
     # a run without the chat template the candidate has is refused (every system is prompted by one rule)
     import shutil
@@ -162,6 +165,15 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
     lm_results.write_text(json.dumps(edited))
     with pytest.raises(HarnessError, match="without the chat template.*add --apply_chat_template"):
         import_lmeval(tmp_path / "out2", tmp_path / "run2")
+    # samples without the judge's probe (an older harness) are refused with the fix
+    shutil.copytree(tmp_path / "out", tmp_path / "out3")
+    for f in (tmp_path / "out3").rglob("samples_empathy_winrate_vs_base_*.jsonl"):
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for row in rows:
+            row["doc"].pop("probe", None)
+        f.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(HarnessError, match=r"sanity probe must be on exactly one document.*vs_base: 0.*re-run lm_eval"):
+        import_lmeval(tmp_path / "out3", tmp_path / "run3")
     assert result.rubric["cognitive"].mean == pytest.approx(res["empathy_rubric"]["cognitive,judge"])
 
 
