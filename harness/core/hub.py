@@ -87,8 +87,8 @@ def _ask_hub(model: str, revision: str | None, endpoint: str | None) -> tuple[st
     if thread.is_alive() or "info" not in box and "error" not in box:
         _UNREACHABLE[where] = f"the Hub at {where} did not answer within {deadline:g} s"
         return None, _UNREACHABLE[where]
-    if "error" in box:
-        exc = box["error"]
+    exc = box.get("error")
+    if isinstance(exc, BaseException):
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         why = f"the Hub lookup failed: {type(exc).__name__}: {first_line}"
         if _is_connection_error(exc):

@@ -76,7 +76,7 @@ def lm_eval_bars(model_class: type, description: str) -> Iterator[None]:
 
     names = {klass.__module__ for klass in model_class.__mro__} | {"lm_eval.api.task"}
     modules = [m for name in sorted(names) if (m := sys.modules.get(name)) is not None]
-    saved: list[tuple[object, str, object]] = []
+    saved: list[tuple[Any, str, object]] = []
     with new_progress() as progress:
         stand_in = _Tqdm(progress, description)
         for module in modules:
