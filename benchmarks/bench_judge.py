@@ -105,7 +105,7 @@ def main() -> None:
         for it in items:
             requests += [judge._pair_request(it.dialogue, it.candidate_response, it.reference_response),
                          judge._pair_request(it.dialogue, it.reference_response, it.candidate_response)]
-        batches = list(backend._batches(requests))
+        batches = list(backend._batches(backend._encode(requests)))
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()

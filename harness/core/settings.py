@@ -41,7 +41,10 @@ class JudgeSettings(BaseModel):
     backend: str = "hf"
     mode: Literal["logits", "generate"] = "logits"
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int = Field(default=0, ge=0)
+    """Local model: prompts per forward pass; 0 = auto (8 on a CPU, chosen from free memory on a GPU)."""
+    prefix_reuse: bool = True
+    """Local model: compute each shared prompt prefix once (results equal the plain pass; checked at first use)."""
     cache_dir: str = ""
     max_new_tokens: int = Field(default=GENERATE_MAX_NEW_TOKENS, ge=1)
     """Generate mode: tokens the judge may write."""
@@ -102,7 +105,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
     """Build task settings from lm-eval metadata, with ``EMPATHY_*`` environment variables as fallback.
 
     Accepted keys: ``judge`` (model id/folder), ``judge_revision``, ``judge_backend``, ``judge_mode``,
-    ``judge_device``, ``judge_batch_size``, ``judge_base_url``, ``judge_api_key_env``, ``judge_concurrency``,
+    ``judge_device``, ``judge_batch_size``, ``judge_prefix_reuse``, ``judge_base_url``, ``judge_api_key_env``, ``judge_concurrency``,
     ``judge_timeout_s``, ``judge_max_retries``, ``judge_max_new_tokens``, ``judge_min_label_mass``,
     ``cache_dir``, ``references`` ({name: file}) or
     ``reference_base`` / ``reference_direct``, ``dataset``, ``limit``, ``seed``.
@@ -123,6 +126,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
         "mode": md.get("judge_mode"),
         "device": md.get("judge_device"),
         "batch_size": md.get("judge_batch_size"),
+        "prefix_reuse": md.get("judge_prefix_reuse"),
         "base_url": md.get("judge_base_url"),
         "api_key_env": md.get("judge_api_key_env"),
         "concurrency": md.get("judge_concurrency"),

@@ -193,7 +193,9 @@ def run_eval(cfg: EvalConfig) -> RunResult:
 def _backend_stats(judge: Judge) -> dict[str, Any]:
     stats_of = getattr(judge.backend, "stats", None)
     stats = stats_of() if callable(stats_of) else {}
-    return {"http": stats} if stats else {}
+    if not stats:
+        return {}
+    return {"compute" if stats.get("prefix_reuse") is not None else "http": stats}
 
 
 def software() -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.llm.base import JudgeRequest, resolve_device
+from harness.llm.prefix import Plan, PrefixRunner, plan_prefixes
 
 
 def label_token_ids(tokenizer: Any, label: str) -> list[int]:
@@ -28,6 +29,41 @@ def label_token_ids(tokenizer: Any, label: str) -> list[int]:
     return ids
 
 
+#: Prompts per forward pass on a CPU (more gains nothing there and costs memory).
+CPU_BATCH_SIZE = 8
+#: Tokens per forward pass that keep a data-centre GPU's prefill busy; more only adds memory.
+GPU_TOKENS_PER_BATCH = 32_768
+GPU_MAX_BATCH = 256
+
+
+def bytes_per_token(config: Any, itemsize: int) -> int:
+    """Memory one prompt token needs in a forward pass.
+
+    Its keys/values in every layer plus the largest transient activations of one layer (the MLP's gate, up and
+    product at intermediate width, a few hidden-width copies).
+    """
+    text = getattr(config, "text_config", None) or config
+    hidden = int(text.hidden_size)
+    heads = int(text.num_attention_heads)
+    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(text, "head_dim", None) or hidden // heads)
+    layers = int(text.num_hidden_layers)
+    inter = int(getattr(text, "intermediate_size", None) or 4 * hidden)
+    return itemsize * (2 * layers * kv_heads * head_dim + 3 * inter + 4 * hidden)
+
+
+def auto_batch_size(longest: int, free_bytes: int, per_token: int, headroom: float = 0.7) -> int:
+    """Prompts per batch on a GPU.
+
+    What ``headroom`` of free memory holds at ``longest`` tokens each, at most :data:`GPU_TOKENS_PER_BATCH` tokens
+    per pass and :data:`GPU_MAX_BATCH` prompts, at least one.
+    """
+    longest = max(1, longest)
+    by_memory = int(free_bytes * headroom) // (longest * per_token)
+    by_compute = GPU_TOKENS_PER_BATCH // longest
+    return max(1, min(by_memory, by_compute, GPU_MAX_BATCH))
+
+
 class HFBackend:
     """A local transformers model, batched by prompt length (bf16 on GPU, fp32 on CPU)."""
 
@@ -38,8 +74,9 @@ class HFBackend:
         model: str,
         revision: str | None = None,
         device: str = "auto",
-        batch_size: int = 8,
+        batch_size: int = 0,
         progress: Callable[[int], None] | None = None,
+        prefix_reuse: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,8 +84,11 @@ class HFBackend:
         self.model_id = model
         self.revision = revision
         self.device = resolve_device(device)
-        self.batch_size = max(1, batch_size)
+        self.batch_size = batch_size  # 0: auto, per call (see rows_per_batch)
         self.progress = progress
+        self.prefix_reuse = prefix_reuse
+        #: tokens in the prompts asked, and tokens that actually went through the model (shared parts once)
+        self.prompt_tokens = self.computed_tokens = 0
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -64,6 +104,10 @@ class HFBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._label_ids: dict[str, list[int]] = {}
+        self._runner = PrefixRunner(self.model, int(self.tokenizer.pad_token_id), self.device)
+        self.reuse_note: str | None = None
+        """Why prefix reuse was turned off for this model (it disagreed with the plain pass, or failed)."""
+        self._reuse_checked = False
 
     def render(self, request: JudgeRequest) -> str:
         """The full prompt text: chat template when the tokenizer has one, else plain text."""
@@ -82,15 +126,78 @@ class HFBackend:
         system = f"{request.system}\n\n" if request.system else ""
         return f"{system}{turns}{request.user}\n\n{request.prefill}"
 
-    def _batches(self, requests: Sequence[JudgeRequest]) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        """Length-bucketed batches: prompts tokenised once (one batched call), sorted by length, left-padded."""
-        texts = [self.render(r) for r in requests]
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+    def _encode(self, requests: Sequence[JudgeRequest]) -> list[list[int]]:
+        """Every prompt rendered and tokenised (one batched tokenizer call)."""
+        encoded = self.tokenizer([self.render(r) for r in requests], add_special_tokens=False)["input_ids"]
+        self.prompt_tokens += sum(len(e) for e in encoded)
+        return [list(e) for e in encoded]
+
+    def rows_per_batch(self, longest: int) -> int:
+        """The batch size: as set, else 8 on a CPU and, on a GPU, chosen by :func:`auto_batch_size`.
+
+        On a GPU: what free memory and a prefill-saturating token budget allow for prompts of ``longest`` tokens.
+        """
+        if self.batch_size > 0:
+            return self.batch_size
+        if not self.device.startswith("cuda"):
+            return CPU_BATCH_SIZE
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        return auto_batch_size(longest, free, bytes_per_token(self.model.config, self.model.dtype.itemsize))
+
+    def _batches(self, encoded: Sequence[list[int]]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """The plain path: whole prompts, sorted by length, left-padded, in batches."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        size = self.rows_per_batch(max((len(e) for e in encoded), default=1))
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
             enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
+            self.computed_tokens += sum(len(encoded[i]) for i in idx)
             yield idx, dict(enc.to(self.device))
+
+    def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any] | None:
+        """The shared-prefix plan of a call and its global prefix's cache; None when reuse is off for this model.
+
+        The first time, the plan's first batch is also run the plain way: if the next-token distributions differ
+        by more than float error (an architecture whose cache does not fit the scheme) or the reuse path fails,
+        reuse is turned off for this model, with the reason in :attr:`reuse_note`.
+        """
+        import torch
+
+        if not self.prefix_reuse:
+            return None
+        with torch.inference_mode():
+            try:
+                plan = plan_prefixes(encoded, self.rows_per_batch(max(len(e) for e in encoded)))
+                shared = self._runner.global_cache(plan)
+                if not self._reuse_checked and plan.batches:
+                    self._reuse_checked = True
+                    self._verify(plan, shared, encoded)
+            except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+                self.reuse_note = f"prefix reuse failed ({type(exc).__name__}: {str(exc)[:160]}); judging without it"
+            if self.reuse_note:
+                self.prefix_reuse = False
+                return None
+        self.computed_tokens += plan.tokens_computed()
+        return plan, shared
+
+    def _verify(self, plan: Plan, shared: Any, encoded: Sequence[list[int]]) -> None:
+        import torch
+
+        rows, logits = self._runner.last_logits(plan, shared, plan.batches[0])
+        enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding=True, return_tensors="pt")
+        plain = self.model(**dict(enc.to(self.device)), **self._runner.keep).logits[:, -1, :].float()
+        diff = float((plain.softmax(-1) - logits.softmax(-1)).abs().max())
+        tolerance = 1e-3 if self.model.dtype == torch.float32 else 5e-2
+        if diff > tolerance:
+            self.reuse_note = (f"prefix reuse disagreed with the plain pass for this model (max probability difference "
+                               f"{diff:.2g} > {tolerance:g}); judging without it")
+
+    def stats(self) -> dict[str, Any]:
+        """Tokens asked and computed, and whether shared prefixes were reused (manifest's judge.compute)."""
+        return {"prefix_reuse": self.prefix_reuse, "reuse_note": self.reuse_note, "prompt_tokens": self.prompt_tokens,
+                "computed_tokens": self.computed_tokens}
 
     def _ids_for(self, label: str) -> list[int]:
         if label not in self._label_ids:
@@ -110,9 +217,8 @@ class HFBackend:
         columns = {labels: [(lab, self._ids_for(lab)) for lab in labels] for labels in label_sets}
         flat = {labels: torch.tensor([t for _, ids in cols for t in ids], device=self.device)
                 for labels, cols in columns.items()}
-        for idx, enc in self._batches(requests):
+        for idx, logits in self._last_logits(self._encode(requests)):
             with torch.inference_mode():
-                logits = self.model(**enc).logits[:, -1, :].float()
                 probs = torch.softmax(logits, dim=-1)
                 picked = {labels: probs[:, ids].cpu().tolist() for labels, ids in flat.items()}
             out = []
@@ -127,23 +233,46 @@ class HFBackend:
                 self.progress(len(idx))
             yield idx, out
 
-    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
-        """Greedy generation per batch; returns only the new text."""
+    def _last_logits(self, encoded: Sequence[list[int]]) -> Iterator[tuple[list[int], Any]]:
+        """(request indices, float32 next-token logits) batch by batch: shared prefixes once, or whole prompts."""
         import torch
 
-        for idx, enc in self._batches(requests):
+        if (planned := self._plan(encoded)) is not None:
+            plan, shared = planned
+            for batch in plan.batches:
+                with torch.inference_mode():
+                    done = self._runner.last_logits(plan, shared, batch)
+                yield done
+            return
+        for idx, enc in self._batches(encoded):
             with torch.inference_mode():
-                out = self.model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = out[:, enc["input_ids"].shape[1] :]
+                logits = self.model(**enc, **self._runner.keep).logits[:, -1, :].float()
+            yield idx, logits
+
+    def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:
+        """Greedy generation per batch; returns only the new text."""
+        for idx, new in self._generated(self._encode(requests), max_new_tokens):
             texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             if self.progress:
                 self.progress(len(idx))
             yield idx, [str(t) for t in texts]
+
+    def _generated(self, encoded: Sequence[list[int]], max_new_tokens: int) -> Iterator[tuple[list[int], Any]]:
+        """(request indices, new token ids) batch by batch, greedy."""
+        import torch
+
+        kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if (planned := self._plan(encoded)) is not None:
+            plan, shared = planned
+            for batch in plan.batches:
+                with torch.inference_mode():
+                    done = self._runner.generate(plan, shared, batch, **kwargs)
+                yield done
+            return
+        for idx, enc in self._batches(encoded):
+            with torch.inference_mode():
+                out = self.model.generate(**enc, do_sample=False, **kwargs)
+            yield idx, out[:, enc["input_ids"].shape[1] :]
 
     def close(self) -> None:
         """Free the model (and GPU memory)."""

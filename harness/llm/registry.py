@@ -48,7 +48,7 @@ def _hf_backend(settings: JudgeSettings) -> JudgeBackend:
     from harness.llm.hf import HFBackend
 
     return HFBackend(settings.model, revision=settings.revision, device=settings.device,
-                     batch_size=settings.batch_size)
+                     batch_size=settings.batch_size, prefix_reuse=settings.prefix_reuse)
 
 
 @register_backend("openai", probe_logprobs=True)

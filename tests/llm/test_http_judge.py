@@ -344,3 +344,42 @@ def test_cli_rejects_bad_http_judge_options(tmp_path, capsys):
     code = main(["eval", "--model", "m", "--reference", "base=x.json", "--judge-backend", "opena",
                  "--output", str(tmp_path)])
     assert code == 2 and "did you mean 'openai'" in capsys.readouterr().err
+
+
+def test_served_requests_share_a_byte_identical_prefix(tmp_path, scripted_judge, model_server):
+    """What lets vLLM's automatic prefix caching / SGLang's radix cache hit: on the wire, every request carries the
+    same system message, every pairwise prompt the same instruction block, both orders and both comparisons of one
+    dialogue the same text through the dialogue, and the three rubric prompts of one reply the same text through
+    the reply."""
+    import json
+
+    bodies: list[dict] = []
+
+    def record(key: str, attempt: int, raw: bytes) -> None:  # pass every request through, keep its body
+        bodies.append(json.loads(raw))
+        return None
+
+    proxy = FaultProxy(model_server.url, record).start()
+    try:
+        judge = open_judge(settings(proxy.url, scripted_judge, tmp_path, concurrency=2))
+        items = pair_items(3)
+        judge.judge_pairs(items + [PairItem(it.dialogue, "vs_direct", "cand", "direct", it.candidate_response,
+                                            "Oh. That happens.") for it in items])
+        judge.score_rubric([RubricItem(it.dialogue, "cand", it.candidate_response) for it in items])
+        judge.backend.close()
+    finally:
+        proxy.stop()
+    chats = [b["messages"] for b in bodies if "Say A." not in json.dumps(b)]  # without the capability probe
+    assert len(chats) == 3 * 2 * 2 + 3 * 3
+    assert len({json.dumps(c[0], sort_keys=True) for c in chats}) == 1 and chats[0][0]["role"] == "system"
+    users = [c[1]["content"] for c in chats]
+    pairwise = [u for u in users if "<<<RESPONSE A>>>" in u]
+    rubric = [u for u in users if "<<<REPLY>>>" in u]
+    assert len({u.split("Situation:")[0] for u in pairwise}) == 1  # one instruction block, byte for byte
+    assert len({u.split("Situation:")[0] for u in rubric}) == 1
+    for it in items:
+        mine = [u for u in pairwise if it.dialogue.utterance.strip() in u]
+        assert len(mine) == 4 and len({u.split("<<<RESPONSE A>>>")[0] for u in mine}) == 1
+        dims = [u for u in rubric if it.dialogue.utterance.strip() in u]
+        assert len(dims) == 3 and len({u.split("The dimension to rate:")[0] for u in dims}) == 1
+        assert len({u.split("The dimension to rate:")[1] for u in dims}) == 3  # only the tail differs

