@@ -156,39 +156,42 @@ class HFBackend:
             self.computed_tokens += sum(len(encoded[i]) for i in idx)
             yield idx, dict(enc.to(self.device))
 
-    def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any] | None:
+    def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any, tuple[list[int], Any] | None] | None:
         """The shared-prefix plan of a call and its global prefix's cache; None when reuse is off for this model.
 
-        The first time, the plan's first batch is also run the plain way: if the next-token distributions differ
-        by more than float error (an architecture whose cache does not fit the scheme) or the reuse path fails,
-        reuse is turned off for this model, with the reason in :attr:`reuse_note`.
+        Also returns the first batch's logits when the first-use check computed them. The first time, two prompts of the first batch are also run the plain way: if their next-token
+        distributions differ by more than float error (an architecture whose cache does not fit the scheme) or
+        the reuse path fails, reuse is turned off for this model, with the reason in :attr:`reuse_note`.
         """
         import torch
 
         if not self.prefix_reuse:
             return None
+        first = None
         with torch.inference_mode():
             try:
                 plan = plan_prefixes(encoded, self.rows_per_batch(max(len(e) for e in encoded)))
                 shared = self._runner.global_cache(plan)
                 if not self._reuse_checked and plan.batches:
                     self._reuse_checked = True
-                    self._verify(plan, shared, encoded)
+                    first = self._runner.last_logits(plan, shared, plan.batches[0])
+                    self._verify(encoded, *first)
             except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
                 self.reuse_note = f"prefix reuse failed ({type(exc).__name__}: {str(exc)[:160]}); judging without it"
             if self.reuse_note:
                 self.prefix_reuse = False
                 return None
         self.computed_tokens += plan.tokens_computed()
-        return plan, shared
+        return plan, shared, first
 
-    def _verify(self, plan: Plan, shared: Any, encoded: Sequence[list[int]]) -> None:
+    def _verify(self, encoded: Sequence[list[int]], rows: list[int], logits: Any) -> None:
         import torch
 
-        rows, logits = self._runner.last_logits(plan, shared, plan.batches[0])
+        rows = rows[:2]
         enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding=True, return_tensors="pt")
         plain = self.model(**dict(enc.to(self.device)), **self._runner.keep).logits[:, -1, :].float()
-        diff = float((plain.softmax(-1) - logits.softmax(-1)).abs().max())
+        self.computed_tokens += sum(len(encoded[i]) for i in rows)
+        diff = float((plain.softmax(-1) - logits[: len(rows)].softmax(-1)).abs().max())
         tolerance = 1e-3 if self.model.dtype == torch.float32 else 5e-2
         if diff > tolerance:
             self.reuse_note = (f"prefix reuse disagreed with the plain pass for this model (max probability difference "
@@ -238,8 +241,11 @@ class HFBackend:
         import torch
 
         if (planned := self._plan(encoded)) is not None:
-            plan, shared = planned
-            for batch in plan.batches:
+            plan, shared, first = planned
+            for k, batch in enumerate(plan.batches):
+                if k == 0 and first is not None:  # computed by the first-use check
+                    yield first
+                    continue
                 with torch.inference_mode():
                     done = self._runner.last_logits(plan, shared, batch)
                 yield done
@@ -263,7 +269,7 @@ class HFBackend:
 
         kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if (planned := self._plan(encoded)) is not None:
-            plan, shared = planned
+            plan, shared, _ = planned
             for batch in plan.batches:
                 with torch.inference_mode():
                     done = self._runner.generate(plan, shared, batch, **kwargs)

@@ -60,10 +60,10 @@ class Plan:
 def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
     """Split tokenised prompts into global prefix, groups and suffixes, and pack groups into batches.
 
-    Every prompt keeps at least one token of its own (the position whose logits are read). Groups are formed
-    greedily over the prompts in lexicographic order, so prompts sharing a long prefix are neighbours; a group
-    never holds more than ``batch_size`` prompts. Batches are filled with groups in order of suffix length
-    (long first), so padding stays small.
+    Every prompt keeps at least one token of its own (the position whose logits are read). Groups are runs of the
+    prompts in lexicographic order (prompts sharing a long prefix are neighbours), chosen to save the most tokens
+    (see :func:`_best_groups`); a group never holds more than ``batch_size`` prompts. Batches are filled with
+    groups in order of suffix length (long first), so padding stays small.
     """
     if not encoded:
         return Plan([], [], {})
@@ -72,18 +72,8 @@ def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
     order = sorted(range(len(encoded)), key=lambda i: list(encoded[i]))
     first, last = encoded[order[0]], encoded[order[-1]]
     g_len = min(common_prefix_len(first, last), min(len(e) for e in encoded) - 1)
-    groups: list[tuple[int, list[int]]] = []  # (shared length incl. global prefix, members)
-    for i in order:
-        seq = encoded[i]
-        if groups:
-            shared, members = groups[-1]
-            lcp = min(shared, common_prefix_len(encoded[members[0]], seq), len(seq) - 1)
-            if lcp - g_len >= MIN_GROUP_TOKENS and len(members) < batch_size:
-                # the group's shared part shrinks to what every member has in common
-                members.append(i)
-                groups[-1] = (lcp, members)
-                continue
-        groups.append((len(seq) - 1, [i]))
+    groups = _best_groups([encoded[i] for i in order], g_len, batch_size)
+    groups = [(shared, [order[k] for k in members]) for shared, members in groups]
     built: list[Group] = []
     suffixes: dict[int, list[int]] = {}
     for shared, members in groups:
@@ -101,6 +91,41 @@ def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
         batches[-1].append(g)
         rows += len(g.members)
     return Plan(list(first[:g_len]), batches, suffixes)
+
+
+def _best_groups(seqs: Sequence[Sequence[int]], g_len: int, batch_size: int) -> list[tuple[int, list[int]]]:
+    """Split sorted prompts into runs that save the most computed tokens: (shared length, member positions).
+
+    A run of k prompts whose common prefix reaches ``shared`` tokens saves (k − 1) × (shared − global prefix)
+    tokens; runs sharing fewer than :data:`MIN_GROUP_TOKENS` beyond the global prefix save nothing. Dynamic
+    programming over the sorted order (O(n × batch size)) picks the best split — e.g. the three rubric prompts
+    of one reply (sharing the dialogue and the reply) rather than all nine of a dialogue (sharing only the
+    dialogue).
+    """
+    n = len(seqs)
+    adjacent = [common_prefix_len(seqs[i], seqs[i + 1]) for i in range(n - 1)]
+    best = [0] * (n + 1)
+    choice = [1] * (n + 1)
+    for end in range(1, n + 1):
+        shared = len(seqs[end - 1]) - 1
+        best[end], choice[end] = best[end - 1], 1
+        for k in range(2, min(batch_size, end) + 1):
+            start = end - k
+            shared = min(shared, adjacent[start], len(seqs[start]) - 1)
+            gain = shared - g_len
+            if gain < MIN_GROUP_TOKENS:
+                break  # a longer run only shares less
+            if best[start] + (k - 1) * gain > best[end]:
+                best[end], choice[end] = best[start] + (k - 1) * gain, k
+    out: list[tuple[int, list[int]]] = []
+    end = n
+    while end > 0:
+        k = choice[end]
+        members = list(range(end - k, end))
+        shared = min([len(seqs[m]) - 1 for m in members] + adjacent[end - k:end - 1]) if k > 1 else g_len
+        out.append((shared, members))
+        end -= k
+    return out[::-1]
 
 
 def keeps_last_logits(model: Any) -> bool:
