@@ -96,9 +96,11 @@ def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cach
 
 
 def show_side_by_side(output: Path, n: int) -> None:
-    """The first ``n`` dialogues of a run folder: the candidate's reply beside each reference's."""
+    """The first ``n`` dialogues of a run folder: the candidate's reply beside each reference's (on stdout)."""
     import json
+    import sys
 
+    from rich.console import Console
     from rich.table import Table
 
     from harness.data.references import load_reference
@@ -110,9 +112,9 @@ def show_side_by_side(output: Path, n: int) -> None:
     for line in (output / "generations.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         cand[row["dialogue_id"]] = row["response"]
-    dialogues, _ = run_dialogues(manifest["dataset"]["spec"], n)
+    dialogues, _ = run_dialogues(manifest["dataset"]["spec"], min(n, int(manifest["dataset"]["n"])))
     table = Table("speaker", "candidate (SmolLM2, chat template)", *refs, show_lines=True,
                   title="real replies, side by side")
     for d in dialogues:
         table.add_row(d.utterance, cand.get(d.id, ""), *(r.generations[d.id].response for r in refs.values()))
-    console.print(table)
+    Console(width=None if sys.stdout.isatty() else 150).print(table)

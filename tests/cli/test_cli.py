@@ -54,6 +54,10 @@ def test_second_eval_makes_no_judge_call(tiny_models, small_refs, tmp_path):
     assert main(eval_args(tiny_models, small_refs, tmp_path / "run1", cache)) == 0
     m1 = read(tmp_path / "run1" / "manifest.json")["judge"]
     assert m1["misses"] > 0 and m1["model_calls"] == m1["misses"]
+    # the local judge computed each shared prompt prefix once, and the manifest says how much that saved
+    compute = m1["compute"]
+    assert compute["prefix_reuse"] is True and compute["reuse_note"] is None
+    assert 0 < compute["computed_tokens"] < 0.7 * compute["prompt_tokens"], compute
     assert main(eval_args(tiny_models, small_refs, tmp_path / "run2", cache)) == 0
     m2 = read(tmp_path / "run2" / "manifest.json")["judge"]
     assert m2["misses"] == 0 and m2["model_calls"] == 0 and not m2["model_loaded"]

@@ -218,7 +218,7 @@ def test_demo_real_runs_offline_and_flags_the_135m_judge(smollm2: Path, tmp_path
     assert run.result.demo and run.result.health.probe_n > 0
     assert not run.result.health.judge_ok and run.result.health.judge_problem, run.result.health
     assert any("cannot tell replies apart" in w for w in run.result.warnings), run.result.warnings
-    assert "DEMO" in captured.out and "win rate" in captured.out
+    assert "DEMO" in captured.out and "win rate" in captured.out and "real replies, side by side" in captured.out
     replies = [g.response for g in run.generations]
     assert len(replies) == 2 and all(len(r.split()) >= 5 and sum(map(str.isascii, r)) > 0.9 * len(r) for r in replies), replies
     assert sum(w in " ".join(replies).lower() for w in ("you", "i", "that", "sorry", "sounds")) >= 3
