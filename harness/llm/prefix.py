@@ -161,13 +161,11 @@ class PrefixRunner:
         import torch
 
         width = max((len(s) for s in seqs), default=0)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long, device=self.device)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.device)
-        for r, s in enumerate(seqs):
-            if s:
-                ids[r, width - len(s):] = torch.tensor(list(s), device=self.device)
-                mask[r, width - len(s):] = 1
-        return ids, mask
+        ids = [[self.pad_id] * (width - len(s)) + list(s) for s in seqs]
+        mask = [[0] * (width - len(s)) + [1] * len(s) for s in seqs]
+        # built on the host and copied once (not one small copy per row)
+        return (torch.tensor(ids, dtype=torch.long).reshape(len(seqs), width).to(self.device),
+                torch.tensor(mask, dtype=torch.long).reshape(len(seqs), width).to(self.device))
 
     def _extend(self, cache: Any, ids: Any, mask: Any, past_mask: Any) -> Any:
         """Run ``ids`` on top of ``cache`` (whose rows are described by ``past_mask``); returns the model output."""
@@ -195,8 +193,8 @@ class PrefixRunner:
         else:
             cache = DynamicCache(config=self.model.config)
         past_mask = torch.ones((n_groups, p0), dtype=torch.long, device=self.device)
-        past_ids = torch.tensor([plan.global_prefix] * n_groups, dtype=torch.long, device=self.device).reshape(
-            n_groups, p0)
+        past_ids = torch.tensor([plan.global_prefix] * n_groups, dtype=torch.long).reshape(n_groups, p0).to(
+            self.device)
         if any(g.prefix for g in batch):
             g_ids, g_mask = self._pad([g.prefix for g in batch])
             self._extend(cache, g_ids, g_mask, past_mask)
