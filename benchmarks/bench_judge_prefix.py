@@ -90,6 +90,7 @@ def run_judge(model: Path, root: Path, tag: str, reuse: bool, items, rubric) -> 
     n = 2 * len(pairs) + 3 * len(scores)
     out = {"path": "reuse" if reuse else "plain", "verdicts": n, "seconds": seconds, "load_s": load,
            "prompt_tokens": backend.prompt_tokens, "computed_tokens": backend.computed_tokens,
+           "positions_run": backend.positions_run,
            "reuse_note": backend.reuse_note,
            "p": [v.p_candidate for j in pairs for v in j.verdicts] + [s.scores[d] for s in scores for d in s.scores]}
     backend.close()
@@ -126,7 +127,8 @@ def run_raw(model: Path, items, rubric) -> dict:  # noqa: ANN001
             backend.model(**enc, logits_to_keep=1).logits[:, -1, :].float().softmax(-1)
     seconds = time.perf_counter() - t0
     out = {"path": "raw forward (logits_to_keep=1)", "verdicts": len(requests), "seconds": seconds,
-           "prompt_tokens": sum(len(e) for e in encoded), "computed_tokens": sum(len(e) for e in encoded)}
+           "prompt_tokens": sum(len(e) for e in encoded), "computed_tokens": sum(len(e) for e in encoded),
+           "positions_run": sum(int(enc["input_ids"].numel()) for enc in batches)}
     backend.close()
     return out
 
@@ -168,7 +170,7 @@ def run_alpacaeval(model: Path, items) -> dict | None:  # noqa: ANN001
     wall = time.perf_counter() - t0
     seconds = float(out["time_per_example"][0]) * len(prompts)  # its own timer: the pipeline loop, load excluded
     return {"path": "AlpacaEval local judge (clf template, 1 token)", "verdicts": len(prompts), "seconds": seconds,
-            "load_s": wall - seconds, "prompt_tokens": tokens, "computed_tokens": tokens}
+            "load_s": wall - seconds, "prompt_tokens": tokens, "computed_tokens": tokens, "positions_run": None}
 
 
 def main() -> None:
@@ -198,13 +200,14 @@ def main() -> None:
     table = Table(title=f"judge paths, {args.dialogues} dialogues, {what}, OMP_NUM_THREADS="
                         f"{os.environ.get('OMP_NUM_THREADS')}", title_justify="left")
     for col in ("path", "verdicts", "seconds", "verdicts/s", "with load: verdicts/s", "tokens/verdict computed",
-                "ms per prompt token"):
+                "positions/verdict run (pads incl.)", "ms per prompt token"):
         table.add_column(col, justify="left" if col == "path" else "right")
     for r in rows:
         load = r.get("load_s")
         table.add_row(r["path"], str(r["verdicts"]), f"{r['seconds']:.1f}", f"{r['verdicts'] / r['seconds']:.2f}",
                       f"{r['verdicts'] / (r['seconds'] + load):.2f}" if load is not None else "—",
                       f"{r['computed_tokens'] / r['verdicts']:.0f}",
+                      f"{r['positions_run'] / r['verdicts']:.0f}" if r["positions_run"] else "—",
                       f"{1000 * r['seconds'] / r['prompt_tokens']:.3f}")
     console = Console(width=160)
     console.print(table)

@@ -37,7 +37,11 @@ def _resolve_commit(model: str, revision: str | None, endpoint: str | None) -> s
     if revision is not None and _SHA.fullmatch(revision.lower()):
         return revision.lower()
     sha, why = (None, "offline") if _hub_offline() else _ask_hub(model, revision, endpoint)
-    sha = sha or _cached_commit(model, revision)
+    if sha is None and (sha := _cached_commit(model, revision)) is not None and why != "offline":
+        from harness.core.ui import console
+
+        console.print(f"[yellow]warning:[/] {why}; using {model} at {sha[:12]} from the local Hugging Face cache "
+                      "(pin --revision, or raise EMPATHY_HUB_TIMEOUT_S for a slow link)", soft_wrap=True)
     if sha is None:
         raise HarnessError(_unresolved_message(model, revision, why))
     return sha
@@ -77,7 +81,8 @@ def _ask_hub(model: str, revision: str | None, endpoint: str | None) -> tuple[st
 
     def ask() -> None:
         try:
-            box["info"] = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=deadline)
+            # the socket may wait a little longer than the join, so a silent Hub is always reported as such
+            box["info"] = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=deadline + 1.0)
         except Exception as exc:  # unreachable, timeout, 401/404, bad JSON: all mean "ask the cache instead"
             box["error"] = exc
 

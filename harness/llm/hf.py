@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.llm.base import JudgeRequest, resolve_device
-from harness.llm.prefix import Plan, PrefixRunner, plan_prefixes
+from harness.llm.prefix import Plan, PrefixRunner, plan_prefixes, reuse_blocker
 
 
 def label_token_ids(tokenizer: Any, label: str) -> list[int]:
@@ -52,15 +52,17 @@ def bytes_per_token(config: Any, itemsize: int) -> int:
     return itemsize * (2 * layers * kv_heads * head_dim + 3 * inter + 4 * hidden)
 
 
-def auto_batch_size(longest: int, free_bytes: int, per_token: int, headroom: float = 0.7) -> int:
+def auto_batch_size(longest: int, free_bytes: int, per_token: int, headroom: float = 0.7,
+                    computed: int | None = None) -> int:
     """Prompts per batch on a GPU.
 
     What ``headroom`` of free memory holds at ``longest`` tokens each, at most :data:`GPU_TOKENS_PER_BATCH` tokens
-    per pass and :data:`GPU_MAX_BATCH` prompts, at least one.
+    per pass of ``computed`` tokens a row (default ``longest``; less with prefix reuse, whose rows run only their
+    own part) and :data:`GPU_MAX_BATCH` prompts, at least one.
     """
     longest = max(1, longest)
     by_memory = int(free_bytes * headroom) // (longest * per_token)
-    by_compute = GPU_TOKENS_PER_BATCH // longest
+    by_compute = GPU_TOKENS_PER_BATCH // max(1, computed or longest)
     return max(1, min(by_memory, by_compute, GPU_MAX_BATCH))
 
 
@@ -87,8 +89,9 @@ class HFBackend:
         self.batch_size = batch_size  # 0: auto, per call (see rows_per_batch)
         self.progress = progress
         self.prefix_reuse = prefix_reuse
-        #: tokens in the prompts asked, and tokens that actually went through the model (shared parts once)
-        self.prompt_tokens = self.computed_tokens = 0
+        #: tokens in the prompts asked, tokens that went through the model (shared parts once), and the positions
+        #: run including pads
+        self.prompt_tokens = self.computed_tokens = self.positions_run = 0
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -107,7 +110,6 @@ class HFBackend:
         self._runner = PrefixRunner(self.model, int(self.tokenizer.pad_token_id), self.device)
         self.reuse_note: str | None = None
         """Why prefix reuse was turned off for this model (it disagreed with the plain pass, or failed)."""
-        self._reuse_checked = False
 
     def render(self, request: JudgeRequest) -> str:
         """The full prompt text: chat template when the tokenizer has one, else plain text."""
@@ -128,11 +130,13 @@ class HFBackend:
 
     def _encode(self, requests: Sequence[JudgeRequest]) -> list[list[int]]:
         """Every prompt rendered and tokenised (one batched tokenizer call)."""
+        if not requests:
+            return []
         encoded = self.tokenizer([self.render(r) for r in requests], add_special_tokens=False)["input_ids"]
         self.prompt_tokens += sum(len(e) for e in encoded)
         return [list(e) for e in encoded]
 
-    def rows_per_batch(self, longest: int) -> int:
+    def rows_per_batch(self, longest: int, computed: int | None = None) -> int:
         """The batch size: as set, else 8 on a CPU and, on a GPU, chosen by :func:`auto_batch_size`.
 
         On a GPU: what free memory and a prefill-saturating token budget allow for prompts of ``longest`` tokens.
@@ -143,8 +147,11 @@ class HFBackend:
             return CPU_BATCH_SIZE
         import torch
 
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-        return auto_batch_size(longest, free, bytes_per_token(self.model.config, self.model.dtype.itemsize))
+        device = torch.device(self.device)
+        free, _ = torch.cuda.mem_get_info(device)
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # held by torch, unused
+        return auto_batch_size(longest, free, bytes_per_token(self.model.config, self.model.dtype.itemsize),
+                               computed=computed)
 
     def _batches(self, encoded: Sequence[list[int]]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """The plain path: whole prompts, sorted by length, left-padded, in batches."""
@@ -154,44 +161,57 @@ class HFBackend:
             idx = order[start : start + size]
             enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
             self.computed_tokens += sum(len(encoded[i]) for i in idx)
+            self.positions_run += int(enc["input_ids"].numel())
             yield idx, dict(enc.to(self.device))
 
-    def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any, tuple[list[int], Any] | None] | None:
-        """The shared-prefix plan of a call and its global prefix's cache; None when reuse is off for this model.
+    def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any, tuple[list[int], Any]] | None:
+        """The shared-prefix plan of a call, its global prefix's cache and its first batch's logits (or None).
 
-        Also returns the first batch's logits when the first-use check computed them. The first time, two prompts of the first batch are also run the plain way: if their next-token
-        distributions differ by more than float error (an architecture whose cache does not fit the scheme) or
-        the reuse path fails, reuse is turned off for this model, with the reason in :attr:`reuse_note`.
+        None when reuse is off for this model. Every call checks itself: the first batch's most padded prompt (and its first) are also run the plain way,
+        and if their next-token distributions differ by more than float error, or the architecture cannot take
+        the padded layout (:func:`~harness.llm.prefix.reuse_blocker`), or the reuse path fails, reuse is turned
+        off for this model, with the reason in :attr:`reuse_note`. Running out of memory is not such a failure.
         """
         import torch
 
-        if not self.prefix_reuse:
+        if not self.prefix_reuse or not encoded:
             return None
-        first = None
+        longest = max(len(e) for e in encoded)
         with torch.inference_mode():
             try:
-                plan = plan_prefixes(encoded, self.rows_per_batch(max(len(e) for e in encoded)))
-                shared = self._runner.global_cache(plan)
-                if not self._reuse_checked and plan.batches:
-                    self._reuse_checked = True
+                size = self.rows_per_batch(longest)
+                plan = plan_prefixes(encoded, size)
+                if self.batch_size == 0 and self.device.startswith("cuda"):
+                    # on a GPU the batch is sized by compute on what each row runs beyond the global prefix
+                    wider = self.rows_per_batch(longest, computed=plan.longest_row() - len(plan.global_prefix))
+                    plan = plan_prefixes(encoded, wider) if wider > size else plan
+                if (why := reuse_blocker(self.model.config, plan)) is not None:
+                    self.reuse_note = f"{why}; judging without prefix reuse"
+                else:
+                    shared = self._runner.global_cache(plan)
                     first = self._runner.last_logits(plan, shared, plan.batches[0])
-                    self._verify(encoded, *first)
+                    self._verify(encoded, [*{plan.most_padded(plan.batches[0]): 0, first[0][0]: 0}], first)
+            except torch.OutOfMemoryError:
+                raise
             except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
                 self.reuse_note = f"prefix reuse failed ({type(exc).__name__}: {str(exc)[:160]}); judging without it"
             if self.reuse_note:
                 self.prefix_reuse = False
                 return None
         self.computed_tokens += plan.tokens_computed()
+        self.positions_run += plan.positions_run()
         return plan, shared, first
 
-    def _verify(self, encoded: Sequence[list[int]], rows: list[int], logits: Any) -> None:
+    def _verify(self, encoded: Sequence[list[int]], rows: list[int], first: tuple[list[int], Any]) -> None:
+        """Compare the reuse path's logits of ``rows`` (request indices) with the plain pass of the same prompts."""
         import torch
 
-        rows = rows[:2]
+        where = [first[0].index(r) for r in rows]
         enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding=True, return_tensors="pt")
         plain = self.model(**dict(enc.to(self.device)), **self._runner.keep).logits[:, -1, :].float()
         self.computed_tokens += sum(len(encoded[i]) for i in rows)
-        diff = float((plain.softmax(-1) - logits[: len(rows)].softmax(-1)).abs().max())
+        self.positions_run += int(enc["input_ids"].numel())
+        diff = float((plain.softmax(-1) - first[1][where].softmax(-1)).abs().max())
         tolerance = 1e-3 if self.model.dtype == torch.float32 else 5e-2
         if diff > tolerance:
             self.reuse_note = (f"prefix reuse disagreed with the plain pass for this model (max probability difference "
@@ -200,7 +220,7 @@ class HFBackend:
     def stats(self) -> dict[str, Any]:
         """Tokens asked and computed, and whether shared prefixes were reused (manifest's judge.compute)."""
         return {"prefix_reuse": self.prefix_reuse, "reuse_note": self.reuse_note, "prompt_tokens": self.prompt_tokens,
-                "computed_tokens": self.computed_tokens}
+                "computed_tokens": self.computed_tokens, "positions_run": self.positions_run}
 
     def _ids_for(self, label: str) -> list[int]:
         if label not in self._label_ids:
@@ -243,7 +263,7 @@ class HFBackend:
         if (planned := self._plan(encoded)) is not None:
             plan, shared, first = planned
             for k, batch in enumerate(plan.batches):
-                if k == 0 and first is not None:  # computed by the first-use check
+                if k == 0:  # computed by the call's check
                     yield first
                     continue
                 with torch.inference_mode():
@@ -287,6 +307,7 @@ class HFBackend:
         import torch
 
         del self.model
+        del self._runner  # it holds the model too
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -52,9 +52,32 @@ class Plan:
     suffixes: dict[int, list[int]]
 
     def tokens_computed(self) -> int:
-        """Tokens that go through the model (each shared part counted once)."""
+        """Real tokens that go through the model (each shared part counted once; pads not counted)."""
         return (len(self.global_prefix) + sum(len(g.prefix) for b in self.batches for g in b)
                 + sum(len(s) for s in self.suffixes.values()))
+
+    def _widths(self, batch: list[Group]) -> tuple[int, int]:
+        """(group-prefix width, suffix width) of a batch once padded."""
+        return (max(len(g.prefix) for g in batch),
+                max(len(self.suffixes[m]) for g in batch for m in g.members))
+
+    def positions_run(self) -> int:
+        """Positions the model runs, pads included (what the compute actually costs)."""
+        total = len(self.global_prefix)
+        for batch in self.batches:
+            g_width, s_width = self._widths(batch)
+            total += len(batch) * g_width + sum(len(g.members) for g in batch) * s_width
+        return total
+
+    def longest_row(self) -> int:
+        """The longest padded row of any batch: global prefix + group-prefix width + suffix width."""
+        return len(self.global_prefix) + max((sum(self._widths(b)) for b in self.batches), default=0)
+
+    def most_padded(self, batch: list[Group]) -> int:
+        """The request of ``batch`` with the most pads between its shared part and its own tokens."""
+        g_width, s_width = self._widths(batch)
+        return max(((g_width - len(g.prefix)) + (s_width - len(self.suffixes[m])), m)
+                   for g in batch for m in g.members)[1]
 
 
 def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
@@ -126,6 +149,31 @@ def _best_groups(seqs: Sequence[Sequence[int]], g_len: int, batch_size: int) -> 
         out.append((shared, members))
         end -= k
     return out[::-1]
+
+
+#: Layer kinds whose attention depends only on token order, which the padded layout keeps.
+_FULL = "full_attention"
+_SLIDING = "sliding_attention"
+
+
+def reuse_blocker(config: Any, plan: Plan) -> str | None:
+    """Why this plan cannot be run with reuse on this architecture, or None.
+
+    A sliding window counts distance in cache slots, pads included: a padded row longer than the window would
+    let a token see other tokens than in its unpadded prompt. Chunked, linear or recurrent layers are not
+    handled at all.
+    """
+    text = getattr(config, "text_config", None) or config
+    kinds = set(getattr(text, "layer_types", None) or [])
+    unknown = kinds - {_FULL, _SLIDING}
+    if unknown:
+        return f"layers of kind {', '.join(sorted(unknown))} are not supported by prefix reuse"
+    window = getattr(text, "sliding_window", None)
+    sliding = _SLIDING in kinds if kinds else bool(window) and getattr(text, "use_sliding_window", True)
+    if sliding and window and plan.longest_row() > int(window):
+        return (f"a padded row of {plan.longest_row()} tokens exceeds the model's sliding attention window "
+                f"({window})")
+    return None
 
 
 def keeps_last_logits(model: Any) -> bool:

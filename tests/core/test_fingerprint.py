@@ -329,12 +329,14 @@ def test_hub_error_falls_back_to_the_cache(online: None, hub_server: tuple[str, 
     assert len(paths) == 2
 
 
-def test_unreachable_hub_falls_back_to_the_cache(online: None, hf_cache: Path):
+def test_unreachable_hub_falls_back_to_the_cache(online: None, hf_cache: Path, capsys: pytest.CaptureFixture):
     _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [])
     with socket.socket() as s:  # a loopback port that nothing listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert model_identity("org/tiny", endpoint=f"http://127.0.0.1:{port}").revision == SHA_MAIN
+    err = capsys.readouterr().err  # the fallback is said, with the commit used
+    assert "Connection refused" in err and f"org/tiny at {SHA_MAIN[:12]} from the local Hugging Face cache" in err
 
 
 @pytest.fixture

@@ -114,15 +114,36 @@ def test_reuse_equals_the_plain_pass_on_real_smollm2(smollm2, tmp_path):
     _assert_equal(_logits_mode_outputs(smollm2, tmp_path, 2))
 
 
-def test_generate_mode_writes_the_same_text_with_reuse(tiny_models, tmp_path):
-    items, rubric = _workload(3)
-    texts = {}
+def _generate_mode_texts(model: Path, tmp: Path, n: int) -> dict[bool, tuple[list, list, HFBackend]]:
+    items, rubric = _workload(n)
+    out = {}
     for reuse in (False, True):
-        judge = _judge(tiny_models["judge"], tmp_path, "generate", reuse)
+        judge = _judge(model, tmp, "generate", reuse)
         judge.max_new_tokens = 12
-        texts[reuse] = ([v.raw for j in judge.judge_pairs(items) for v in j.verdicts],
-                        [s.raw for s in judge.score_rubric(rubric)])
-    assert texts[True] == texts[False] and all(texts[True][0])
+        out[reuse] = ([v.raw for j in judge.judge_pairs(items) for v in j.verdicts],
+                      [s.raw for s in judge.score_rubric(rubric)], judge.backend)
+    return out
+
+
+def _assert_same_text(out: dict[bool, tuple[list, list, HFBackend]]) -> None:
+    assert out[True][:2] == out[False][:2] and all(out[True][0])
+    backend = out[True][2]  # the reuse path really ran (no silent fallback to the plain one)
+    assert backend.prefix_reuse and backend.reuse_note is None
+    assert backend.computed_tokens < 0.9 * backend.prompt_tokens
+
+
+def test_generate_mode_writes_the_same_text_with_reuse(tiny_models, tmp_path):
+    _assert_same_text(_generate_mode_texts(tiny_models["judge"], tmp_path, 3))
+
+
+@pytest.mark.slow
+def test_generate_mode_on_real_smollm2_with_its_repetition_penalty(smollm2, tmp_path):
+    """SmolLM2's generation config sets repetition_penalty 1.1, which reads the whole sequence: the reuse path
+    hands generate() the real ids of the cached part, so the text is the same."""
+    import json
+
+    assert json.loads((smollm2 / "generation_config.json").read_text())["repetition_penalty"] == 1.1
+    _assert_same_text(_generate_mode_texts(smollm2, tmp_path, 1))
 
 
 def test_only_the_last_position_is_projected(tiny_models):
@@ -160,6 +181,86 @@ def test_a_reuse_that_disagrees_with_the_plain_pass_is_turned_off(tiny_models, t
     assert judge.backend.stats()["reuse_note"] == judge.backend.reuse_note
 
 
+def test_every_call_is_checked_not_only_the_first(tiny_models, tmp_path, monkeypatch):
+    """A reuse path that goes wrong on a later call (longer prompts, another layout) is caught on that call."""
+    from harness.llm.prefix import PrefixRunner
+
+    items, rubric = _workload(2)
+    judge = _judge(tiny_models["judge"], tmp_path, "logits", True)
+    judge.judge_pairs(items)
+    assert judge.backend.prefix_reuse
+    real_last_logits = PrefixRunner.last_logits
+    monkeypatch.setattr(PrefixRunner, "last_logits",
+                        lambda self, plan, shared, batch: (lambda r: (r[0], r[1] * 3.0))(
+                            real_last_logits(self, plan, shared, batch)))
+    scores = judge.score_rubric(rubric)
+    plain = _judge(tiny_models["judge"], tmp_path / "p", "logits", False).score_rubric(rubric)
+    assert [s.scores for s in scores] == [pytest.approx(s.scores, abs=1e-5) for s in plain]
+    assert not judge.backend.prefix_reuse and "disagreed" in judge.backend.reuse_note
+
+
+def _sliding_window_model(tiny: Path, root: Path, window: int) -> Path:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(tiny)
+    config.use_sliding_window, config.sliding_window, config.max_window_layers = True, window, 0
+    config.layer_types = ["sliding_attention"] * config.num_hidden_layers
+    out = root / f"swa-{window}"
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(out)
+    return out
+
+
+def test_a_sliding_window_shorter_than_a_padded_row_turns_reuse_off(tiny_models, tmp_path):
+    """A sliding window counts pads: rows longer than the window are judged the plain way, with the reason."""
+    items, _ = _workload(2)
+    model = _sliding_window_model(tiny_models["judge"], tmp_path, 32)
+    results = {}
+    for reuse in (False, True):
+        judge = _judge(model, tmp_path, "logits", reuse)
+        results[reuse] = ([v.p_candidate for j in judge.judge_pairs(items) for v in j.verdicts], judge.backend)
+    assert results[True][0] == pytest.approx(results[False][0], abs=1e-6)
+    backend = results[True][1]
+    assert not backend.prefix_reuse and "sliding attention window (32)" in backend.reuse_note
+
+
+def test_a_sliding_window_longer_than_every_row_keeps_reuse(tiny_models, tmp_path):
+    items, _ = _workload(2)
+    judge = _judge(_sliding_window_model(tiny_models["judge"], tmp_path, 4096), tmp_path, "logits", True)
+    judge.judge_pairs(items)
+    assert judge.backend.prefix_reuse and judge.backend.reuse_note is None
+
+
+def test_out_of_memory_is_not_taken_for_a_reuse_failure(tiny_models, monkeypatch):
+    import torch
+
+    from harness.llm.base import JudgeRequest
+    from harness.llm.prefix import PrefixRunner
+
+    def oom(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise torch.OutOfMemoryError("CUDA out of memory (stand-in: no GPU here)")
+
+    monkeypatch.setattr(PrefixRunner, "last_logits", oom)
+    backend = HFBackend(str(tiny_models["judge"]), device="cpu")
+    requests = [JudgeRequest(system="s", user=f"prompt {i} about the same thing", prefill="Verdict:",
+                             labels=("A", "B", "C")) for i in range(3)]
+    with pytest.raises(torch.OutOfMemoryError):
+        list(backend.label_probs(requests))
+    assert backend.prefix_reuse and backend.reuse_note is None
+
+
+def test_close_frees_the_model_and_an_empty_call_is_fine(tiny_models):
+    import gc
+    import weakref
+
+    backend = HFBackend(str(tiny_models["judge"]), device="cpu")
+    assert list(backend.label_probs([])) == [] and backend.prefix_reuse
+    model = weakref.ref(backend.model)
+    backend.close()
+    gc.collect()
+    assert model() is None
+
+
 # -- batch size ---------------------------------------------------------------------------------------------------
 
 
@@ -177,6 +278,8 @@ def test_gpu_batch_size_follows_memory_and_prompt_length():
     assert auto_batch_size(512, 2 * gib, per_token) == 14  # memory-bound
     assert auto_batch_size(512, 10 * 2**20, per_token) == 1  # never 0
     assert auto_batch_size(8, 120 * gib, per_token) == 256  # capped
+    # with prefix reuse a row runs only its own ~160 tokens: more rows fit the same compute per pass
+    assert auto_batch_size(512, 120 * gib, per_token, computed=160) == 204
 
 
 def test_cpu_batch_size_is_fixed_unless_set(tiny_models):
