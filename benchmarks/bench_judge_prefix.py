@@ -101,6 +101,7 @@ def run_raw(model: Path, items, rubric) -> dict:  # noqa: ANN001
     """The floor: the judge's own prompts, tokenised beforehand, one plain forward per batch of 8."""
     import torch
 
+    from harness.core.prompts import prepare_for_judge
     from harness.judge.judge import Judge
     from harness.llm.cache import JudgeCache
     from harness.llm.client import LLMClient
@@ -112,13 +113,8 @@ def run_raw(model: Path, items, rubric) -> dict:  # noqa: ANN001
     for it in items:
         requests += [judge._pair_request(it.dialogue, it.candidate_response, it.reference_response),
                      judge._pair_request(it.dialogue, it.reference_response, it.candidate_response)]
-    for it in rubric:
-        for dim in judge.rubric.dimensions:
-            from harness.llm.base import JudgeRequest
-
-            requests.append(JudgeRequest(system=judge.rubric.system,
-                                         user=judge.rubric.render(it.dialogue, it.response, dim, "logits"),
-                                         prefill=judge.rubric.verdict_prefix, labels=judge.rubric.scores))
+    requests += [judge._rubric_request(it.dialogue, prepare_for_judge(it.response)[0], dim)
+                 for it in rubric for dim in judge.rubric.dimensions]
     encoded = backend._encode(requests)
     batches = [enc for _, enc in backend._batches(encoded)]
     t0 = time.perf_counter()

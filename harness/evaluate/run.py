@@ -195,7 +195,7 @@ def _backend_stats(judge: Judge) -> dict[str, Any]:
     stats = stats_of() if callable(stats_of) else {}
     if not stats:
         return {}
-    return {"compute" if stats.get("prefix_reuse") is not None else "http": stats}
+    return {"compute" if judge.backend.name == "hf" else "http": stats}  # a local model, or one behind a server
 
 
 def software() -> dict[str, str]:

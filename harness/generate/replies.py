@@ -70,9 +70,9 @@ def generation_dtype(spec: ModelSpec) -> str:
         return "none"
     if spec.backend == "vllm":
         return "auto"
-    from harness.llm.base import resolve_device
+    from harness.llm.base import local_dtype
 
-    return "bfloat16" if resolve_device(spec.device).startswith("cuda") else "float32"
+    return local_dtype(spec.device)
 
 
 def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:

@@ -143,6 +143,14 @@ class Judge:
             labels=self.pairwise.label_list,
         )
 
+    def _rubric_request(self, dialogue: Dialogue, shown: str, dimension: str) -> JudgeRequest:
+        return JudgeRequest(
+            system=self.rubric.system,
+            user=self.rubric.render(dialogue, shown, dimension, self.mode),
+            prefill=self.rubric.verdict_prefix if self.mode == "logits" else "",
+            labels=self.rubric.scores,
+        )
+
     def _pair_verdict(self, answer: Any, cached: bool, cand_first: bool) -> PairVerdict:
         first, second, tie = self.pairwise.label_list
         cand_label, ref_label = (first, second) if cand_first else (second, first)
@@ -216,17 +224,8 @@ class Judge:
         """Score every response 1-5 on each dimension; logits mode gives the expected score."""
         self.resolve_mode()
         prepared = [prepare_for_judge(it.response) for it in items]
-        requests = []
-        for it, (shown, _) in zip(items, prepared, strict=True):
-            for dim in DIMENSIONS:
-                requests.append(
-                    JudgeRequest(
-                        system=self.rubric.system,
-                        user=self.rubric.render(it.dialogue, shown, dim, self.mode),
-                        prefill=self.rubric.verdict_prefix if self.mode == "logits" else "",
-                        labels=self.rubric.scores,
-                    )
-                )
+        requests = [self._rubric_request(it.dialogue, shown, dim)
+                    for it, (shown, _) in zip(items, prepared, strict=True) for dim in DIMENSIONS]
         answers = self.ask(requests, "rubric scores")
         fingerprint = self.fingerprint.fingerprint
         out = []

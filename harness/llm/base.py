@@ -65,6 +65,11 @@ class JudgeBackend(Protocol):
         ...
 
 
+def local_dtype(device: str) -> str:
+    """The precision a local model runs in on ``device``: bfloat16 on a GPU, float32 on a CPU."""
+    return "bfloat16" if resolve_device(device).startswith("cuda") else "float32"
+
+
 def resolve_device(device: str) -> str:
     """'auto' → 'cuda' when a GPU is visible, else 'cpu'; a GPU asked for where there is none is a clear error.
 

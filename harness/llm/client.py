@@ -54,9 +54,9 @@ class LazyBackend:
         """The precision answers are computed in: bf16 on a GPU, fp32 on CPU, whatever a server uses."""
         if self.settings.backend in PROBED_BACKENDS:
             return "server"
-        from harness.llm.base import resolve_device
+        from harness.llm.base import local_dtype
 
-        return "bfloat16" if resolve_device(self.settings.device).startswith("cuda") else "float32"
+        return local_dtype(self.settings.device)
 
     @property
     def loaded(self) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.llm.base import JudgeRequest, resolve_device
+from harness.llm.base import JudgeRequest, local_dtype, resolve_device
 from harness.llm.prefix import Plan, PrefixRunner, plan_prefixes, reuse_blocker
 
 
@@ -42,7 +42,7 @@ def bytes_per_token(config: Any, itemsize: int) -> int:
     Its keys/values in every layer plus the largest transient activations of one layer (the MLP's gate, up and
     product at intermediate width, a few hidden-width copies).
     """
-    text = getattr(config, "text_config", None) or config
+    text = config.get_text_config()
     hidden = int(text.hidden_size)
     heads = int(text.num_attention_heads)
     kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
@@ -94,7 +94,7 @@ class HFBackend:
         self.prompt_tokens = self.computed_tokens = self.positions_run = 0
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+            dtype = getattr(torch, local_dtype(self.device))
             self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=dtype)
         except OSError as exc:
             raise HarnessError(
@@ -159,18 +159,27 @@ class HFBackend:
         size = self.rows_per_batch(max((len(e) for e in encoded), default=1))
         for start in range(0, len(order), size):
             idx = order[start : start + size]
-            enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
-            self.computed_tokens += sum(len(encoded[i]) for i in idx)
-            self.positions_run += int(enc["input_ids"].numel())
-            yield idx, dict(enc.to(self.device))
+            yield idx, self._padded(encoded, idx)
+
+    def _padded(self, encoded: Sequence[list[int]], idx: Sequence[int]) -> dict[str, Any]:
+        """Whole prompts ``idx``, left-padded on the device, counted as computed."""
+        enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt")
+        self.computed_tokens += sum(len(encoded[i]) for i in idx)
+        self.positions_run += int(enc["input_ids"].numel())
+        return dict(enc.to(self.device))
+
+    def _plain_logits(self, enc: dict[str, Any]) -> Any:
+        """float32 next-token logits of a padded batch of whole prompts (only the last position is projected)."""
+        return self.model(**enc, **self._runner.keep).logits[:, -1, :].float()
 
     def _plan(self, encoded: Sequence[list[int]]) -> tuple[Plan, Any, tuple[list[int], Any]] | None:
         """The shared-prefix plan of a call, its global prefix's cache and its first batch's logits (or None).
 
-        None when reuse is off for this model. Every call checks itself: the first batch's most padded prompt (and its first) are also run the plain way,
-        and if their next-token distributions differ by more than float error, or the architecture cannot take
-        the padded layout (:func:`~harness.llm.prefix.reuse_blocker`), or the reuse path fails, reuse is turned
-        off for this model, with the reason in :attr:`reuse_note`. Running out of memory is not such a failure.
+        None when reuse is off for this model. Every call checks itself: the first batch's most padded prompt (and
+        its first) are also run the plain way, and if their next-token distributions differ by more than float
+        error, or the architecture cannot take the padded layout (:func:`~harness.llm.prefix.reuse_blocker`), or
+        the reuse path fails, reuse is turned off for this model, with the reason in :attr:`reuse_note`. Running
+        out of memory is not such a failure.
         """
         import torch
 
@@ -181,10 +190,10 @@ class HFBackend:
             try:
                 size = self.rows_per_batch(longest)
                 plan = plan_prefixes(encoded, size)
-                if self.batch_size == 0 and self.device.startswith("cuda"):
-                    # on a GPU the batch is sized by compute on what each row runs beyond the global prefix
-                    wider = self.rows_per_batch(longest, computed=plan.longest_row() - len(plan.global_prefix))
-                    plan = plan_prefixes(encoded, wider) if wider > size else plan
+                # an automatic GPU batch is sized by compute on what each row runs beyond the global prefix (a set
+                # size, or a CPU's, stays as it is)
+                wider = self.rows_per_batch(longest, computed=plan.longest_row() - len(plan.global_prefix))
+                plan = plan_prefixes(encoded, wider) if wider > size else plan
                 if (why := reuse_blocker(self.model.config, plan)) is not None:
                     self.reuse_note = f"{why}; judging without prefix reuse"
                 else:
@@ -207,10 +216,7 @@ class HFBackend:
         import torch
 
         where = [first[0].index(r) for r in rows]
-        enc = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding=True, return_tensors="pt")
-        plain = self.model(**dict(enc.to(self.device)), **self._runner.keep).logits[:, -1, :].float()
-        self.computed_tokens += sum(len(encoded[i]) for i in rows)
-        self.positions_run += int(enc["input_ids"].numel())
+        plain = self._plain_logits(self._padded(encoded, rows))
         diff = float((plain.softmax(-1) - first[1][where].softmax(-1)).abs().max())
         tolerance = 1e-3 if self.model.dtype == torch.float32 else 5e-2
         if diff > tolerance:
@@ -272,7 +278,7 @@ class HFBackend:
             return
         for idx, enc in self._batches(encoded):
             with torch.inference_mode():
-                logits = self.model(**enc, **self._runner.keep).logits[:, -1, :].float()
+                logits = self._plain_logits(enc)
             yield idx, logits
 
     def generate(self, requests: Sequence[JudgeRequest], max_new_tokens: int) -> Iterator[tuple[list[int], list[Any]]]:

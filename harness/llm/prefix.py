@@ -99,8 +99,7 @@ def plan_prefixes(encoded: Sequence[Sequence[int]], batch_size: int) -> Plan:
     groups = [(shared, [order[k] for k in members]) for shared, members in groups]
     built: list[Group] = []
     suffixes: dict[int, list[int]] = {}
-    for shared, members in groups:
-        shared = max(shared, g_len) if len(members) > 1 else g_len
+    for shared, members in groups:  # a group shares ≥ MIN_GROUP_TOKENS beyond g_len; a single prompt, just g_len
         built.append(Group(prefix=list(encoded[members[0]][g_len:shared]), members=members))
         for m in members:
             suffixes[m] = list(encoded[m][shared:])
@@ -163,7 +162,7 @@ def reuse_blocker(config: Any, plan: Plan) -> str | None:
     let a token see other tokens than in its unpadded prompt. Chunked, linear or recurrent layers are not
     handled at all.
     """
-    text = getattr(config, "text_config", None) or config
+    text = config.get_text_config()
     kinds = set(getattr(text, "layer_types", None) or [])
     unknown = kinds - {_FULL, _SLIDING}
     if unknown:
