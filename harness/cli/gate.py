@@ -1,4 +1,9 @@
-"""``empathy check``: the regression gate for CI (exit 0 pass, 1 regression, 2 usage, 3 invalid, 4 inconclusive)."""
+"""``empathy check``: the regression gate for CI (exit 0 pass, 1 regression, 2 usage, 3 invalid, 4 inconclusive).
+
+Exit 4 comes always when a gated metric carries no information (every verdict tied, a head to head with no
+decisive dialogue, a rubric dimension with no scored reply), and with ``--fail-on-inconclusive`` when a metric is
+merely undecided.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
         description="Two completed runs (--baseline/--candidate), or two checkpoints (--baseline-model/--model, "
                     "evaluated here and judged head to head) → paired per-dialogue differences, bootstrap CIs, "
                     "non-inferiority per metric with a margin, Holm across metrics. Exit 0 pass, 1 regression, "
-                    "2 usage error, 3 invalid comparison, 4 inconclusive (with --fail-on-inconclusive).")
+                    "2 usage error, 3 invalid comparison (incl. a judge that failed its health check), "
+                    "4 inconclusive: always when a metric carries no information (every verdict tied, no decisive "
+                    "dialogue, no scored reply), and for undecided metrics with --fail-on-inconclusive.")
     ck.add_argument("--baseline", default=None, metavar="RUN_DIR", help="the baseline run folder")
     ck.add_argument("--candidate", default=None, metavar="RUN_DIR", help="the candidate run folder")
     ck.add_argument("--baseline-model", default=None, metavar="OLD",
@@ -56,7 +63,12 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
                                                              "(gated metrics)/alpha)")
     ck.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ck.add_argument("--fail-on-inconclusive", action="store_true", help="exit 4 when no metric regressed but "
-                                                                        "some could not be decided")
+                                                                        "some could not be decided (a metric "
+                                                                        "without information exits 4 anyway)")
+    ck.add_argument("--allow-unhealthy-judge", action="store_true",
+                    help="gate runs whose judge failed its health check (sanity probe, tie share, label mass, "
+                         "flips) instead of refusing them (exit 3); for tests and demos only — every report then "
+                         "says so on its first line")
     ck.add_argument("--min-parse-rate", type=float, default=0.9, help="health floor (default 0.9)")
     ck.add_argument("--max-flip-rate", type=float, default=0.6, help="health ceiling on position flips (default 0.6)")
     ck.add_argument("--min-label-mass", type=float, default=0.5, help="health floor, logits mode (default 0.5)")
@@ -120,9 +132,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     options = CheckOptions(metrics=args.metrics, margins=_margins(args.margin), alpha=args.alpha,
                            floors=Floors(args.min_parse_rate, args.max_flip_rate, args.min_label_mass,
                                          args.max_unscored, min_rubric_parse_rate=args.min_rubric_parse_rate),
-                           n_boot=args.n_boot, seed=args.seed, fail_on_inconclusive=args.fail_on_inconclusive)
+                           n_boot=args.n_boot, seed=args.seed, fail_on_inconclusive=args.fail_on_inconclusive,
+                           allow_unhealthy_judge=args.allow_unhealthy_judge)
     option_errors(options)  # before any run is read or (checkpoint mode) made
     junit, json_path = writable_file("--junit", args.junit), writable_file("--json", args.json)
+    for option, value in (("--baseline", args.baseline), ("--candidate", args.candidate)):
+        if value is not None and not Path(value).is_dir():
+            what = "is a file, not a run folder" if Path(value).exists() else "does not exist (no such folder)"
+            raise HarnessError(f"{option} {value} {what}: give the folder 'empathy eval --output' wrote")
     try:
         if runs_mode:
             baseline, candidate = load_run(args.baseline), load_run(args.candidate)

@@ -116,7 +116,21 @@ def computed_parts(
     }
 
 
-def _warnings(comparisons: dict[str, ComparisonStats], health: RunHealth, inputs: RunInputs) -> list[str]:
+def rubric_warnings(rubric: dict[str, DimensionStats], health: RunHealth) -> list[str]:
+    """The rubric's own health: every score unscored is a warning of its own, a partly unscored rubric a note."""
+    total = sum(d.n_scored + d.n_unscored for d in rubric.values())
+    unscored = sum(d.n_unscored for d in rubric.values())
+    if not total or not unscored:
+        return []
+    if unscored == total:
+        return [f"rubric: all {total} scores are unscored (rubric parse rate 0%) — the judge's rubric answers could "
+                "not be read, so the rubric says nothing about this model (see rubric.jsonl for each reason)"]
+    return [f"rubric: {unscored} of {total} scores unscored (rubric parse rate {health.rubric_parse_rate:.1%}; see "
+            "rubric.jsonl for each reason)"]
+
+
+def _warnings(comparisons: dict[str, ComparisonStats], rubric: dict[str, DimensionStats], health: RunHealth,
+              inputs: RunInputs) -> list[str]:
     # the judge's health first: when it fails, no number below it means anything
     out = [] if health.judge_ok else [f"{UNHEALTHY}: {health.judge_problem}"]
     for name, s in comparisons.items():
@@ -126,6 +140,7 @@ def _warnings(comparisons: dict[str, ComparisonStats], health: RunHealth, inputs
         if s.position_flip_rate is not None and s.position_flip_rate > 0.3:
             out.append(f"{name}: position-flip rate {s.position_flip_rate:.0%} — the judge often changes its mind "
                        "with the order")
+    out += rubric_warnings(rubric, health)
     if inputs.judge.mode_note:
         out.append(inputs.judge.mode_note)
     others = {"candidate": inputs.candidate.model.name,
@@ -146,7 +161,7 @@ def assemble_result(
         **parts,
         judge=inputs.judge,
         versions={t: 1.0 for t in ("empathy_gen", "empathy_rubric", *(f"empathy_winrate_{n}" for n in judgments))},
-        warnings=_warnings(parts["comparisons"], parts["health"], inputs),
+        warnings=_warnings(parts["comparisons"], parts["rubric"], parts["health"], inputs),
         provenance=Provenance(
             harness_version=__version__, front_end=inputs.front_end,  # type: ignore[arg-type]
             dataset=inputs.dataset, dataset_hash=inputs.dataset_hash, n_dialogues=len(inputs.dialogues),

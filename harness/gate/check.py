@@ -2,9 +2,16 @@
 
 The runs must be comparable — same dataset and dialogue ids, same generation prompt and decoding, same judge
 fingerprint, the same reference systems and reference files (content hash) — and healthy (parse rate, flip rate,
-label mass, rubric parse rate, unscored share within their floors), and every gated metric must have dialogues
-scored in both runs; otherwise the comparison is *invalid* (exit 3) and the fields that differ are named. Then
-every gated metric is compared dialogue by dialogue (:mod:`harness.gate.stats`), with Holm across metrics.
+label mass, rubric parse rate, unscored share within their floors; a judge that passed its health check, i.e.
+``health.judge_ok``, unless ``allow_unhealthy_judge``), and every gated win rate and head to head must have
+dialogues scored in both runs; otherwise the comparison is *invalid* (exit 3) and the fields that differ are
+named. Then every gated metric is compared dialogue by dialogue (:mod:`harness.gate.stats`), with Holm across
+metrics.
+
+A metric that carries no information — every verdict tied (the zero-width CI of a judge that never chose), a head
+to head with no decisive dialogue, a rubric dimension with no reply scored in both runs — is *inconclusive* and
+the gate exits 4 whatever ``--fail-on-inconclusive`` says: it is never a pass. (A metric that is merely
+undecided, its CI straddling the margin, passes the gate unless ``--fail-on-inconclusive``.)
 
 The head to head (the candidate judged against ``vs_baseline`` replies) is gated only when those replies were the
 baseline run's own system (same model fingerprint); otherwise it says nothing about this baseline and is dropped
@@ -23,6 +30,7 @@ from harness.evaluate.runs import Run
 from harness.gate.models import EXIT, GateVerdict, HealthCheck, MetricVerdict
 from harness.gate.power import min_n_boot
 from harness.gate.stats import HeadToHead, PairedMetric, evaluate_gate
+from harness.score.health import unhealthy_banner, unhealthy_refusal
 from harness.score.stats import OUTCOME_SCORE
 
 #: The comparison a checkpoint check adds: the new model judged against the old one's replies, both orders.
@@ -54,6 +62,8 @@ class CheckOptions:
     n_boot: int = 2000
     seed: int = 0
     fail_on_inconclusive: bool = False
+    allow_unhealthy_judge: bool = False
+    """Gate runs whose judge failed its health check (tests and demos): every report then says so first."""
 
 
 def _margin_text(key: str, value: float) -> str:
@@ -188,7 +198,8 @@ def gated_metrics(baseline: Run, candidate: Run, options: CheckOptions) -> tuple
     metrics: list[PairedMetric] = []
     for name in (n for n in baseline.result.comparisons if n in candidate.result.comparisons and n != HEAD_TO_HEAD):
         (bv, bl), (cv, cl) = _outcomes(baseline, name), _outcomes(candidate, name)
-        metrics.append(PairedMetric(f"win_rate:{name}", bv, cv, _margin(f"win_rate:{name}", options.margins)))
+        metrics.append(PairedMetric(f"win_rate:{name}", bv, cv, _margin(f"win_rate:{name}", options.margins),
+                                    outcomes=True))
         metrics.append(PairedMetric(f"lc_win_rate:{name}", bv, cv, _margin(f"lc_win_rate:{name}", options.margins),
                                     statistic="lc", baseline_len=bl, candidate_len=cl))
     for dim in (d for d in baseline.result.rubric if d in candidate.result.rubric):
@@ -198,7 +209,9 @@ def gated_metrics(baseline: Run, candidate: Run, options: CheckOptions) -> tuple
     h2h = None
     if has_h2h and head_to_head_warning(baseline, candidate) is None:
         outcomes, _ = _outcomes(candidate, HEAD_TO_HEAD)
-        h2h = HeadToHead("head_to_head", outcomes, _margin("head_to_head", options.margins))
+        old = {g.dialogue_id: g.response for g in baseline.generations}
+        same = frozenset(g.dialogue_id for g in candidate.generations if old.get(g.dialogue_id) == g.response)
+        h2h = HeadToHead("head_to_head", outcomes, _margin("head_to_head", options.margins), same_replies=same)
     # names the runs have (the head to head even when it cannot be gated against this baseline: asking for it,
     # or setting its margin, is not a typo)
     known = [m.name for m in metrics] + (["head_to_head"] if has_h2h else [])
@@ -220,25 +233,50 @@ def gated_metrics(baseline: Run, candidate: Run, options: CheckOptions) -> tuple
 
 
 def pairing_problems(metrics: Sequence[PairedMetric], h2h: HeadToHead | None) -> list[str]:
-    """Gated metrics with nothing to compare: no dialogue scored in both runs (or no scored head to head)."""
+    """Gated win rates with nothing to compare: no dialogue scored in both runs (or no scored head to head).
+
+    (A rubric dimension with no reply scored in both runs is not a problem of the comparison but a metric without
+    information: inconclusive, see :func:`harness.gate.stats.no_information`.)
+    """
     out = [f"{m.name}: no dialogue is scored in both runs ({len(m.baseline)} baseline, {len(m.candidate)} "
-           "candidate)" for m in metrics if not m.baseline.keys() & m.candidate.keys()]
+           "candidate)" for m in metrics if m.outcomes and not m.baseline.keys() & m.candidate.keys()]
     if h2h is not None and not h2h.outcomes:
         out.append(f"{h2h.name}: no dialogue of the head to head is scored")
     return out
 
 
 def decide(metrics: Sequence[MetricVerdict], fail_on_inconclusive: bool) -> tuple[str, int, list[str]]:
-    """The gate's outcome and exit code from the metric verdicts, and warnings."""
+    """The gate's outcome and exit code from the metric verdicts, and warnings.
+
+    Regression (exit 1) wins; then a metric without information (``reason``) makes the gate inconclusive with
+    exit 4 always; then an undecided metric: inconclusive with exit 4 under ``fail_on_inconclusive``, else 0.
+    """
     outcomes = {m.outcome for m in metrics}
+    blind = [m for m in metrics if m.reason]
     warnings: list[str] = []  # (inconclusive metrics are explained, with units, by the report itself)
-    if "inconclusive" in outcomes and not fail_on_inconclusive:
+    if blind:
+        warnings.append(f"{len(blind)} gated metric(s) carry no information ({', '.join(m.name for m in blind)}): "
+                        "the judge never chose between the replies, so the gate cannot pass (exit 4)")
+    elif "inconclusive" in outcomes and not fail_on_inconclusive:
         warnings.append("some metrics are inconclusive: the gate passes; use --fail-on-inconclusive to fail instead")
     if "regression" in outcomes:
         return "regression", EXIT["regression"], warnings
     if "inconclusive" in outcomes:
-        return "inconclusive", EXIT["inconclusive"] if fail_on_inconclusive else EXIT["pass"], warnings
+        failing = fail_on_inconclusive or bool(blind)
+        return "inconclusive", EXIT["inconclusive"] if failing else EXIT["pass"], warnings
     return "pass", EXIT["pass"], warnings
+
+
+def judge_health(baseline: Run, candidate: Run, allow: bool) -> tuple[list[str], str | None]:
+    """(problems, banner) of the runs' judge health: refused without ``allow``, else named on the first line."""
+    sick = [(role, run) for role, run in (("baseline", baseline), ("candidate", candidate))
+            if not run.result.health.judge_ok]
+    if not sick:
+        return [], None
+    if not allow:
+        return [unhealthy_refusal(f"{role} run {run.path}", run.result.health.judge_problem)
+                for role, run in sick], None
+    return [], unhealthy_banner("; ".join(f"{role} run: {run.result.health.judge_problem}" for role, run in sick))
 
 
 def check_runs(baseline: Run, candidate: Run, options: CheckOptions) -> GateVerdict:
@@ -255,9 +293,10 @@ def check_runs(baseline: Run, candidate: Run, options: CheckOptions) -> GateVerd
         return GateVerdict.model_validate({
             "outcome": outcome, "exit_code": code, "baseline": str(baseline.path), "candidate": str(candidate.path),
             "judge": r.judge.fingerprint, "n_dialogues": r.provenance.n_dialogues, "alpha": options.alpha,
-            "n_boot": options.n_boot, "seed": options.seed, **kw})
+            "n_boot": options.n_boot, "seed": options.seed, "banner": banner, **kw})
 
-    problems = compatibility_problems(baseline, candidate)
+    problems, banner = judge_health(baseline, candidate, options.allow_unhealthy_judge)
+    problems += compatibility_problems(baseline, candidate)
     health = health_checks(baseline, "baseline", options.floors) + health_checks(candidate, "candidate",
                                                                                   options.floors)
     problems += [f"{h.run} {h.name} {h.value if h.value is None else round(h.value, 4)} breaks the floor "

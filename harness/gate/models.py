@@ -54,6 +54,9 @@ class MetricVerdict(_Frozen):
     wins: int | None = None
     losses: int | None = None
     ties: int | None = None
+    reason: str | None = None
+    """Why the metric carries no information (no decisive dialogue, no reply scored in both runs): it is
+    inconclusive, untested, and the gate never passes on it."""
 
 
 class HealthCheck(_Frozen):
@@ -70,6 +73,9 @@ class HealthCheck(_Frozen):
 class GateVerdict(_Frozen):
     """What ``empathy check`` decided, and everything it decided from (``--json``)."""
 
+    banner: str | None = None
+    """Set when the check ran with ``--allow-unhealthy-judge`` over a judge that failed its health check: the first
+    line of every report (first key of the JSON)."""
     schema_version: Literal[1] = 1
     outcome: GateOutcome
     exit_code: int

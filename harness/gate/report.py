@@ -6,6 +6,10 @@ Units follow the metric's name: win rates (``win_rate:…``, ``lc_win_rate:…``
 shown as percentages, their differences and margins as percentage points (pp); rubric means (1–5) and anything
 else are shown as plain numbers with two decimals.
 
+A check made with ``--allow-unhealthy-judge`` over a judge that failed its health check says so on the first line
+of every report (``GateVerdict.banner``): the Markdown summary, the JSON (its first key) and the JUnit XML (the
+line after the declaration, and a ``banner`` property).
+
 An invalid comparison is not a basis for a verdict, so its annotations and JUnit report carry the problems and
 the health floors, not the per-metric outcomes (the Markdown summary still lists the metrics, marked as such).
 """
@@ -98,6 +102,8 @@ def _target(m: MetricVerdict) -> str:  # the drop n_needed is sized for
 
 
 def _needed_sentence(m: MetricVerdict) -> str:
+    if m.reason:  # no information: more dialogues of the same judge would not help
+        return f"{m.reason}; it cannot pass"
     needed = "the dialogues needed could not be estimated" if m.n_needed is None else f"≈ {m.n_needed:,} dialogues"
     return f"to flag a drop of {_target(m)} with {_POWER} power: {needed} (this run has {m.n:,})"
 
@@ -177,7 +183,8 @@ def markdown_summary(v: GateVerdict) -> str:
         GitHub-flavoured Markdown ending with a newline: the outcome, what was compared, the metrics table with
         the Holm line, the health floors (broken ones first), the problems and the warnings.
     """
-    out = ["## empathy check", "", _headline(v), "", f"- baseline: {_code(v.baseline)}",
+    out = [f"> ⚠ **{v.banner}**", ""] if v.banner else []
+    out += ["## empathy check", "", _headline(v), "", f"- baseline: {_code(v.baseline)}",
            f"- candidate: {_code(v.candidate)}", f"- judge: {_code(v.judge)}",
            f"- dialogues: {v.n_dialogues:,} (bootstrap: {v.n_boot:,} resamples, seed {v.seed})"]
     if v.metrics:
@@ -226,16 +233,20 @@ def github_annotations(v: GateVerdict) -> list[str]:
         ``::error`` per regressed metric and one ``::warning`` per inconclusive metric. Titles and messages are
         escaped as workflow commands require.
     """
+    if v.banner:
+        lines = [_command("warning", "empathy check: unhealthy judge", v.banner)]
+    else:
+        lines = []
     if v.outcome == "invalid":
         problems = v.problems or ["(no problem recorded)"]
         message = "The baseline and candidate runs cannot be compared:\n" + "\n".join(f"- {p}" for p in problems)
-        return [_command("error", "empathy check: invalid comparison", message)]
-    lines = []
+        return [*lines, _command("error", "empathy check: invalid comparison", message)]
     for m in v.metrics:
         if m.outcome == "regression":
             lines.append(_command("error", f"empathy check: regression in {m.name}", _regression_message(v, m)))
         elif m.outcome == "inconclusive":
-            message = f"{m.name}: Δ {_delta_ci(m)} neither clears nor breaks the margin; {_needed_sentence(m)}"
+            message = (f"{m.name}: {_needed_sentence(m)}" if m.reason else
+                       f"{m.name}: Δ {_delta_ci(m)} neither clears nor breaks the margin; {_needed_sentence(m)}")
             lines.append(_command("warning", f"empathy check: inconclusive {m.name}", message))
     return lines
 
@@ -296,6 +307,8 @@ def junit_xml(v: GateVerdict) -> str:
     for key, value in (("outcome", v.outcome), ("baseline", v.baseline), ("candidate", v.candidate),
                        ("judge", v.judge), ("alpha", f"{v.alpha:g}"), ("correction", v.correction)):
         _sub(props, "property", name=key, value=value)
+    if v.banner:
+        _sub(props, "property", name="banner", value=v.banner)
     if v.outcome == "invalid":
         _invalid_cases(suite, v)
     else:
@@ -311,7 +324,9 @@ def junit_xml(v: GateVerdict) -> str:
     for el in (root, suite):
         el.attrib.update({k: str(n) for k, n in counts.items()})
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    # the banner on the line after the declaration ("--" cannot appear inside an XML comment)
+    banner = f"<!-- {_xml_text(v.banner).replace('--', '‐‐')} -->\n" if v.banner else ""
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + banner + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _append_step_summary(path: Path, markdown: str) -> None:
@@ -334,7 +349,8 @@ def write_outputs(v: GateVerdict, *, junit: Path | None, json_path: Path | None,
     if junit is not None:
         write_atomic(junit, junit_xml(v))
     if json_path is not None:
-        write_atomic(json_path, v.model_dump_json(indent=2) + "\n")
+        # the banner is the first key when there is one, and absent (not null) when there is none
+        write_atomic(json_path, v.model_dump_json(indent=2, exclude={"banner"} if v.banner is None else None) + "\n")
     summary = env.get("GITHUB_STEP_SUMMARY", "")
     if summary:
         _append_step_summary(Path(summary), markdown_summary(v))

@@ -59,6 +59,11 @@ Decision (:func:`evaluate_gate`):
   ``DEFAULT_DROP``), found by :func:`harness.gate.power.n_to_flag`.
 - Degenerate inputs: identical runs give Δ* ≡ 0 and CI [0, 0] — "pass" when margin > 0 (a zero drop is
   non-inferior), "inconclusive" when margin = 0.
+- No information (:func:`no_information`): a metric with no dialogue scored in both runs, a win rate (values
+  that are outcomes 1 / ½ / 0) whose every common dialogue is a tie in both runs, or a head to head without a
+  decisive dialogue among those whose replies differ (W/L/T 0/0/n; identical replies tie by fact) measures nothing — its CI would be [0, 0] because the judge never chose, not
+  because the systems are equal. It is not bootstrapped; it stays in both Holm families with p = 1 (so the others
+  are corrected as if it were tested) and is "inconclusive" with the ``reason``; the gate never passes on it.
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ class PairedMetric:
             outcomes 1 / ½ / 0 against a reference).
         baseline_len: For ``"lc"``: dialogue id → the baseline reply's length difference (reply − reference words).
         candidate_len: For ``"lc"``: the same for the candidate run.
+        outcomes: The values are outcomes 1 / ½ / 0 against a reference (a win rate; always so for ``"lc"``):
+            with no decisive dialogue in either run the metric carries no information.
     """
 
     name: str
@@ -100,6 +107,7 @@ class PairedMetric:
     statistic: Literal["mean", "lc"] = "mean"
     baseline_len: dict[str, float] | None = None
     candidate_len: dict[str, float] | None = None
+    outcomes: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,11 +118,14 @@ class HeadToHead:
         name: The verdict's name (``"head_to_head"``).
         outcomes: Dialogue id → 1 (candidate wins), ½ (tie), 0 (baseline wins), both orders combined.
         margin: Non-inferiority margin (≥ 0) on the win rate.
+        same_replies: Dialogues where the candidate's reply is the baseline's, word for word: a tie there is a
+            fact, not a judge that could not choose (see :func:`no_information`).
     """
 
     name: str
     outcomes: dict[str, float]
     margin: float
+    same_replies: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -154,8 +165,9 @@ def evaluate_gate(
         One verdict per metric, in the order given, the head to head last.
 
     Raises:
-        ValueError: On an invalid argument, a metric without common dialogues, a margin < 0, or ``"lc"``
-            without lengths for its dialogues.
+        ValueError: On an invalid argument, a margin < 0, a head to head without a scored dialogue, or ``"lc"``
+            without lengths for its dialogues. (A metric without common dialogues is inconclusive, see
+            :func:`no_information`.)
     """
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha={alpha} must lie in (0, 0.5)")
@@ -165,17 +177,24 @@ def evaluate_gate(
     if not m / (n_boot + 1) < alpha:
         raise ValueError(f"n_boot={n_boot} is too small to reach Holm's smallest level alpha/{m} = {alpha / m:.2g} "
                          f"for {m} metrics — use n_boot ≥ {min_n_boot(m, alpha)}")
-    boots = [_paired_boot(metric, n_boot=n_boot, seed=seed) for metric in metrics]
-    if h2h is not None:
-        boots.append(_h2h_boot(h2h, n_boot=n_boot, seed=seed))
+    items: list[PairedMetric | HeadToHead] = [*metrics, *([h2h] if h2h is not None else [])]
+    reasons = [no_information(x) for x in items]
     first_level = alpha / m
-    boots = [_widen(b, first_level) for b in boots]
-    p_reg = np.array([_p_value(int(np.count_nonzero(b.deltas >= -b.margin)), n_boot) for b in boots])
-    p_pass = np.array([_p_value(int(np.count_nonzero(b.deltas <= -b.margin)), n_boot) for b in boots])
+    boots = [None if why else _widen(_boot(x, n_boot=n_boot, seed=seed), first_level)
+             for x, why in zip(items, reasons, strict=True)]
+    # a metric without information is not tested: p = 1 in both families keeps the others' correction honest
+    p_reg = np.array([1.0 if b is None else _p_value(int(np.count_nonzero(b.deltas >= -b.margin)), n_boot)
+                      for b in boots])
+    p_pass = np.array([1.0 if b is None else _p_value(int(np.count_nonzero(b.deltas <= -b.margin)), n_boot)
+                       for b in boots])
     reg, reg_factor = _holm(p_reg, alpha)
     ok, pass_factor = _holm(p_pass, alpha)
     verdicts = []
-    for i, b in enumerate(boots):
+    for i, (item, b, why) in enumerate(zip(items, boots, reasons, strict=True)):
+        if b is None:
+            factor = int(max(reg_factor[i], pass_factor[i]))
+            verdicts.append(_uninformative(item, str(why), confidence=1 - 2 * alpha / factor))
+            continue
         outcome: MetricOutcome = "regression" if reg[i] else "pass" if ok[i] else "inconclusive"
         # the CI's level: the step that decided the metric; both families' widest when undecided
         factor = reg_factor[i] if reg[i] else pass_factor[i] if ok[i] else max(reg_factor[i], pass_factor[i])
@@ -184,15 +203,61 @@ def evaluate_gate(
     return verdicts
 
 
-def _common_ids(metric: PairedMetric) -> list[str]:
-    if metric.margin < 0 or not math.isfinite(metric.margin):
-        raise ValueError(f"metric '{metric.name}': margin={metric.margin} must be a finite number ≥ 0")
-    ids = sorted(metric.baseline.keys() & metric.candidate.keys())
+def no_information(item: PairedMetric | HeadToHead) -> str | None:
+    """Why a metric carries no information (None: it does) — see the module's "No information".
+
+    Raises:
+        ValueError: On a margin that is negative or not finite, or a head to head without a scored dialogue.
+    """
+    if item.margin < 0 or not math.isfinite(item.margin):
+        raise ValueError(f"metric '{item.name}': margin={item.margin} must be a finite number ≥ 0")
+    if isinstance(item, HeadToHead):
+        if not item.outcomes:
+            raise ValueError(f"metric '{item.name}': no scored dialogue — was the head to head judged?")
+        differing = [v for i, v in item.outcomes.items() if i not in item.same_replies]
+        if differing and all(v == 0.5 for v in differing):
+            return (f"no decisive dialogue: the judge tied all {len(differing)} dialogues of the head to head whose "
+                    f"replies differ (W/L/T 0/0/{len(item.outcomes)})")
+        return None
+    ids = item.baseline.keys() & item.candidate.keys()
     if not ids:
-        raise ValueError(f"metric '{metric.name}': no dialogue is scored in both runs "
-                         f"({len(metric.baseline)} baseline, {len(metric.candidate)} candidate) — "
-                         "were both runs made on the same dialogues?")
-    return ids
+        return (f"no dialogue is scored in both runs ({len(item.baseline)} baseline, {len(item.candidate)} "
+                "candidate)")
+    if (item.outcomes or item.statistic == "lc") and all(
+            item.baseline[i] == 0.5 and item.candidate[i] == 0.5 for i in ids):
+        return (f"no decisive dialogue: every verdict on the {len(ids)} dialogues of both runs is a tie, so the "
+                "judge never chose (a zero-width CI here is not evidence of equality)")
+    return None
+
+
+def _mean(values: dict[str, float], ids: set[str]) -> float | None:
+    chosen = [values[i] for i in ids] if ids else list(values.values())
+    return float(np.mean(chosen)) if chosen else None
+
+
+def _uninformative(item: PairedMetric | HeadToHead, reason: str, *, confidence: float) -> MetricVerdict:
+    """The verdict of a metric without information: inconclusive, untested, its values where they exist."""
+    if isinstance(item, HeadToHead):
+        n = len(item.outcomes)
+        return MetricVerdict(name=item.name, kind="head_to_head", baseline=None, candidate=None, delta=0.0,
+                             ci_low=None, ci_high=None, confidence=confidence, margin=item.margin, p_regression=None,
+                             p_pass=None, outcome="inconclusive", n=0, wins=0, losses=0, ties=n, reason=reason)
+    ids = item.baseline.keys() & item.candidate.keys()
+    base, cand = _mean(item.baseline, ids), _mean(item.candidate, ids)
+    delta = cand - base if ids and base is not None and cand is not None else None
+    return MetricVerdict(name=item.name, kind="paired", baseline=base, candidate=cand, delta=delta, ci_low=None,
+                         ci_high=None, confidence=confidence, margin=item.margin, p_regression=None, p_pass=None,
+                         outcome="inconclusive", n=len(ids), reason=reason)
+
+
+def _boot(item: PairedMetric | HeadToHead, *, n_boot: int, seed: int) -> _Boot:
+    if isinstance(item, HeadToHead):
+        return _h2h_boot(item, n_boot=n_boot, seed=seed)
+    return _paired_boot(item, n_boot=n_boot, seed=seed)
+
+
+def _common_ids(metric: PairedMetric) -> list[str]:
+    return sorted(metric.baseline.keys() & metric.candidate.keys())
 
 
 def _paired_boot(metric: PairedMetric, *, n_boot: int, seed: int) -> _Boot:
@@ -229,10 +294,6 @@ def _lengths(metric: PairedMetric, ids: list[str], run: Literal["baseline", "can
 
 
 def _h2h_boot(h2h: HeadToHead, *, n_boot: int, seed: int) -> _Boot:
-    if h2h.margin < 0 or not math.isfinite(h2h.margin):
-        raise ValueError(f"metric '{h2h.name}': margin={h2h.margin} must be a finite number ≥ 0")
-    if not h2h.outcomes:
-        raise ValueError(f"metric '{h2h.name}': no scored dialogue — was the head to head judged?")
     y = np.array([h2h.outcomes[i] for i in sorted(h2h.outcomes)], dtype=float)
     if np.any((y < 0) | (y > 1)):
         raise ValueError(f"metric '{h2h.name}': outcomes must lie in [0, 1] (1 win, ½ tie, 0 loss), "

@@ -15,8 +15,25 @@ MIN_PROBE_ACCURACY = 0.75
 MAX_POSITION_BIAS = 0.5
 #: At or above this share of read verdicts on the tie label, the judge is not choosing at all.
 MAX_TIE_LABEL_RATE = 0.9
+#: Above this share of dialogues whose verdict changed with the order, the judge answers by order, not content.
+MAX_FLIP_RATE = 0.6
 #: The one-line warning every front end shows for an unhealthy judge (followed by the problem).
 UNHEALTHY = "this judge cannot tell replies apart"
+#: The opt-out every consumer of runs (gate, board, submission) takes for a judge that failed its health check.
+ALLOW_FLAG = "--allow-unhealthy-judge"
+
+
+def unhealthy_refusal(what: str, problem: str | None) -> str:
+    """The error of a consumer that refuses a run (``what``) whose judge failed its health check."""
+    return (f"{what}: {UNHEALTHY} ({problem or 'failed its health check'}) — its numbers are refused; fix the judge "
+            f"(a larger model, --judge-mode, the probe in `empathy validate-judge`), or pass {ALLOW_FLAG} to use them "
+            "anyway (tests and demos only: every report then says so on its first line)")
+
+
+def unhealthy_banner(problem: str | None) -> str:
+    """The first line of every report made with :data:`ALLOW_FLAG` over a judge that failed its health check."""
+    return (f"UNHEALTHY JUDGE ({ALLOW_FLAG}): {UNHEALTHY} — {problem or 'it failed its health check'}; "
+            "no number below measures empathy")
 
 
 def label_masses(judgments: Iterable[Judgment]) -> list[float]:
@@ -35,8 +52,14 @@ def probe_accuracy(probe: Sequence[JudgeProbe]) -> float | None:
     return sum(v.winner == "candidate" for v in verdicts) / len(verdicts) if verdicts else None
 
 
-def judge_problem(*, probe_accuracy: float | None, position_bias: float | None, tie_rate: float | None) -> str | None:
-    """Why the judge cannot tell replies apart (every failed check, '; '-joined), or None when it can."""
+def judge_problem(*, probe_accuracy: float | None, position_bias: float | None, tie_rate: float | None,
+                  label_mass: float | None = None, min_label_mass: float = 0.0,
+                  flip_rate: float | None = None) -> str | None:
+    """Why the judge cannot tell replies apart (every failed check, '; '-joined), or None when it can.
+
+    The checks: the sanity probe, position bias, the tie-label share, the mean label mass (logits mode, against
+    the judge's own ``min_label_mass``) and the position-flip rate (:data:`MAX_FLIP_RATE`).
+    """
     out = []
     if probe_accuracy is not None and probe_accuracy < MIN_PROBE_ACCURACY:
         out.append(f"it preferred the caring reply in {probe_accuracy:.0%} of the sanity probe's orders (needs "
@@ -46,6 +69,12 @@ def judge_problem(*, probe_accuracy: float | None, position_bias: float | None, 
         out.append(f"position bias {position_bias:+.2f}: it mostly picks the {which}-shown reply")
     if tie_rate is not None and tie_rate >= MAX_TIE_LABEL_RATE:
         out.append(f"{tie_rate:.0%} of its verdicts are the tie label")
+    if label_mass is not None and label_mass < min_label_mass:
+        out.append(f"mean label mass {label_mass:.2f} is below its floor {min_label_mass:g}: it was mostly not "
+                   "answering with a label")
+    if flip_rate is not None and flip_rate > MAX_FLIP_RATE:
+        out.append(f"its verdict changed with the order in {flip_rate:.0%} of dialogues (ceiling "
+                   f"{MAX_FLIP_RATE:.0%})")
     return "; ".join(out) or None
 
 
@@ -68,12 +97,14 @@ def run_health(judgments: Sequence[Judgment], rubric: Sequence[RubricScore], *, 
     tie_rate = sum(v.winner == "tie" for v in read) / len(read) if read else None
     bias = 2 * mean_or_nan(first_wins) - 1 if first_wins else None
     accuracy = probe_accuracy(probe)
-    problem = judge_problem(probe_accuracy=accuracy, position_bias=bias, tie_rate=tie_rate)
+    flip_rate = mean_or_nan([float(f) for f in flips]) if flips else None
+    problem = judge_problem(probe_accuracy=accuracy, position_bias=bias, tie_rate=tie_rate, label_mass=mean_mass,
+                            min_label_mass=min_label_mass, flip_rate=flip_rate)
     return RunHealth(
         n_verdicts=len(verdicts),
         parse_rate=len(read) / len(verdicts) if verdicts else None,
         tie_rate=tie_rate,
-        position_flip_rate=mean_or_nan([float(f) for f in flips]) if flips else None,
+        position_flip_rate=flip_rate,
         position_bias=bias,
         label_mass_mean=mean_mass,
         label_mass_min=min_mass,

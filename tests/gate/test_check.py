@@ -206,7 +206,12 @@ def test_mismatched_runs_are_invalid_and_name_the_field(tiny_models, small_refs,
     assert main(["check", "--baseline", a, "--candidate", runs["jsonl"]]) == 3
     out = capsys.readouterr().out
     assert "- dataset hash: baseline '" in out and "dialogue ids" not in out  # same ids, other content
-    assert main(["check", "--baseline", a, "--candidate", str(tmp_path / "missing")]) == 3
+    # a folder that is not there is a usage error naming the option, before any run is read
+    assert main(["check", "--baseline", a, "--candidate", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert f"--candidate {tmp_path / 'missing'} does not exist (no such folder)" in err
+    assert main(["check", "--baseline", str(tmp_path / "nope"), "--candidate", a]) == 2
+    assert "--baseline" in capsys.readouterr().err
     assert main(["check", "--baseline", a]) == 2  # usage
     assert main(["check", "--baseline", a, "--candidate", a]) == 0
 
@@ -222,17 +227,26 @@ def test_a_rebuilt_reference_file_is_an_invalid_comparison(runs, capsys):
     assert f"- base reference file hash: baseline {hashes[0]!r}, candidate {hashes[1]!r}" in out
 
 
-def test_a_metric_scored_in_neither_pair_is_an_invalid_comparison(runs, capsys):
-    # the candidate's cognitive rubric score is unreadable on every dialogue: nothing to pair, and the rubric
-    # parse rate (of the candidate's replies: 12 of 18 scores read) breaks its floor
+def test_a_rubric_dimension_scored_in_neither_run_is_inconclusive_never_a_pass(runs, capsys, tmp_path):
+    # the candidate's cognitive rubric score is unreadable on every dialogue: the rubric parse rate (of the
+    # candidate's replies: 12 of 18 scores read) breaks its floor — an invalid comparison
     args = ["check", "--baseline", runs["long"], "--candidate", runs["mute"]]
     assert main(args) == 3
     out = capsys.readouterr().out
-    assert "- rubric:cognitive: no dialogue is scored in both runs (6 baseline, 0 candidate)" in out
     assert "- candidate rubric_parse_rate 0.6667 breaks the floor 0.9" in out
-    assert main([*args, "--min-rubric-parse-rate", "0.6"]) == 3
+    # with the floor lowered, the dimension has no reply to compare: inconclusive, exit 4 even without
+    # --fail-on-inconclusive (today's main: an invalid comparison naming it as a problem)
+    verdict = tmp_path / "verdict.json"
+    assert main([*args, "--min-rubric-parse-rate", "0.6", "--metrics", "rubric", "--json", str(verdict)]) == 4
     out = capsys.readouterr().out
-    assert "rubric:cognitive: no dialogue is scored in both runs" in out and "breaks the floor" not in out
+    assert "breaks the floor" not in out and "INCONCLUSIVE" in out
+    by = {m["name"]: m for m in json.loads(verdict.read_text())["metrics"]}
+    cognitive = by["rubric:cognitive"]
+    assert cognitive["outcome"] == "inconclusive" and cognitive["n"] == 0 and cognitive["ci_low"] is None
+    assert cognitive["reason"] == "no dialogue is scored in both runs (6 baseline, 0 candidate)"
+    assert by["rubric:affective"]["reason"] is None and by["rubric:affective"]["n"] == 6
+    assert "rubric:cognitive: no dialogue is scored in both runs (6 baseline, 0 candidate); it cannot pass" in out
+    # the dimensions that were scored still gate normally
     assert main([*args, "--min-rubric-parse-rate", "0.6", "--metrics", "win_rate", "rubric:affective"]) == 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
 import numpy as np
@@ -161,12 +160,12 @@ def test_lc_removes_a_pure_length_effect() -> None:
 def test_null_calibration_regression_rate_within_alpha() -> None:
     # a test of the test: 200 comparisons of a system with itself at the boundary (margin 0) — at most α plus
     # three binomial standard errors may say "regression"; n_boot reduced to 400 to keep this to a few seconds
-    sims, start = 200, time.perf_counter()
+    # (its speed is not asserted: a loaded CI machine would make that a flaky failure, not a finding)
+    sims = 200
     regressions = sum(
         _one(_same_system(seed=1000 + s, margin=0.0), n_boot=400, seed=s).outcome == "regression" for s in range(sims)
     )
     assert regressions / sims <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / sims)
-    assert time.perf_counter() - start < 20
 
 
 def _normal_null(n: int, rng: np.random.Generator, name: str) -> PairedMetric:
@@ -180,14 +179,13 @@ def test_null_calibration_at_small_n() -> None:
     # comparisons in which Holm reports any regression must stay within α plus three binomial standard errors.
     # Here 4.65 %; without the small-sample widening the percentile bootstrap reported one in 6.9 % (8.1 % over
     # 3000 other simulations; one metric alone: 5.9 %).
-    sims, start = 2000, time.perf_counter()
+    sims = 2000
     any_regression = 0
     for s in range(sims):
         rng = np.random.default_rng(20_000 + s)
         verdicts = evaluate_gate([_normal_null(20, rng, f"rubric:m{i}") for i in range(3)], None, n_boot=400, seed=s)
         any_regression += any(v.outcome == "regression" for v in verdicts)
     assert any_regression / sims <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / sims)
-    assert time.perf_counter() - start < 30
 
 
 def test_widening() -> None:
@@ -294,8 +292,6 @@ def test_only_common_dialogues_count() -> None:
 
 
 def test_errors_name_the_metric() -> None:
-    with pytest.raises(ValueError, match="'empty'.*no dialogue is scored in both runs"):
-        evaluate_gate([PairedMetric(name="empty", baseline={"a": 1.0}, candidate={"b": 1.0}, margin=0.0)], None)
     m = _same_system(seed=0)
     with pytest.raises(ValueError, match="'lc_win_rate'.*baseline_len"):
         evaluate_gate([PairedMetric(name="lc_win_rate", baseline=m.baseline, candidate=m.candidate, margin=0.0,
@@ -309,3 +305,55 @@ def test_errors_name_the_metric() -> None:
     with pytest.raises(ValueError, match="alpha=0.5"):
         evaluate_gate([m], None, alpha=0.5)
     assert evaluate_gate([], None) == []
+
+
+def _ties(n: int = 16) -> dict[str, float]:
+    return {f"d{i:04d}": 0.5 for i in range(n)}
+
+
+def test_a_win_rate_whose_every_verdict_tied_is_inconclusive_not_a_pass() -> None:
+    # a judge that ties everything gives Δ* ≡ 0 and CI [0, 0]: before, "pass" at any margin > 0
+    blind = PairedMetric(name="win_rate:vs_base", baseline=_ties(), candidate=_ties(), margin=0.02, outcomes=True)
+    lc = PairedMetric(name="lc_win_rate:vs_base", baseline=_ties(), candidate=_ties(), margin=0.02, statistic="lc",
+                      baseline_len=dict.fromkeys(_ties(), 3.0), candidate_len=dict.fromkeys(_ties(), -9.0))
+    verdicts = evaluate_gate([blind, lc], None, n_boot=500)
+    for v in verdicts:
+        assert v.outcome == "inconclusive" and v.ci_low is None and v.p_pass is None and v.n == 16
+        assert v.reason is not None and "every verdict on the 16 dialogues of both runs is a tie" in v.reason
+    assert verdicts[0].delta == 0.0 and verdicts[0].baseline == 0.5
+    # the same values as a rubric mean (not outcomes) are a real, identical measurement: a pass
+    same = PairedMetric(name="rubric:cognitive", baseline=_ties(), candidate=_ties(), margin=0.02)
+    assert _one(same, n_boot=500).outcome == "pass"
+    # one decisive dialogue in either run is information
+    one = PairedMetric(name="win_rate:vs_base", baseline=_ties(), candidate={**_ties(), "d0003": 0.0}, margin=0.02,
+                       outcomes=True)
+    assert _one(one, n_boot=500).reason is None
+
+
+def test_a_head_to_head_without_a_decisive_dialogue_is_inconclusive() -> None:
+    v = evaluate_gate([], HeadToHead(name="head_to_head", outcomes=_ties(), margin=0.02), n_boot=500)[0]
+    assert (v.outcome, v.wins, v.losses, v.ties, v.n, v.ci_low) == ("inconclusive", 0, 0, 16, 0, None)
+    assert v.reason is not None and "W/L/T 0/0/16" in v.reason
+    # identical replies tie by fact: a checkpoint equal to its baseline is not a blind judge
+    same = HeadToHead(name="head_to_head", outcomes=_ties(), margin=0.02, same_replies=frozenset(_ties()))
+    assert evaluate_gate([], same, n_boot=500)[0].outcome == "pass"
+    # ties on the identical dialogues only do not make the others informative
+    part = HeadToHead(name="head_to_head", outcomes=_ties(), margin=0.02, same_replies=frozenset(["d0000"]))
+    assert evaluate_gate([], part, n_boot=500)[0].reason is not None
+
+
+def test_a_metric_without_information_stays_in_holm() -> None:
+    # it counts as a tested hypothesis with p = 1: the informative metric's level is α/2, as with two metrics
+    informative = _paired(0.3, seed=1, margin=0.02)
+    blind = PairedMetric(name="win_rate:vs_base", baseline=_ties(N), candidate=_ties(N), margin=0.02, outcomes=True)
+    alone = _one(informative)
+    both = evaluate_gate([informative, blind], None)
+    assert both[0].outcome == alone.outcome == "pass"
+    assert both[0].confidence == pytest.approx(1 - ALPHA) and alone.confidence == pytest.approx(1 - 2 * ALPHA)
+    assert both[1].outcome == "inconclusive" and both[1].confidence == pytest.approx(1 - ALPHA)
+
+
+def test_a_metric_with_no_common_dialogue_is_inconclusive() -> None:
+    v = _one(PairedMetric(name="rubric:cognitive", baseline={"a": 3.0}, candidate={"b": 4.0}, margin=0.1))
+    assert v.outcome == "inconclusive" and v.n == 0 and v.delta is None and (v.baseline, v.candidate) == (3.0, 4.0)
+    assert v.reason == "no dialogue is scored in both runs (1 baseline, 1 candidate)"
