@@ -21,6 +21,7 @@ from harness.core.io import write_atomic, write_json
 from harness.core.records import ComparisonStats, Judgment, ModelIdentity
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
+from harness.score.health import unhealthy_banner
 from harness.score.stats import OUTCOME_SCORE
 from leaderboard.admit import VERIFICATION, Entry, admit
 from leaderboard.models import Board, Health, Interval, Rejection, Row
@@ -107,20 +108,58 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
     )
 
 
+#: What each control row is, for the warning when one ties or beats real models.
+_CONTROL_WHAT = {"null_model": "one fixed reply to every dialogue", "verbose_padding": "generic padded replies",
+                 "anchor_self": "the anchor's own replies", "human": "the dataset's human replies"}
+
+
+def _ties_or_beats(control: Row, ranked: Sequence[Row]) -> tuple[list[str], list[str]]:
+    """The ranked models a control beats (a higher score) and ties (its score reaches the model's 95 % CI)."""
+    c = control.bt.value
+    beats: list[str] = []
+    ties: list[str] = []
+    for r in ranked:
+        if c is None or r.bt.value is None:
+            continue
+        if c > r.bt.value:
+            beats.append(r.model)
+        elif c >= (r.bt.low if r.bt.low is not None else r.bt.value):
+            ties.append(r.model)
+    return beats, ties
+
+
 def control_warnings(rows: Sequence[Row]) -> list[str]:
-    """A control that beats real models means the judge rewards something other than empathy: say so first."""
+    """A control that ties or beats real models means the judge cannot tell them from it: say so first.
+
+    A control *ties* a model when its score lies within the model's 95 % CI (or equals the score when there is no
+    CI), as every row does under a judge that answers "tie" to everything.
+    """
     ranked = [r for r in rows if r.control is None and r.bt.value is not None]
     out = []
     for c in (r for r in rows if r.control is not None and r.bt.value is not None):
-        beaten = [r.model for r in ranked if r.bt.value is not None and c.bt.value is not None and c.bt.value > r.bt.value]
-        if beaten:
-            out.append(f"control row {c.control!r} beats {len(beaten)} ranked model(s) ({', '.join(beaten[:5])}): "
-                       "the judge rewards something other than empathy here — read the board with care")
+        beats, ties = _ties_or_beats(c, ranked)
+        parts = [f"{verb} {len(names)} ranked model(s) ({', '.join(names[:5])})"
+                 for verb, names in (("beats", beats), ("ties", ties)) if names]
+        if parts:
+            why = ("those models are not told apart from the anchor itself" if c.control == "anchor_self" else
+                   "the judge rewards something other than empathy here, or the board has too few dialogues to "
+                   "tell — read the board with care")
+            what = _CONTROL_WHAT.get(c.control or "", "a control")
+            out.append(f"control row {c.control!r} ({what}) {' and '.join(parts)}: {why}")
         if c.control == "anchor_self" and c.win_rate.low is not None and c.win_rate.high is not None \
                 and not c.win_rate.low <= 0.5 <= c.win_rate.high:
             out.append(f"the anchor against itself wins {c.win_rate.value:.0%} (CI {c.win_rate.low:.0%}–"
                        f"{c.win_rate.high:.0%}), not 50 %: the judge is biased by position or wording")
     return out
+
+
+def judge_banner(entries: Sequence[Entry]) -> str | None:
+    """The board's first line when it shows runs whose judge failed its health check (the protocol allowed them)."""
+    sick = [e.run.result.health for e in entries if not e.run.result.health.judge_ok]
+    if not sick:
+        return None
+    where = f" (in {len(sick)} of {len(entries)} runs on this board)" if len(entries) > 1 else ""
+    return unhealthy_banner(f"{sick[0].judge_problem or 'it failed its health check'}{where}")
 
 
 def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
@@ -142,10 +181,11 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Se
     rows = [_row(e, protocol, ratings.get(e.run_id)) for e in entries]
     real = sorted((r for r in rows if r.control is None), key=lambda r: -(r.bt.value or float("-inf")))
     controls = sorted((r for r in rows if r.control is not None), key=lambda r: r.control or "")
+    banner = judge_banner(entries)
     board = Board(name=protocol.name, protocol_hash=protocol.hash, judge=protocol.judge_fingerprint,
                   anchor=protocol.anchor.name, anchor_value=protocol.anchor.value, rows=[*real, *controls],
-                  warnings=control_warnings(rows), rejected=rejected, built_at=now(), harness_version=__version__,
-                  built_from_commit=built_from)
+                  banner=banner, warnings=[*([banner] if banner else []), *control_warnings(rows)],
+                  rejected=rejected, built_at=now(), harness_version=__version__, built_from_commit=built_from)
     return board, entries
 
 
@@ -186,47 +226,6 @@ def _parquet(rows: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
-def dataset_card(board: Board, protocol: BoardProtocol) -> str:
-    """README.md of the board's dataset repo: its ``configs`` make the Hub's dataset viewer show the table."""
-    top = "\n".join(f"| {r.rank if r.rank is not None else '—'} | {r.model} | "
-                    f"{'' if r.bt.value is None else round(r.bt.value)} | "
-                    f"{'' if r.win_rate.value is None else f'{r.win_rate.value:.1%}'} | {r.status} |"
-                    for r in board.rows)
-    return f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: leaderboard.parquet
-license: apache-2.0
-tags:
-- empathy
-- leaderboard
-- llm-as-a-judge
-- empathy-harness
----
-
-# {board.name}
-
-An empathy leaderboard built with empathy-harness: every model's replies to the same {protocol.dataset.n} dialogues
-(`{protocol.dataset.spec}`, hash `{protocol.dataset.hash}`) are judged pairwise, in both orders, against the anchor
-**{board.anchor}** by one judge (fingerprint `{board.judge}`). Scores are Bradley–Terry ratings anchored at
-{board.anchor_value:g} with 95 % bootstrap CIs over dialogues; ranks are ranges where CIs overlap. Control rows
-(a fixed reply, verbose padding, the anchor against itself, human replies) are judged like models and never ranked.
-
-{chr(10).join(f"> **Warning:** {w}" for w in board.warnings)}
-
-| rank | model | BT | win rate vs anchor | status |
-|---|---|---|---|---|
-{top}
-
-Files: `leaderboard.parquet` / `leaderboard.csv` / `leaderboard.json` (every column), `index.html` (the page),
-`rejected.json` (runs refused, with the reason), `results/<run_id>/` (each run's results, verdicts, replies and
-manifest). Protocol `{board.protocol_hash}`; built {board.built_at} with empathy-harness {board.harness_version}.
-Submit with `empathy submit RUN_DIR --repo <this repo>`.
-"""
-
-
 def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> list[Path]:
     """Write the board folder (built aside, then swapped in: never half a board); returns the files written.
 
@@ -251,6 +250,7 @@ def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, 
 
 
 def _write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> None:
+    from leaderboard.card import dataset_card
     from leaderboard.page import render_page
     from leaderboard.protocol import save_protocol
 

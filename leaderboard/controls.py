@@ -15,6 +15,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.markup import escape
+
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic
 from harness.core.records import Dialogue, ReferenceSet
@@ -24,9 +26,16 @@ from harness.data.references import load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.generate.replies import ModelSpec
+from harness.score.health import (
+    ALLOW_FLAG,
+    judge_problem,
+    probe_accuracy,
+    unhealthy_banner,
+    unhealthy_refusal,
+)
 from leaderboard.admit import CONTROL_PREFIX, CONTROLS
 from leaderboard.models import ControlKind
-from leaderboard.protocol import BoardProtocol
+from leaderboard.protocol import BoardProtocol, mismatches
 
 NULL_REPLY = ("I'm so sorry you're going through this. That sounds really hard, and what you feel makes complete "
               "sense. I'm here for you.")
@@ -52,13 +61,57 @@ def control_replies(kind: ControlKind, dialogues: Sequence[Dialogue], anchor: Re
     return None
 
 
+def check_judge(protocol: BoardProtocol, settings: JudgeSettings) -> str | None:
+    """The board's judge, and one that can tell replies apart — checked before a single control is judged.
+
+    The judge's fingerprint (from its options) must be the board's; then it answers the sanity probe (cached: the
+    control runs reuse it). A judge that fails the probe is refused when the board requires a healthy judge.
+
+    Returns:
+        The banner every report starts with when the board admits an unhealthy judge and this one is; else None.
+
+    Raises:
+        HarnessError: another judge than the board's (both fingerprints named), or an unhealthy one the board refuses.
+    """
+    from harness.judge.judge import open_judge
+    from harness.judge.probe import run_probe
+
+    judge = open_judge(settings)
+    try:
+        given = judge.fingerprint.fingerprint
+        if given != protocol.judge_fingerprint:
+            raise HarnessError(
+                f"the judge given has fingerprint {given}, the board's is {protocol.judge_fingerprint}: nothing was "
+                "judged — give the judge options the board's run was made with (--judge, --judge-revision, "
+                "--judge-mode, --judge-min-label-mass, --judge-max-new-tokens, ...)")
+        accuracy = probe_accuracy(run_probe(judge))
+    finally:
+        judge.client.close()
+    problem = judge_problem(probe_accuracy=accuracy, position_bias=None, tie_rate=None)
+    if problem is None:
+        return None
+    if protocol.require_judge_ok:
+        raise HarnessError(unhealthy_refusal(f"leaderboard controls (board {protocol.name!r} was made without "
+                                             f"{ALLOW_FLAG})", problem))
+    return unhealthy_banner(problem)
+
+
 def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Path, output: Path,
-                 seed: int = 1234) -> list[Path]:
-    """Evaluate every control against the anchor reference; returns the run folders (``output/<kind>``)."""
+                 seed: int = 1234) -> tuple[list[Path], str | None]:
+    """Evaluate every control against the anchor reference.
+
+    The judge is checked first (:func:`check_judge`); a control run the board would refuse is said at once.
+
+    Returns:
+        The run folders (``output/<kind>``), and the unhealthy-judge banner when the board admitted that judge.
+    """
     dialogues, digest = run_dialogues(protocol.dataset.spec, protocol.dataset.n)
     if digest != protocol.dataset.hash:
         raise HarnessError(f"dataset {protocol.dataset.spec!r} hashes to {digest} here, the board requires "
                            f"{protocol.dataset.hash}: the data changed since the board was set up")
+    banner = check_judge(protocol, judge)
+    if banner:
+        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
     anchor_name = protocol.anchor.comparison.removeprefix("vs_")
     anchor = load_reference(reference, name=anchor_name)
     runs = []
@@ -70,8 +123,12 @@ def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Pa
         file = output / "replies" / f"{CONTROL_PREFIX}{kind}.jsonl"
         write_atomic(file, "".join(json.dumps({"dialogue_id": i, "response": r}) + "\n" for i, r in replies.items()))
         console.rule(f"control: {kind}")
-        run_eval(EvalConfig(candidate=ModelSpec(str(file), backend="replies"), judge=judge,
-                            output=output / kind, references={anchor_name: reference},
-                            dataset=protocol.dataset.spec, limit=protocol.dataset.n, seed=seed))
+        result = run_eval(EvalConfig(candidate=ModelSpec(str(file), backend="replies"), judge=judge,
+                                     output=output / kind, references={anchor_name: reference},
+                                     dataset=protocol.dataset.spec, limit=protocol.dataset.n, seed=seed))
+        refused = mismatches(result, protocol)
+        if refused:
+            console.print(f"[yellow]warning:[/] the board will refuse control {kind}: {escape('; '.join(refused))}",
+                          soft_wrap=True)
         runs.append(output / kind)
-    return runs
+    return runs, banner

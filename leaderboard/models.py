@@ -84,8 +84,11 @@ class Board(_Frozen):
     anchor_value: float
     rows: list[Row]
     """Ranked models first (by BT score), then control rows."""
+    banner: str | None = None
+    """The board's first line when it shows runs whose judge failed its health check (a protocol made with
+    ``--allow-unhealthy-judge``): on top of the page and the dataset card, and first in ``warnings``."""
     warnings: list[str] = Field(default_factory=list)
-    """Shown at the top of the page, e.g. a control row that beats real models."""
+    """Shown at the top of the page: the banner, then e.g. a control row that ties or beats real models."""
     rejected: list[Rejection] = Field(default_factory=list)
     built_at: str
     harness_version: str

@@ -34,6 +34,8 @@ font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif
 h1{font-size:26px;margin:0}h2{font-size:18px;margin:30px 0 10px}
 code{font:12px ui-monospace,Menlo,"DejaVu Sans Mono",monospace;background:#f1f4f7;padding:1px 4px;border-radius:3px}
 .meta{display:flex;flex-wrap:wrap;gap:4px 24px;margin:8px 0 0;color:var(--muted)}.meta b{color:var(--ink)}
+.banner{margin:0 0 18px;padding:12px 16px;background:#fee2e2;border:2px solid #b91c1c;border-radius:6px;
+color:#7f1d1d;font-weight:700;font-size:15px}
 .warnings{margin:18px 0;padding:10px 16px;background:#fff7e6;border:1px solid #f5c26b;border-left:6px solid #d97706;
 border-radius:6px}.warnings h2{margin:0 0 4px;font-size:16px;color:#92400e}.warnings ul{margin:0;padding-left:20px}
 .howto{margin:16px 0;padding:8px 16px;background:#f7f9fb;border:1px solid var(--line);border-radius:6px;color:#334155}
@@ -101,7 +103,8 @@ def render_page(board: Board) -> str:
     """
     csp = (f"default-src 'none'; img-src data:; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'; "
            "base-uri 'none'; form-action 'none'")
-    sections = [_header(board), _warnings(board.warnings), _how_to_read(board), _table(board), plots_section(board),
+    sections = [_banner(board.banner), _header(board), _warnings([w for w in board.warnings if w != board.banner]),
+                _how_to_read(board), _table(board), plots_section(board),
                 _rejected(board), f"<footer>empathy-harness {escape(board.harness_version)} · static page, "
                 f"schema v{board.schema_version} · protocol <code>{escape(board.protocol_hash)}</code></footer>"]
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -123,6 +126,11 @@ def _header(board: Board) -> str:
             ("Models", f"{sum(not r.control for r in board.rows)} ranked · {sum(bool(r.control) for r in board.rows)} controls")]
     items = "".join(f"<span>{k}: <b>{v}</b></span>" for k, v in meta)
     return f'<header>\n<h1>{escape(board.name)}</h1>\n<div class="meta">{items}</div>\n</header>'
+
+
+def _banner(banner: str | None) -> str:
+    """The first thing on the page when the board shows runs whose judge failed its health check."""
+    return f'<div class="banner" id="unhealthy-judge" role="alert">{escape(banner)}</div>' if banner else ""
 
 
 def _warnings(warnings: Sequence[str]) -> str:

@@ -3,9 +3,9 @@
 A run is admitted only when it was made on the board's dataset (by hash), with the board's generation prompt
 and decoding, judged by the board's judge (its full fingerprint: model identity, prompts, mode, labels, decoding,
 dtype, parser) against the board's anchor system (by model fingerprint), with enough scored dialogues and every
-comparison and rubric dimension the board shows, and by a judge that can tell replies apart (its health in
-results.json: the sanity probe, position bias and tie-label rate). Anything else is refused, naming the field that
-differs.
+comparison and rubric dimension the board shows, and by a judge that can tell replies apart (``health.judge_ok`` in
+results.json: the sanity probe, position bias, tie-label share, label mass and flip rate) unless the board was made
+with ``--allow-unhealthy-judge``. Anything else is refused, naming the field that differs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import load_config, short_hash
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import FINGERPRINT, Decoding, RunResult
-from harness.score.health import UNHEALTHY
+from harness.score.health import ALLOW_FLAG, UNHEALTHY
 
 
 class _Config(BaseModel):
@@ -60,8 +60,8 @@ class BoardProtocol(_Config):
     min_parse_rate: float = Field(default=0.9, ge=0, le=1, description="judge health: verdicts read")
     max_flip_rate: float = Field(default=0.6, ge=0, le=1, description="judge health: position flips")
     min_label_mass: float = Field(default=0.5, ge=0, le=1, description="judge health (logits mode): label mass")
-    require_judge_ok: bool = Field(default=True, description="judge health: refuse runs whose judge cannot tell "
-                                   "replies apart (failed sanity probe, position-bound, or all ties)")
+    require_judge_ok: bool = Field(default=True, description="judge health: refuse runs whose judge failed its "
+                                   "health check (sanity probe, position bias, tie share, label mass, flips)")
     comparisons: tuple[str, ...] = Field(default=(), description="comparisons shown besides the anchor's")
     rubric: tuple[str, ...] = DIMENSIONS
 
@@ -109,6 +109,27 @@ def _protocol(result: RunResult, p: Any, name: str, comparison: str, anchor: str
     )
 
 
+#: The ``leaderboard init`` option that sets each field a run can fall short of, for the error naming them.
+INIT_OPTIONS = (("scored dialogues", "--min-scored"), ("judge health: parse rate", "--min-parse-rate"),
+                ("judge health: position-flip rate", "--max-flip-rate"),
+                ("judge health: label mass", "--min-label-mass"), (f"judge health: {UNHEALTHY}", ALLOW_FLAG))
+
+
+def check_own_run(result: RunResult, protocol: BoardProtocol, run: Path | str) -> None:
+    """Refuse a protocol that would refuse the very run it is made from (``leaderboard init``), naming each field.
+
+    Raises:
+        HarnessError: every field the run falls short of, with the option that sets it.
+    """
+    problems = []
+    for problem in mismatches(result, protocol):
+        option = next((o for prefix, o in INIT_OPTIONS if problem.startswith(prefix)), None)
+        problems.append(f"{problem} (set by {option})" if option else problem)
+    if problems:
+        raise HarnessError(f"board protocol not written: it would refuse its own run {run} — {'; '.join(problems)}. "
+                           "Loosen the options named, or make the board from a run made as every board run will be")
+
+
 def save_protocol(protocol: BoardProtocol, path: Path) -> None:
     """Write ``board.yaml``."""
     from harness.core.io import write_atomic
@@ -147,7 +168,8 @@ def mismatches(result: RunResult, protocol: BoardProtocol) -> list[str]:
             out.append(f"judge health: parse rate {anchor.parse_rate} vs the anchor, the board requires at least "
                        f"{protocol.min_parse_rate:g}")
         if h.position_flip_rate is None or h.position_flip_rate > protocol.max_flip_rate:
-            out.append(f"judge health: position-flip rate {h.position_flip_rate}, the board allows at most "
+            flips = "not measured" if h.position_flip_rate is None else f"{h.position_flip_rate:.3f}"
+            out.append(f"judge health: position-flip rate {flips}, the board allows at most "
                        f"{protocol.max_flip_rate:g}")
         if h.label_mass_mean is not None and h.label_mass_mean < protocol.min_label_mass:
             out.append(f"judge health: label mass {h.label_mass_mean:.3f}, the board requires at least "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from harness.core.errors import HarnessError
+from leaderboard.hub import check_reachable, hub_api, hub_error
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -80,6 +81,7 @@ def publish(site: Path, *, repo: str, space: str | None = None, endpoint: str | 
     refuse_token(files, token, site)
     built_from = _check_board(files, site)
     api = hub_api(endpoint, token)
+    check_reachable(api, repo, repo_type="dataset", what=f"publishing to dataset repo {repo!r}")
     text = message or _default_message(files)
     out = {"dataset_commit": with_retries(
         lambda: sync_repo(api, repo, "dataset", files, text, managed=_board_managed(files), built_from=built_from),
@@ -137,13 +139,6 @@ def refuse_token(files: dict[str, bytes], token: str | None, where: Path) -> Non
                            "from the files and rebuild them")
 
 
-def hub_api(endpoint: str | None, token: str | None) -> HfApi:
-    """An ``HfApi`` that authenticates only with ``token`` (never a token saved on this machine)."""
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=endpoint, token=token or False, library_name="empathy-harness")
-
-
 def sync_repo(api: HfApi, repo: str, repo_type: str, files: dict[str, bytes], message: str, *,
               managed: Callable[[str], bool], space_sdk: str | None = None, built_from: str | None = None) -> str:
     """Create ``repo`` if needed and commit what differs from ``files`` on its main; the URL of main's commit."""
@@ -191,40 +186,6 @@ def with_retries(action: Callable[[], T], *, max_retries: int, what: str) -> T:
             _sleep(wait)
         except (OSError, ValueError, httpx2.HTTPError) as exc:  # unreachable, offline, README metadata refused
             raise hub_error(exc, what) from exc
-
-
-def hub_error(exc: Exception, what: str, *, retries: int = 0) -> HarnessError:
-    """A :class:`HarnessError` for a failed Hub call: what failed, why, and what to do."""
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
-
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    if isinstance(exc, OfflineModeIsEnabled):
-        return HarnessError(f"{what}: offline mode is on (HF_HUB_OFFLINE) — unset it to reach the Hub")
-    if isinstance(exc, RepositoryNotFoundError):
-        return HarnessError(f"{what}: the repo does not exist or this token cannot see it — check the repo id and "
-                            "give a token with access to it (HF_TOKEN)")
-    if isinstance(exc, ValueError) and not isinstance(exc, HfHubHTTPError):
-        if "metadata in README.md" in str(exc):
-            detail = " ".join(line.strip("- ") for line in str(exc).splitlines()[1:3])
-            return HarnessError(f"{what}: the Hub rejected README.md's YAML front matter ({detail or reason}) — "
-                                "fix the card and rebuild")
-        return HarnessError(f"{what}: {reason} — check the repo id ('org/name') and the options")
-    if not isinstance(exc, HfHubHTTPError):
-        return HarnessError(f"{what}: cannot reach the Hub ({type(exc).__name__}: {reason}) — check the endpoint "
-                            "and the network")
-    status = exc.response.status_code
-    server = f" ({exc.server_message.strip()[:200]})" if exc.server_message else ""
-    if status == 412:
-        return HarnessError(f"{what}: the board changed on the Hub since it was read (another publish landed "
-                            "first); nothing was written — rebuild the site from the Hub and publish again")
-    if status in (401, 403):
-        return HarnessError(f"{what}: the Hub refused the request (HTTP {status}){server} — give a token with "
-                            "write access to the repo (HF_TOKEN)")
-    if status == 429 or status >= 500:
-        return HarnessError(f"{what}: the Hub kept failing (HTTP {status}){server} after {retries} retries — try "
-                            "again later (publishing again is safe: what already landed is not committed twice)")
-    return HarnessError(f"{what}: the Hub refused the request (HTTP {status}){server} — check the repo id, the "
-                        "token's access and the files")
 
 
 def commit_url(endpoint: str, repo_type: str, repo: str, sha: str) -> str:

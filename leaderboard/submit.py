@@ -7,7 +7,8 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.evaluate.runs import FILES, PROBE, RESULTS, load_run
-from leaderboard.publish import hub_api, hub_error, refuse_token
+from leaderboard.hub import check_reachable, hub_api, hub_error
+from leaderboard.publish import refuse_token
 
 #: What a submission carries: the run folder's record files (models, caches and references stay at home).
 SUBMISSION_FILES = (RESULTS, *FILES, PROBE)
@@ -16,7 +17,8 @@ SUBMISSIONS = "submissions"
 _RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
 
 
-def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None, token: str | None = None) -> str:
+def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None, token: str | None = None,
+           note: str | None = None) -> str:
     """Open a pull request on the board's dataset repo adding ``submissions/<run_id>/`` with the run's files.
 
     The run is validated with :func:`~harness.evaluate.runs.load_run` first: an invalid run is never sent.
@@ -27,12 +29,14 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
         run_id: The run's id on the board, e.g. ``Qwen__Qwen2.5-0.5B-Instruct/2025-01-31``.
         endpoint: The Hub URL (default: the one ``huggingface_hub`` is configured with).
         token: A Hub token (read access is enough to open a pull request); sent only in the Authorization header.
+        note: The first line of the pull request's description (the unhealthy-judge banner, when there is one).
 
     Returns:
         The pull request's URL.
 
     Raises:
-        HarnessError: the run is invalid, the run id unsafe, the board missing, or the Hub refused the request.
+        HarnessError: the run is invalid, the run id unsafe, the board missing, or the Hub unreachable (within the
+            Hub deadline, ``EMPATHY_HUB_TIMEOUT_S``) or refused the request.
     """
     from huggingface_hub import CommitOperation, CommitOperationAdd
 
@@ -47,12 +51,15 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
         for name, data in files.items()
     ]
     what = f"submitting run {run_id!r} to board {repo!r}"
+    api = hub_api(endpoint, token)
+    check_reachable(api, repo, repo_type="dataset", what=what)
+    description = (f"Run `{run_id}` of `{run.result.model}`, judged by `{run.result.judge.fingerprint}`, validated "
+                   "with `load_run` before submission.")
     try:
-        info = hub_api(endpoint, token).create_commit(
+        info = api.create_commit(
             repo, operations, repo_type="dataset", create_pr=True,
             commit_message=f"Submit {run.result.model} ({run_id})",
-            commit_description=(f"Run `{run_id}` of `{run.result.model}`, judged by `{run.result.judge.fingerprint}`, "
-                                "validated with `load_run` before submission."),
+            commit_description=f"**{note}**\n\n{description}" if note else description,
         )
     except Exception as exc:  # mapped to a user-facing error; unexpected ones re-raised as they are
         error = _mapped(exc, what)
@@ -73,8 +80,10 @@ def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str
     from huggingface_hub import snapshot_download
 
     what = f"downloading board {repo!r}"
+    api = hub_api(endpoint, token)
+    check_reachable(api, repo, repo_type="dataset", what=what)
     try:
-        sha = hub_api(endpoint, token).repo_info(repo, repo_type="dataset", revision="main").sha or "main"
+        sha = api.repo_info(repo, repo_type="dataset", revision="main").sha or "main"
         path = snapshot_download(repo_id=repo, repo_type="dataset", local_dir=dest, endpoint=endpoint,
                                  token=token or False, library_name="empathy-harness", revision=sha)
     except Exception as exc:

@@ -12,6 +12,8 @@ from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli.options import Subparsers
+    from harness.core.records import RunResult
+    from leaderboard.models import Board
 
 TOKEN_ENV = "HF_TOKEN"
 
@@ -35,7 +37,8 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     init.add_argument("--max-flip-rate", type=float, default=0.6, help="judge health ceiling (default 0.6)")
     init.add_argument("--min-label-mass", type=float, default=0.5, help="judge health floor, logits (default 0.5)")
     init.add_argument("--allow-unhealthy-judge", action="store_true",
-                      help="admit runs whose judge fails the sanity probe (for tests and demos only)")
+                      help="admit runs whose judge failed its health check (sanity probe, tie share, label mass, "
+                           "flips); for tests and demos only — the board then says so on its first line")
     init.add_argument("--output", required=True, help="protocol file to write, e.g. board.yaml")
 
     ctl = act.add_parser("controls", help="judge the control rows (null model, verbose padding, anchor vs itself, "
@@ -81,6 +84,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     sm.add_argument("--repo", required=True, help="the board's dataset repo, e.g. my-org/empathy-board")
     sm.add_argument("--board", default=None, help="the board protocol, to check the run before submitting")
     sm.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
+    sm.add_argument("--allow-unhealthy-judge", action="store_true",
+                    help="submit a run whose judge failed its health check (for tests and demos only: the pull "
+                         "request then says so on its first line)")
     return {"leaderboard": cmd_leaderboard, "submit": cmd_submit}
 
 
@@ -97,38 +103,85 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness.core.ui import console
     from harness.evaluate.runs import load_run
-    from leaderboard.protocol import protocol_from_run, save_protocol
+    from leaderboard.protocol import check_own_run, protocol_from_run, save_protocol
 
-    protocol = protocol_from_run(load_run(args.run).result, name=args.name, anchor=args.anchor,
-                                 anchor_name=args.anchor_name, min_scored=args.min_scored,
-                                 min_parse_rate=args.min_parse_rate, max_flip_rate=args.max_flip_rate,
-                                 min_label_mass=args.min_label_mass,
+    output = _protocol_file("--output", args.output)  # before any work
+    result = load_run(args.run).result
+    banner = _health_rule(result, allow=args.allow_unhealthy_judge, what=f"leaderboard init --run {args.run}")
+    protocol = protocol_from_run(result, name=args.name, anchor=args.anchor, anchor_name=args.anchor_name,
+                                 min_scored=args.min_scored, min_parse_rate=args.min_parse_rate,
+                                 max_flip_rate=args.max_flip_rate, min_label_mass=args.min_label_mass,
                                  require_judge_ok=not args.allow_unhealthy_judge)
-    save_protocol(protocol, Path(args.output))
-    console.print(f"board protocol {protocol.hash} written to {args.output}")
+    check_own_run(result, protocol, args.run)
+    try:
+        save_protocol(protocol, output)
+    except OSError as exc:
+        raise HarnessError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") from exc
+    if banner:
+        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+    console.print(f"board protocol {protocol.hash} written to {escape(args.output)}", soft_wrap=True)
     return 0
 
 
+def _protocol_file(option: str, value: str) -> Path:
+    """The file an output option names, refused before any work: a folder, a path under a file, no permission."""
+    import tempfile
+
+    path = Path(value)
+    if path.is_dir():
+        raise HarnessError(f"{option} {value} is a folder: give the file to write, e.g. {path / 'board.yaml'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:  # (missing folders are created)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise HarnessError(f"{option} {value}: {parent} is a file, not a folder — give a path in a folder")
+    try:  # a real write, not os.access: root passes every permission check yet cannot write in /proc
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"{option} {value}: cannot write in {parent} ({exc.strerror or exc}) — give a path in "
+                           "a folder you can write to") from exc
+    return path
+
+
+def _health_rule(result: RunResult, *, allow: bool, what: str) -> str | None:
+    """The one health rule: a run whose judge failed its health check is refused without the opt-out.
+
+    Returns:
+        With the opt-out, the banner every report then starts with (None for a healthy judge).
+    """
+    from harness.score.health import unhealthy_banner, unhealthy_refusal
+
+    if result.health.judge_ok:
+        return None
+    if not allow:
+        raise HarnessError(unhealthy_refusal(what, result.health.judge_problem))
+    return unhealthy_banner(result.health.judge_problem)
+
+
 def _controls(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness.core.ui import console
     from leaderboard.controls import run_controls
     from leaderboard.protocol import load_protocol
 
-    runs = run_controls(load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
-                        reference=Path(args.reference), output=Path(args.output))
-    console.print(f"{len(runs)} control runs written under {args.output}")
+    runs, banner = run_controls(load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
+                                reference=Path(args.reference), output=Path(args.output))
+    if banner:
+        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+    console.print(f"{len(runs)} control runs written under {escape(args.output)}", soft_wrap=True)
     return 0
 
 
 def _build(args: argparse.Namespace) -> int:
     import tempfile
 
-    from rich.table import Table
-
-    from harness.core.ui import console
-    from leaderboard.build import build_board, rejected_summary, write_site
+    from leaderboard.build import build_board, write_site
     from leaderboard.protocol import load_protocol
 
     protocol = load_protocol(args.board)
@@ -147,24 +200,40 @@ def _build(args: argparse.Namespace) -> int:
         board, entries = build_board(paths, protocol, untrusted=untrusted, n_boot=args.n_boot, seed=args.seed,
                                      built_from=built_from)
         files = write_site(board, entries, protocol, Path(args.output))
-    table = Table(title=f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})",
+    _print_board(board, n_files=len(files), output=args.output)
+    return 0
+
+
+def _print_board(board: Board, *, n_files: int, output: str) -> None:
+    """The board on stdout (the banner first, whole model names), warnings and refusals on stderr."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.core.ui import add_identity_column, console, report_console
+    from leaderboard.build import rejected_summary
+
+    out = report_console()
+    if board.banner:
+        out.print(f"[bold red]{escape(board.banner)}[/]", soft_wrap=True)
+    table = Table(title=escape(f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})"),
                   title_justify="left")
-    for col in ("rank", "model", "BT [95% CI]", "win rate vs anchor", "status"):
+    table.add_column("rank")
+    add_identity_column(table, "model")
+    for col in ("BT [95% CI]", "win rate vs anchor", "status"):
         table.add_column(col)
     for r in board.rows:
         rank = "—" if r.rank is None else (f"{r.rank_low}–{r.rank_high}" if r.rank_low != r.rank_high else str(r.rank))
         bt = "—" if r.bt.value is None else f"{r.bt.value:.0f} [{r.bt.low:.0f}, {r.bt.high:.0f}]"
         wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
-        table.add_row(rank, r.model, bt, wr, r.status)
-    from rich.console import Console
-
-    Console().print(table)
+        table.add_row(rank, escape(r.model), escape(bt), wr, r.status)
+    out.print(table)
     for w in board.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        if w != board.banner:
+            console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     for line in rejected_summary(board.rejected):
-        console.print(f"[red]refused[/] {line}")
-    console.print(f"{len(board.rows)} rows, {len(board.rejected)} refused; {len(files)} files in {args.output}")
-    return 0
+        console.print(f"[red]refused[/] {escape(line)}", soft_wrap=True)
+    console.print(f"{len(board.rows)} rows, {len(board.rejected)} refused; {n_files} files in {escape(output)}",
+                  soft_wrap=True)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -208,12 +277,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from leaderboard.submit import submit
 
     run = load_run(args.run)
+    banner = _health_rule(run.result, allow=args.allow_unhealthy_judge, what=f"submitting {args.run}")
     if args.board:
         from leaderboard.protocol import load_protocol, mismatches
 
         problems = mismatches(run.result, load_protocol(args.board))
         if problems:
             raise HarnessError(f"{args.run} would be refused by the board: {'; '.join(problems)}")
-    url = submit(Path(args.run), repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token())
+    url = submit(Path(args.run), repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token(),
+                 note=banner)
+    if banner:
+        print(banner)
     print(f"pull request opened: {url}")
     return 0

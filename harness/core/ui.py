@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -15,10 +16,27 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from harness.core.records import RunResult
 
 console = Console(stderr=True)
+#: The width a command's result gets in a file or pipe: wide enough that no table row is cut or wrapped
+#: (a table is only as wide as its cells; a terminal keeps its own width).
+PIPE_WIDTH = 1000
+
+
+def report_console(*, pipe_width: int = PIPE_WIDTH) -> Console:
+    """A console for a command's result on stdout: the terminal's width on a TTY, ``pipe_width`` in a file or pipe."""
+    return Console(width=None if sys.stdout.isatty() else pipe_width)
+
+
+def add_identity_column(table: Table, header: str, **kw: Any) -> None:
+    """Add a column that tells rows apart (a model name, a path): never cut to '…', folded in a narrow terminal.
+
+    Two models whose names share a prefix must not print alike.
+    """
+    table.add_column(header, overflow="fold", **kw)
 
 
 def short_name(model: str) -> str:
@@ -54,9 +72,7 @@ def _fmt(x: object, pct: bool = True) -> str:
 
 def print_summary(result: RunResult) -> None:
     """Rich tables of a run (on stdout): every comparison with CIs, the rubric, run health, then warnings."""
-    from rich.table import Table
-
-    out = Console(width=None if sys.stdout.isatty() else 150)  # a file or pipe gets whole rows
+    out = report_console(pipe_width=150)  # a file or pipe gets whole rows
     if result.demo:
         out.print("[bold red]DEMO[/]: random weights — these numbers are noise, not a measurement of empathy")
     table = Table(title=f"empathy — {result.model}", title_justify="left")
@@ -77,7 +93,10 @@ def print_summary(result: RunResult) -> None:
                              for d in dims.values()))
     out.print(rt)
     h = result.health
-    out.print(f"judge health: parse rate {_fmt(h.parse_rate)}, tie-label rate {_fmt(h.tie_rate)}, position bias "
+    total = sum(d.n_scored + d.n_unscored for d in result.rubric.values())
+    unscored = sum(d.n_unscored for d in result.rubric.values())
+    rubric = f", rubric parse rate {_fmt(h.rubric_parse_rate)} ({unscored} of {total} scores unscored)" if total else ""
+    out.print(f"judge health: parse rate {_fmt(h.parse_rate)}{rubric}, tie-label rate {_fmt(h.tie_rate)}, position bias "
               f"{_fmt(h.position_bias, False)}, label mass {_fmt(h.label_mass_mean, False)} (min "
               f"{_fmt(h.label_mass_min, False)}); judge {result.judge.fingerprint}")
     for w in result.warnings:

@@ -9,6 +9,7 @@ import pytest
 
 from harness.cli.main import main
 from harness.evaluate.runs import load_run
+from harness.score.health import judge_problem, unhealthy_banner
 from leaderboard.protocol import load_protocol, mismatches, protocol_from_run
 from tests.leaderboard.conftest import N, eval_run
 
@@ -42,11 +43,18 @@ def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, ca
     protocol = load_protocol(board_file)
     # the controls, judged with the board's judge against the anchor reference
     controls = tmp_path / "controls"
+    capsys.readouterr()
     assert main(["leaderboard", "controls", "--board", str(board_file), "--reference", str(small_refs["base"]),
                  "--judge", str(tiny_models["judge"]), "--judge-device", "cpu", "--judge-min-label-mass", "0",
                  "--cache-dir", str(board_runs["cache"]), "--output", str(controls)]) == 0
     assert sorted(p.name for p in controls.iterdir() if (p / "results.json").is_file()) == [
         "anchor_self", "null_model", "verbose_padding"]  # the bundled dialogues have no human replies
+    # the board admits this judge although it failed the probe: the controls' report says so first
+    probe = judge_problem(probe_accuracy=load_run(board_runs["a"]).result.health.probe_accuracy, position_bias=None,
+                          tie_rate=None)
+    assert probe is not None
+    assert capsys.readouterr().err.splitlines()[-2:] == [unhealthy_banner(probe),
+                                                         f"3 control runs written under {controls}"]
     # refused: another judge, a duplicate of run a, an incomplete folder
     other_judge = eval_run(tmp_path / "other-judge", tiny_models["candidate"], tiny_models, small_refs,
                            board_runs["cache"], max_new_tokens=50, mode="generate")
@@ -76,6 +84,15 @@ def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, ca
         assert r["status"] == "self-reported" and r["n_scored"] == N
         assert r["win_rate"]["low"] <= r["win_rate"]["value"] <= r["win_rate"]["high"]
         assert load_run(site / "results" / r["run_id"]).result.judge.fingerprint == protocol.judge_fingerprint
+    # this judge ties everything: the controls tie every real model, and the board says so after its banner
+    assert board["warnings"][0] == board["banner"] and board["banner"].startswith("UNHEALTHY JUDGE")
+    tied = f"ties 3 ranked model(s) ({', '.join(r['model'] for r in ranked)})"
+    worry = "the judge rewards something other than empathy here, or the board has too few dialogues to tell"
+    assert board["warnings"][1:4] == [
+        f"control row 'anchor_self' (the anchor's own replies) {tied}: those models are not told apart from the "
+        "anchor itself",
+        f"control row 'null_model' (one fixed reply to every dialogue) {tied}: {worry} — read the board with care",
+        f"control row 'verbose_padding' (generic padded replies) {tied}: {worry} — read the board with care"]
     reasons = {json.dumps(x) for x in json.loads((site / "rejected.json").read_text())}
     assert any("other-judge" in r and "judge fingerprint" in r for r in reasons)
     assert sum("duplicate: the same model" in r for r in reasons) == 1

@@ -44,10 +44,32 @@ def test_a_control_that_beats_real_models_is_said_at_the_top():
     rows = [row("a", 1100), row("b", 950), row("pad", 1000, "verbose_padding"), row("null", 800, "null_model"),
             row("self", 1000, "anchor_self", win=(0.7, 0.62, 0.78))]
     warnings = control_warnings(rows)
-    assert any("'verbose_padding' beats 1 ranked model(s) (b)" in w for w in warnings)
-    assert not any("'null_model'" in w for w in warnings)
-    assert any("anchor against itself wins 70%" in w for w in warnings)
+    assert warnings == [
+        "control row 'verbose_padding' (generic padded replies) beats 1 ranked model(s) (b): the judge rewards "
+        "something other than empathy here, or the board has too few dialogues to tell — read the board with care",
+        "control row 'anchor_self' (the anchor's own replies) beats 1 ranked model(s) (b): those models are not told "
+        "apart from the anchor itself",
+        "the anchor against itself wins 70% (CI 62%–78%), not 50 %: the judge is biased by position or wording",
+    ]  # the null model (800) sits below both models' CIs: no warning
     assert control_warnings([row("a", 1100), row("self", 1000, "anchor_self")]) == []
+
+
+def test_a_control_that_ties_real_models_is_said_too():
+    """A control within a model's 95 % CI ties it — as every row does under a judge that answers "tie" to all."""
+    human = row("h", 1095, "human")  # inside a's CI [1090, 1110], above b
+    assert control_warnings([row("a", 1100), row("b", 950), human]) == [
+        "control row 'human' (the dataset's human replies) beats 1 ranked model(s) (b) and ties 1 ranked model(s) "
+        "(a): the judge rewards something other than empathy here, or the board has too few dialogues to tell — "
+        "read the board with care"]
+    flat = Interval(value=1000.0, low=1000.0, high=1000.0)  # an all-ties judge: every score at the anchor's
+    rows = [r.model_copy(update={"bt": flat}) for r in (row("a", 0), row("b", 0), row("null", 0, "null_model"),
+                                                        row("pad", 0, "verbose_padding"))]
+    warnings = control_warnings(rows)
+    assert [w.split(":")[0] for w in warnings] == [
+        "control row 'null_model' (one fixed reply to every dialogue) ties 2 ranked model(s) (a, b)",
+        "control row 'verbose_padding' (generic padded replies) ties 2 ranked model(s) (a, b)"]
+    no_ci = [r.model_copy(update={"bt": Interval(value=r.bt.value)}) for r in (row("a", 1000), row("n", 1000, "human"))]
+    assert len(control_warnings(no_ci)) == 1  # without a CI, an equal score is a tie
 
 
 def test_a_run_against_its_own_replies_is_no_battle(board_runs):

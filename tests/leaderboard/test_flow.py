@@ -7,6 +7,8 @@ import json
 import pytest
 
 from harness.cli.main import main
+from harness.evaluate.runs import load_run
+from harness.score.health import unhealthy_banner
 from tests.hub_server import serve_online
 
 REPO = "org/empathy-board"
@@ -35,10 +37,18 @@ def test_build_publish_submit_rebuild(board_runs, tiny_models, small_refs, hub, 
     assert b"sdk: static" in hub.state.repo("space", "org/empathy-page").main.files["README.md"]
     commits = len(repo.history())
 
-    # a submitter opens a pull request with run c; main does not change
-    assert main(["submit", str(board_runs["c"]), "--board", str(board), "--repo", REPO, "--endpoint", hub.url]) == 0
-    assert "pull request opened: " in capsys.readouterr().out
+    # a submitter opens a pull request with run c; main does not change. Its judge failed its health check: the
+    # submission needs the opt-out, and then says so first — on the console and in the pull request
+    capsys.readouterr()
+    problem = load_run(board_runs["c"]).result.health.judge_problem
+    assert problem is not None
+    assert main(["submit", str(board_runs["c"]), "--board", str(board), "--repo", REPO, "--endpoint", hub.url,
+                 "--allow-unhealthy-judge"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == unhealthy_banner(problem) and out[1].startswith("pull request opened: ")
     assert repo.pull_requests and len(repo.history()) == commits
+    pr = repo.commits[repo.refs[repo.pull_requests[-1]]]
+    assert pr.message.splitlines()[0] == f"**{unhealthy_banner(problem)}**"
 
     # the maintainer rebuilds from the Hub board plus the new run: all three are on the board, nothing refused
     site2 = tmp_path / "site2"

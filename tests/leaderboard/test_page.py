@@ -132,6 +132,20 @@ def test_control_rows_are_marked_and_never_ranked():
     assert 'role="alert"' in html and 'role="alert"' not in render_page(make_board().model_copy(update={"warnings": []}))
 
 
+BANNER = ("UNHEALTHY JUDGE (--allow-unhealthy-judge): this judge cannot tell replies apart — 100% of its verdicts "
+          "are the tie label; no number below measures empathy")
+
+
+def test_an_unhealthy_judge_banner_is_the_first_thing_on_the_page():
+    board = make_board()
+    sick = board.model_copy(update={"banner": BANNER, "warnings": [BANNER, *board.warnings]})
+    html = render_page(sick)
+    body = html[html.index("<body>") + len("<body>"):].lstrip()
+    assert body.startswith(f'<div class="banner" id="unhealthy-judge" role="alert">{BANNER}</div>')
+    assert html.count("UNHEALTHY JUDGE") == 1 and "1 warning<" in html  # the warnings box keeps the other one
+    assert 'id="unhealthy-judge"' not in render_page(board)  # a healthy board has no banner
+
+
 def test_header_names_board_judge_anchor_build_and_how_to_read():
     html = render_page(make_board())
     for text in ("Empathy · small models", "j-7f3a9c21", f"{ANCHOR} at BT 1,000", "2026-03-15T09:30:00Z",
@@ -259,4 +273,19 @@ def test_page_in_a_browser_renders_sorts_and_loads_nothing(browser, tmp_path):
 
     assert requests == [index.as_uri()]
     assert errors == []
+    page.close()
+
+
+def test_the_banner_is_visible_at_the_top_of_the_page_in_a_browser(browser, tmp_path):
+    board = make_board()
+    index = tmp_path / "index.html"
+    index.write_text(render_page(board.model_copy(update={"banner": BANNER})), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(index.as_uri())
+    banner, header = page.locator("#unhealthy-judge"), page.locator("header")
+    assert banner.is_visible() and banner.inner_text() == BANNER
+    top, below = banner.bounding_box(), header.bounding_box()
+    assert top is not None and below is not None and top["y"] < below["y"] and top["y"] + top["height"] < 800
+    color = page.eval_on_selector("#unhealthy-judge", "e => getComputedStyle(e).backgroundColor")
+    assert color == "rgb(254, 226, 226)"  # its own style applied (the page's CSP allows only the page's styles)
     page.close()

@@ -263,6 +263,26 @@ def test_an_unreachable_hub_and_offline_mode_are_clear_errors(site: Path, monkey
         publish(site, repo=REPO, endpoint=free_port_url())
 
 
+def test_a_silent_hub_is_one_clear_error_within_the_hub_deadline(site: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Hub that accepts connections and never answers: one bounded question, not a wait without end."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(HarnessError, match=rf"^publishing to dataset repo '{REPO}': the Hub at {url} did not "
+                                               r"answer within 2 s — check --endpoint and the network"):
+            publish(site, repo=REPO, endpoint=url)
+        assert time.perf_counter() - start < 3.0
+
+
 def test_a_board_without_its_run_files_or_rows_is_not_published(hub: LoopbackHub, site: Path):
     (site / "results" / "org__b" / "run2" / "results.json").unlink()
     with pytest.raises(HarnessError, match="no run files for 1 row"):

@@ -12,7 +12,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from harness.core.errors import HarnessError
 from harness.evaluate.runs import RunError
 from leaderboard.submit import SUBMISSION_FILES, pull_board, submit
-from tests.hub_server import LoopbackHub, serve_online
+from tests.hub_server import LoopbackHub, free_port_url, serve_online
 
 BOARD = "org/empathy-board"
 RUN_ID = "org__tiny-candidate/demo-1"
@@ -67,7 +67,10 @@ def test_a_submission_is_a_pull_request_and_main_is_unchanged(hub: LoopbackHub, 
     added = {p: d for p, d in pr.files.items() if p not in main_before.files}
     assert added == {f"submissions/{RUN_ID}/{name}": (demo_run / name).read_bytes() for name in SUBMISSION_FILES}
     assert "Submit" in pr.title and RUN_ID in pr.title
-    assert [r.path.split("/")[-2] for r in hub.requests[sent:]] == ["preupload", "commit"]
+    # one bounded question first (is the Hub there at all?), then the upload
+    assert [(r.method, r.path.split("?")[0]) for r in hub.requests[sent:]] == [
+        ("GET", f"/api/datasets/{board}"), ("POST", f"/api/datasets/{board}/preupload/main"),
+        ("POST", f"/api/datasets/{board}/commit/main")]
     for request in hub.requests[sent:]:
         assert request.headers.get("authorization") == f"Bearer {TOKEN}"
         assert TOKEN.encode() not in request.body and TOKEN not in request.path
@@ -118,3 +121,77 @@ def test_pull_board_downloads_main(hub: LoopbackHub, board: str, tmp_path: Path)
         assert (dest / path).read_bytes() == data
     with pytest.raises(HarnessError, match="'org/nope'.*does not exist"):
         pull_board("org/nope", tmp_path / "nope", endpoint=hub.url)
+
+
+# -- through the CLI: the health rule and an unreachable Hub -----------------------------------------------------
+
+
+def test_submit_refuses_a_run_whose_judge_failed_its_health_check(hub: LoopbackHub, board: str, demo_run: Path,
+                                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from harness.cli.main import main
+    from harness.evaluate.runs import load_run
+    from harness.score.health import unhealthy_refusal
+    from leaderboard.protocol import protocol_from_run, save_protocol
+
+    result = load_run(demo_run).result
+    assert not result.health.judge_ok  # the demo's random judge
+    lenient = protocol_from_run(result, name="b", min_scored=1, max_flip_rate=1.0, min_label_mass=0.0,
+                                require_judge_ok=False)  # a board that admits it: submit still wants the opt-out
+    save_protocol(lenient, tmp_path / "board.yaml")
+    sent = len(hub.requests)
+    for extra in ([], ["--board", str(tmp_path / "board.yaml")]):
+        assert main(["submit", str(demo_run), "--repo", board, "--endpoint", hub.url, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {unhealthy_refusal(f'submitting {demo_run}', result.health.judge_problem)}\n"
+    assert len(hub.requests) == sent and hub.repo(board).pull_requests == []
+
+
+@pytest.mark.parametrize("hub_kind", ["silent", "refused"])
+def test_submit_to_an_unreachable_hub_fails_within_3_s_in_one_line(demo_run: Path, hub_kind: str,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]):
+    """A Hub that never answers, or refuses connections (huggingface_hub would retry for half a minute)."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from harness.cli.main import main
+    from harness.evaluate.runs import load_run
+    from leaderboard.admit import run_id
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}" if hub_kind == "silent" else free_port_url()
+        start = time.perf_counter()
+        code = main(["submit", str(demo_run), "--repo", BOARD, "--endpoint", url, "--allow-unhealthy-judge"])
+        took = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    what = f"error: submitting run '{run_id(load_run(demo_run))}' to board '{BOARD}': "
+    expected = (f"the Hub at {url} did not answer within 2 s" if hub_kind == "silent" else
+                "cannot reach the Hub (ConnectError")
+    assert err.startswith(what + expected), err
+    assert took < 3.0, took
+
+
+def test_pull_board_from_a_silent_hub_fails_within_3_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("EMPATHY_HUB_TIMEOUT_S", "1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(HarnessError, match=rf"^downloading board '{BOARD}': the Hub at {url} did not answer "
+                                               r"within 1 s — check --endpoint"):
+            pull_board(BOARD, tmp_path / "pulled", endpoint=url)
+        assert time.perf_counter() - start < 2.0

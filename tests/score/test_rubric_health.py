@@ -1,0 +1,67 @@
+"""The rubric's own health: an all-unscored rubric is said in the console, in results.json and in its warnings.
+
+The judge is a mock backend (registered like any plugin backend) whose rubric answers carry no label mass — what
+a judge that cannot follow the rubric prompt gives; its pairwise verdicts are readable. The rest is real: the
+`empathy eval` CLI on a replies file, the reference set, the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+
+from harness.cli.main import main
+from harness.data.selection import run_dialogues
+from harness.llm.registry import BACKENDS, register_backend
+
+N = 6
+
+
+class NoRubricJudge:
+    """Pairwise: the first-shown reply in one order, the second in the other (a split); rubric: no label mass."""
+
+    name = "no-rubric"
+
+    def __init__(self, settings):
+        self.model_id, self.revision = settings.model, None
+
+    def label_probs(self, requests):
+        out = []
+        for r in requests:
+            if "<<<RESPONSE A>>>" in r.user:
+                out.append({"A": 0.8, "B": 0.1, "C": 0.1, "_mass": 0.95})
+            else:
+                out.append({k: 0.0 for k in r.labels} | {"_mass": 0.0})
+        yield list(range(len(requests))), out
+
+    def generate(self, requests, max_new_tokens):
+        raise AssertionError("logits mode only")
+
+    def close(self):
+        pass
+
+
+if "no-rubric" not in BACKENDS:
+    register_backend("no-rubric")(NoRubricJudge)
+
+
+def test_an_all_unscored_rubric_is_a_warning_and_shown_beside_the_pairwise_health(tiny_models, small_refs, tmp_path,
+                                                                                  capsys):
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("".join(json.dumps({"dialogue_id": d.id, "response": f"That sounds {d.emotion}; I'm here."})
+                               + "\n" for d in run_dialogues("bundled", N)[0]))
+    out = tmp_path / "run"
+    code = main(["eval", "--model", str(replies), "--model-backend", "replies", "--reference",
+                 f"base={small_refs['base']}", "--judge", str(tiny_models["judge"]), "--judge-backend", "no-rubric",
+                 "--limit", str(N), "--cache-dir", str(tmp_path / "cache"), "--output", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    result = json.loads((out / "results.json").read_text())
+    assert result["health"]["parse_rate"] == 1.0 and result["health"]["rubric_parse_rate"] == 0.0
+    assert all(d["n_scored"] == 0 and d["n_unscored"] == N for d in result["rubric"].values())
+    warning = ("rubric: all 18 scores are unscored (rubric parse rate 0%) — the judge's rubric answers could not be "
+               "read, so the rubric says nothing about this model")
+    assert any(w.startswith(warning) for w in result["warnings"]), result["warnings"]
+    # the console: the rubric's parse rate beside the pairwise one (before: only the pairwise 100.0 %)
+    health = next(line for line in stdout.splitlines() if line.startswith("judge health:"))
+    assert "parse rate 100.0%" in health and "rubric parse rate 0.0% (18 of 18 scores unscored)" in health
+    assert "rubric: all 18 scores are unscored" in stdout
