@@ -17,7 +17,7 @@ import yaml
 
 from harness.cli.main import main
 from harness.data.selection import run_dialogues
-from harness.llm.registry import BACKENDS, register_backend
+from tests.judge_backends import register_judge, score
 
 N = 6
 FILLER = " I am really sorry, that sounds so hard, and I am here for you whenever you need to talk about it."
@@ -25,42 +25,21 @@ MUTE = "(muted)"
 """A reply holding this gets no cognitive rubric score from the judge below."""
 
 
-class LongerJudge:
-    """Prefers the longer reply (ties on equal length); rubric score grows with length."""
-
-    name = "longer"
-
-    def __init__(self, settings):
-        self.model_id, self.revision = settings.model, None
-
-    def label_probs(self, requests):
-        out = []
-        for r in requests:
-            if "<<<RESPONSE A>>>" in r.user:
-                a = r.user.split("<<<RESPONSE A>>>")[1].split("<<<END OF RESPONSE A>>>")[0]
-                b = r.user.split("<<<RESPONSE B>>>")[1].split("<<<END OF RESPONSE B>>>")[0]
-                la, lb = len(a.split()), len(b.split())
-                probs = {"A": 0.9, "B": 0.05, "C": 0.05} if la > lb else (
-                    {"A": 0.05, "B": 0.9, "C": 0.05} if lb > la else {"A": 0.05, "B": 0.05, "C": 0.9})
-            else:
-                reply = r.user.split("<<<REPLY>>>")[1].split("<<<END OF REPLY>>>")[0]
-                if MUTE in reply and "reply's cognitive empathy" in r.user:  # an unscored dimension
-                    out.append({k: 0.0 for k in r.labels} | {"_mass": 0.0})
-                    continue
-                score = str(min(5, 1 + len(reply.split()) // 8))
-                probs = {k: (0.96 if k == score else 0.01) for k in r.labels}
-            out.append({**probs, "_mass": 0.99})
-        yield list(range(len(requests))), out
-
-    def generate(self, requests, max_new_tokens):
-        raise AssertionError("logits mode only")
-
-    def close(self):
-        pass
+def _longer(a: str, b: str) -> dict[str, float]:
+    """Prefers the longer reply (ties on equal length)."""
+    la, lb = len(a.split()), len(b.split())
+    return ({"A": 0.9, "B": 0.05, "C": 0.05} if la > lb else
+            {"A": 0.05, "B": 0.9, "C": 0.05} if lb > la else {"A": 0.05, "B": 0.05, "C": 0.9})
 
 
-if "longer" not in BACKENDS:
-    register_backend("longer")(LongerJudge)
+def _by_length(reply: str, request) -> dict[str, float]:
+    """Rubric score grows with length; a muted reply gets no cognitive score (no label mass)."""
+    if MUTE in reply and "reply's cognitive empathy" in request.user:
+        return {k: 0.0 for k in request.labels} | {"_mass": 0.0}
+    return score(str(min(5, 1 + len(reply.split()) // 8)), request.labels)
+
+
+register_judge("longer", _longer, _by_length)
 
 
 @pytest.fixture(scope="module")

@@ -16,38 +16,13 @@ import pytest
 
 from harness.cli.main import main
 from harness.data.selection import run_dialogues
-from harness.llm.registry import BACKENDS, register_backend
+from tests.judge_backends import register_judge, score
 
 N = 6
 
 
-class TieJudge:
-    """Every pairwise verdict is the tie label; rubric scores are read (3 on every dimension)."""
-
-    name = "always-tie"
-
-    def __init__(self, settings):
-        self.model_id, self.revision = settings.model, None
-
-    def label_probs(self, requests):
-        out = []
-        for r in requests:
-            if "<<<RESPONSE A>>>" in r.user:
-                probs = {"A": 0.05, "B": 0.05, "C": 0.9}
-            else:
-                probs = {k: (0.96 if k == "3" else 0.01) for k in r.labels}
-            out.append({**probs, "_mass": 0.9})
-        yield list(range(len(requests))), out
-
-    def generate(self, requests, max_new_tokens):
-        raise AssertionError("logits mode only")
-
-    def close(self):
-        pass
-
-
-if "always-tie" not in BACKENDS:
-    register_backend("always-tie")(TieJudge)
+# every pairwise verdict is the tie label; rubric scores are read (3 on every dimension)
+register_judge("always-tie", lambda a, b: {"A": 0.05, "B": 0.05, "C": 0.9}, lambda reply, r: score("3", r.labels))
 
 
 @pytest.fixture(scope="module")

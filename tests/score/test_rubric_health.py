@@ -11,37 +11,14 @@ import json
 
 from harness.cli.main import main
 from harness.data.selection import run_dialogues
-from harness.llm.registry import BACKENDS, register_backend
+from tests.judge_backends import register_judge
 
 N = 6
 
 
-class NoRubricJudge:
-    """Pairwise: the first-shown reply in one order, the second in the other (a split); rubric: no label mass."""
-
-    name = "no-rubric"
-
-    def __init__(self, settings):
-        self.model_id, self.revision = settings.model, None
-
-    def label_probs(self, requests):
-        out = []
-        for r in requests:
-            if "<<<RESPONSE A>>>" in r.user:
-                out.append({"A": 0.8, "B": 0.1, "C": 0.1, "_mass": 0.95})
-            else:
-                out.append({k: 0.0 for k in r.labels} | {"_mass": 0.0})
-        yield list(range(len(requests))), out
-
-    def generate(self, requests, max_new_tokens):
-        raise AssertionError("logits mode only")
-
-    def close(self):
-        pass
-
-
-if "no-rubric" not in BACKENDS:
-    register_backend("no-rubric")(NoRubricJudge)
+# pairwise: always the first-shown reply (readable verdicts); rubric: no label mass, so nothing can be read
+register_judge("no-rubric", lambda a, b: {"A": 0.8, "B": 0.1, "C": 0.1},
+               lambda reply, r: {k: 0.0 for k in r.labels} | {"_mass": 0.0})
 
 
 def test_an_all_unscored_rubric_is_a_warning_and_shown_beside_the_pairwise_health(tiny_models, small_refs, tmp_path,
