@@ -14,10 +14,20 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiohttp import web
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A loopback URL whose port accepts connections and never answers (a firewall that drops, a hung proxy)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings
+from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings, writable_file
 from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _init(args: argparse.Namespace) -> int:
     from harness.evaluate.runs import load_run
     from leaderboard.protocol import check_own_run, protocol_from_run, save_protocol
 
-    output = _protocol_file("--output", args.output)  # before any work
+    output = writable_file("--output", args.output, example="board.yaml")  # before any work
     result = load_run(args.run).result
     banner = _health_rule(result, allow=args.allow_unhealthy_judge, what=f"leaderboard init --run {args.run}")
     protocol = protocol_from_run(result, name=args.name, anchor=args.anchor, anchor_name=args.anchor_name,
@@ -125,27 +125,6 @@ def _init(args: argparse.Namespace) -> int:
         console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
     console.print(f"board protocol {protocol.hash} written to {escape(args.output)}", soft_wrap=True)
     return 0
-
-
-def _protocol_file(option: str, value: str) -> Path:
-    """The file an output option names, refused before any work: a folder, a path under a file, no permission."""
-    import tempfile
-
-    path = Path(value)
-    if path.is_dir():
-        raise HarnessError(f"{option} {value} is a folder: give the file to write, e.g. {path / 'board.yaml'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:  # (missing folders are created)
-        parent = parent.parent
-    if not parent.is_dir():
-        raise HarnessError(f"{option} {value}: {parent} is a file, not a folder — give a path in a folder")
-    try:  # a real write, not os.access: root passes every permission check yet cannot write in /proc
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise HarnessError(f"{option} {value}: cannot write in {parent} ({exc.strerror or exc}) — give a path in "
-                           "a folder you can write to") from exc
-    return path
 
 
 def _health_rule(result: RunResult, *, allow: bool, what: str) -> str | None:

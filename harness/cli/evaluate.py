@@ -13,16 +13,25 @@ from harness.cli.options import (
     add_model_options,
     cache_dir,
     check_judge_mode,
+    check_judge_server,
+    check_model_option,
+    check_model_spec,
     judge_settings,
     model_spec,
     parse_references,
+    writable_file,
+    writable_folder,
 )
 from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli.options import Subparsers
+    from harness.core.records import RunResult
     from harness.evaluate.run import EvalConfig
     from harness.generate.replies import ModelSpec
+
+#: Exit code of a run that completed but scored no dialogue in some comparison (its files are written).
+EXIT_NOTHING_SCORED = 1
 
 
 def add_commands(sub: Subparsers) -> dict[str, Handler]:
@@ -45,6 +54,8 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     add_judge_options(ev)
     ev.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     ev.add_argument("--output", required=True, help="output folder")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace a run of another model in --output (a run of the same model is resumed without it)")
 
     refs = sub.add_parser("refs", help="reference sets")
     refs_sub = refs.add_subparsers(dest="refs_command", metavar="ACTION")
@@ -53,6 +64,7 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     add_data_options(rb)
     rb.add_argument("--name", required=True, help="reference name, e.g. base or direct")
     rb.add_argument("--output", required=True, help="output file (.json)")
+    rb.add_argument("--overwrite", action="store_true", help="replace --output when it exists")
     im = sub.add_parser("import-lmeval", help="turn an lm-eval run of the empathy tasks into a run folder",
                         description="Read lm_eval's --output_path folder (run with --log_samples) and write the same "
                                     "typed run folder as 'empathy eval' (results.json, judgments, manifest).")
@@ -65,6 +77,7 @@ def add_demo_command(sub: Subparsers) -> dict[str, Handler]:
     """Add ``demo``; returns its handler."""
     demo = sub.add_parser("demo", help="offline end-to-end demo on tiny random models")
     demo.add_argument("--output", required=True, help="output folder")
+    demo.add_argument("--overwrite", action="store_true", help="replace a run of another model in --output")
     demo.add_argument("--limit", type=int, default=None, help="number of bundled dialogues (default 24; 6 with --real)")
     demo.add_argument("--judge-mode", default="logits", help="logits or generate")
     demo.add_argument("--real", action="store_true",
@@ -108,31 +121,66 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
         dataset=args.dataset,
         limit=args.limit,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
 
 
-def preflight_devices(cfg: EvalConfig) -> None:
-    """Every device the run will use exists, before anything is loaded or generated."""
+def preflight(cfg: EvalConfig) -> None:
+    """Every device, model folder and server the run will use is there, before anything is loaded or generated.
+
+    The errors name the option that gave the value (``--judge``, ``--base-model-url`` …).
+    """
     from harness.llm.base import resolve_device
 
-    for spec in (cfg.candidate, *cfg.build_references.values()):
-        if spec.backend in ("hf", "vllm") and spec.device != "auto":  # 'auto' always resolves
-            resolve_device(spec.device)
+    check_model_spec(cfg.candidate, "--model", url_option="--base-url")
+    for name, spec in cfg.build_references.items():
+        check_model_spec(spec, f"--{name}-model", url_option=f"--{name}-model-url")
     if cfg.judge.backend == "hf" and cfg.judge.device != "auto":
         resolve_device(cfg.judge.device)
+    check_model_option("--judge", cfg.judge.model, backend=cfg.judge.backend, revision=cfg.judge.revision,
+                       revision_option="--judge-revision")
+    check_judge_server(cfg.judge)
+
+
+def nothing_scored(result: RunResult, output: Path) -> str | None:
+    """Why a completed run measured nothing: the comparisons with no scored dialogue, and an example reason."""
+    from harness.core.io import read_jsonl
+
+    empty = [name for name, s in result.comparisons.items() if s.n_scored == 0]
+    if not empty:
+        return None
+    reasons = [str(row.get("unscored_reason")) for row in read_jsonl(output / "judgments.jsonl")
+               if isinstance(row, dict) and row.get("comparison") in empty and row.get("unscored_reason")]
+    example = f" (e.g. {reasons[0]})" if reasons else ""
+    n = result.comparisons[empty[0]].n_unscored
+    return (f"no dialogue was scored in {', '.join(empty)}: all {n} dialogues unscored{example}; results are written "
+            f"to {output}, but they measure nothing — use a judge that answers with the verdict labels, or lower "
+            "--judge-min-label-mass (logits mode) / try --judge-mode generate")
+
+
+def report_run(result: RunResult, output: Path) -> int:
+    """Print a run's tables (stdout) and where it is (stderr); a run that scored nothing exits non-zero."""
+    import sys
+
+    from harness.core.ui import console, print_summary
+
+    print_summary(result)
+    console.print(f"results written to {output / 'results.json'}", soft_wrap=True)
+    problem = nothing_scored(result, output)
+    if problem is None:
+        return 0
+    print(f"error: {problem}", file=sys.stderr)
+    return EXIT_NOTHING_SCORED
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``empathy eval``."""
-    from harness.core.ui import console, print_summary
     from harness.evaluate.run import run_eval
 
+    output = writable_folder("--output", args.output)
     cfg = eval_config(args)
-    preflight_devices(cfg)
-    result = run_eval(cfg)
-    print_summary(result)
-    console.print(f"results written to {Path(args.output) / 'results.json'}")
-    return 0
+    preflight(cfg)
+    return report_run(run_eval(cfg), output)
 
 
 def cmd_import_lmeval(args: argparse.Namespace) -> int:
@@ -140,36 +188,48 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
     from harness.core.ui import console, print_summary
     from harness.lmeval.importer import import_lmeval
 
-    result = import_lmeval(Path(args.lm_eval_output), Path(args.output))
+    output = writable_folder("--output", args.output)
+    result = import_lmeval(Path(args.lm_eval_output), output)
     print_summary(result)
-    console.print(f"results written to {Path(args.output) / 'results.json'}")
+    console.print(f"results written to {output / 'results.json'}", soft_wrap=True)
     return 0
+
+
+def reference_output(value: str, name: str, *, overwrite: bool) -> Path:
+    """``refs build --output``: a file that can be written, and not one that exists unless ``overwrite``."""
+    path = writable_file("--output", value, example=f"{name}.json")
+    if path.exists() and not overwrite:
+        raise HarnessError(f"--output {value} already exists; pass --overwrite to replace it, or give another file")
+    return path
 
 
 def cmd_refs(args: argparse.Namespace) -> int:
     """Run ``empathy refs build``."""
-    from harness.core.ui import console
+    from rich.console import Console
+
     from harness.data.references import save_reference
     from harness.data.selection import run_dialogues
     from harness.evaluate.references import build_reference
 
     if args.refs_command != "build":
         raise HarnessError("usage: empathy refs build --model MODEL --name NAME --output FILE")
+    output = reference_output(args.output, args.name, overwrite=args.overwrite)
+    spec = model_spec(args)
+    check_model_spec(spec, "--model", url_option="--base-url")
     dialogues, digest = run_dialogues(args.dataset, args.limit)
-    ref = build_reference(model_spec(args), args.name, dialogues, dataset=args.dataset, digest=digest)
-    save_reference(Path(args.output), ref)
-    console.print(f"reference set {args.name!r}: {ref.manifest.n} replies from {args.model} → {args.output}")
+    ref = build_reference(spec, args.name, dialogues, dataset=args.dataset, digest=digest)
+    save_reference(output, ref)
+    Console().print(f"reference set {args.name!r}: {ref.manifest.n} replies from {args.model} → {output}",
+                    soft_wrap=True)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``empathy demo``."""
-    from harness.core.ui import console, print_summary
     from harness.evaluate.demo import run_demo
 
     check_judge_mode(args.judge_mode)
-    result = run_demo(Path(args.output), limit=args.limit, judge_mode=args.judge_mode, real=args.real,
-                      cache_dir=Path(args.cache_dir) if args.cache_dir else None)
-    print_summary(result)
-    console.print(f"results written to {Path(args.output) / 'results.json'}")
-    return 0
+    output = writable_folder("--output", args.output)
+    result = run_demo(output, limit=args.limit, judge_mode=args.judge_mode, real=args.real,
+                      cache_dir=Path(args.cache_dir) if args.cache_dir else None, overwrite=args.overwrite)
+    return report_run(result, output)

@@ -23,6 +23,7 @@ from harness.cli.options import (
     judge_settings,
     model_spec,
     parse_references,
+    writable_file,
 )
 from harness.core.errors import HarnessError
 
@@ -95,27 +96,6 @@ def _margins(items: list[str]) -> dict[str, float]:
     return out
 
 
-def writable_file(option: str, value: str | None) -> Path | None:
-    """The path an output option names; refused up front when it cannot be written.
-
-    A folder, a file where a folder should be, or no permission is a usage error before any work, so that a
-    finished check never ends in a traceback.
-    """
-    if value is None:
-        return None
-    path = Path(value)
-    if path.is_dir():
-        raise HarnessError(f"{option} {value} is a folder; give a file path, e.g. {path / 'out'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:  # (missing folders are created)
-        parent = parent.parent
-    if not parent.is_dir():
-        raise HarnessError(f"{option} {value}: {parent} is not a folder, so the file cannot be written there")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise HarnessError(f"{option} {value}: not writable (no permission in {parent})")
-    return path
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """Run ``empathy check``."""
     from harness.evaluate.runs import RunError, load_run
@@ -135,7 +115,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                            n_boot=args.n_boot, seed=args.seed, fail_on_inconclusive=args.fail_on_inconclusive,
                            allow_unhealthy_judge=args.allow_unhealthy_judge)
     option_errors(options)  # before any run is read or (checkpoint mode) made
-    junit, json_path = writable_file("--junit", args.junit), writable_file("--json", args.json)
+    junit, json_path = (writable_file(opt, v) if v is not None else None
+                        for opt, v in (("--junit", args.junit), ("--json", args.json)))
     for option, value in (("--baseline", args.baseline), ("--candidate", args.candidate)):
         if value is not None and not Path(value).is_dir():
             what = "is a file, not a run folder" if Path(value).exists() else "does not exist (no such folder)"

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings
+from harness.cli.options import (
+    Handler,
+    add_judge_options,
+    cache_dir,
+    check_judge_server,
+    check_model_option,
+    judge_settings,
+    writable_folder,
+)
 from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -33,21 +41,53 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
 
 
 def cmd_validate_judge(args: argparse.Namespace) -> int:
-    """Run ``empathy validate-judge``."""
+    """Run ``empathy validate-judge``: the report's table on stdout, progress and where it went on stderr."""
     from harness.core.ui import console
     from harness.judge.judge import open_judge
-    from harness.score.validity import print_validity, validate_judge
+    from harness.score.validity import validate_judge
 
     ratings = Path(args.human_ratings)
     if not ratings.is_file():
         raise HarnessError(f"--human-ratings {ratings}: no such file (give the ratings CSV in the Welivita & Pu format)")
-    judge = open_judge(judge_settings(args, cache_dir(args)))
+    if args.stress_limit < 0:
+        raise HarnessError(f"--stress-limit {args.stress_limit}: give the number of verdicts re-judged per stress "
+                           "test, 0 or more (0 skips the stress tests; default 200)")
+    if args.limit is not None and args.limit < 1:
+        raise HarnessError(f"--limit {args.limit}: give the number of dialogues to judge, 1 or more")
+    output = writable_folder("--output", args.output)
+    settings = judge_settings(args, cache_dir(args))
+    check_model_option("--judge", settings.model, backend=settings.backend, revision=settings.revision,
+                       revision_option="--judge-revision")
+    check_judge_server(settings)
+    judge = open_judge(settings)
     try:
-        result = validate_judge(judge, ratings, Path(args.output), split=args.split, limit=args.limit,
+        result = validate_judge(judge, ratings, output, split=args.split, limit=args.limit,
                                 rubric=args.rubric, stress_limit=args.stress_limit, seed=args.seed)
     finally:
         judge.backend.close()
         judge.cache.close()
-    print_validity(result)
-    console.print(f"validity report written to {Path(args.output) / 'validity.json'}")
+    _print_validity_to_stdout(result)
+    console.print(f"validity report written to {output / 'validity.json'}", soft_wrap=True)
     return 0
+
+
+def _print_validity_to_stdout(result: dict[str, Any]) -> None:
+    """The validity table on stdout, like ``eval``'s tables.
+
+    :func:`~harness.score.validity.print_validity` prints on the shared stderr console; its output is pointed at
+    stdout for the call (a file or pipe gets whole rows, as ``eval``'s summary does).
+    """
+    import sys
+
+    from harness.core.ui import console
+    from harness.score.validity import print_validity
+
+    # the private fields, not the properties: the console follows sys.stderr as it is at each print (None)
+    saved = console._file, console._width
+    console.file = sys.stdout
+    if not sys.stdout.isatty():
+        console.width = 150
+    try:
+        print_validity(result)
+    finally:
+        console._file, console._width = saved

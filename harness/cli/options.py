@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,3 +138,91 @@ def parse_references(items: Sequence[str]) -> dict[str, Path]:
             raise HarnessError(f"--reference expects NAME=FILE (e.g. base=refs/base.json), got {item!r}")
         refs[name] = Path(path)
     return refs
+
+
+def writable_folder(option: str, value: str) -> Path:
+    """The folder an output option names; refused up front when it cannot be made or written.
+
+    Nothing is created here (the command makes the folder when it writes), so a refused command leaves nothing
+    behind. Writing is tried for real (a temporary file, removed at once): permission bits say nothing for root or
+    on a read-only file system.
+    """
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{option} {value} is a file; give a folder (it is created if missing)")
+    check_writable_under(option, value, path)
+    return path
+
+
+def writable_file(option: str, value: str, *, example: str = "out") -> Path:
+    """The file an output option names; refused up front when it cannot be written.
+
+    A folder, a path under a file, or a place that cannot be written is a usage error before any work, so that a
+    finished command never ends in a traceback (missing folders above it are created when it is written).
+    """
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise HarnessError(f"{option} {value} is a folder: give the file to write, e.g. {path / example}")
+    check_writable_under(option, value, path.parent)
+    return path
+
+
+def check_writable_under(option: str, value: str, folder: Path) -> None:
+    """``folder`` (the output itself, or the folder an output file goes in) can be made and written to."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HarnessError(f"{option} {value}: {existing} is a file, not a folder, so nothing can be made under "
+                           "it — give a path in a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"{option} {value}: cannot write in {existing} ({exc.strerror or exc}); give a folder "
+                           "you can write to") from exc
+
+
+def check_model_option(option: str, model: str, *, backend: str = "hf", revision: str | None = None,
+                       revision_option: str = "--revision") -> None:
+    """A local model given to ``option`` is a model folder; a revision is taken by Hub ids only. Before any work.
+
+    The same checks run again when the model is fingerprinted; here the errors name the option the user typed.
+    """
+    from harness.core.fingerprint import SERVED_BACKENDS, local_model_folder
+
+    if backend in SERVED_BACKENDS and revision is not None:
+        raise HarnessError(f"{revision_option} {revision}: {option} {model} is served, and its server decides which "
+                           f"weights answer — drop {revision_option}, or serve that revision")
+    if not model.strip() or backend in SERVED_BACKENDS or backend == "replies":
+        return
+    if local_model_folder(model, option=option) is not None and revision is not None:
+        raise HarnessError(f"{revision_option} {revision}: {option} {model} is a local folder, which has no "
+                           f"revisions (its files are its identity) — drop {revision_option}, or give a Hub id")
+
+
+def check_model_spec(spec: ModelSpec, option: str, *, url_option: str) -> None:
+    """A model that generates (``option``, served from ``url_option``): device, folder and server, before any work.
+
+    A served model's server is asked once, without retries: a wrong port is one line, not minutes of retries.
+    """
+    from harness.core.fingerprint import SERVED_BACKENDS
+    from harness.llm.base import resolve_device
+    from harness.llm.reach import check_server
+
+    if spec.backend in ("hf", "vllm") and spec.device != "auto":  # 'auto' always resolves
+        resolve_device(spec.device)
+    check_model_option(option, spec.model, backend=spec.backend, revision=spec.revision)
+    if spec.backend in SERVED_BACKENDS and spec.base_url:
+        check_server(spec.base_url, option=url_option, model=spec.model)
+
+
+def check_judge_server(settings: JudgeSettings, role: str = "judge") -> None:
+    """A judge (or teacher) behind ``--judge-base-url`` answers, before any work: one request, no retries.
+
+    Without it a dead port costs every request its retries and ends in a run with every verdict unscored.
+    """
+    from harness.llm.reach import check_server
+
+    if settings.backend == "openai" and settings.base_url:
+        check_server(settings.base_url, option=f"--{role}-base-url", model=settings.model)

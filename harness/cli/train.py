@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings
+from harness.cli.options import Handler, add_judge_options, cache_dir, judge_settings, writable_folder
 from harness.core.errors import HarnessError, did_you_mean
 from harness.train.distill import STRATEGIES, DistillConfig, run_distill
 
@@ -92,6 +92,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from harness.core.ui import console
     from harness.generate.replies import ModelSpec
 
+    writable_folder("--output", args.output)
     cache = cache_dir(args)
     teacher = judge_settings(args, cache, "teacher") if args.teacher else None
     # the base SLM writes the DPO rejected replies on the teacher's device
@@ -132,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from harness.train.config import load_train_config
     from harness.train.steps import run_train
 
+    writable_folder("--output", args.output)
     cfg = load_train_config(Path(args.config) if args.config else None, {"device": args.device})
     sft, dpo = Path(args.sft), Path(args.dpo)
     report = sft.parent / "report.json" if sft.is_dir() else sft.parent.parent / "report.json"
@@ -143,12 +145,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Run ``empathy pipeline``."""
-    from harness.core.ui import console, print_summary
+    from harness.cli.evaluate import report_run
     from harness.train.config import load_train_config
     from harness.train.pipeline import PipelineConfig, run_pipeline
 
     if args.strategy not in STRATEGIES:
         raise HarnessError(f"unknown strategy {args.strategy!r}: {did_you_mean(args.strategy, STRATEGIES)}")
+    writable_folder("--output", args.output)
     cache = cache_dir(args)
     cfg = PipelineConfig(
         base=args.base, teacher=judge_settings(args, cache, "teacher"), judge=judge_settings(args, cache),
@@ -158,6 +161,4 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         start_from=args.start_from, device=args.device, batch_size=args.batch_size, seed=args.seed,
     )
     result = run_pipeline(cfg)
-    print_summary(result)
-    console.print(f"results written to {Path(args.output) / 'results.json'}")
-    return 0
+    return report_run(result, Path(args.output))  # (a run that scored nothing exits 1, as `empathy eval` does)

@@ -26,7 +26,7 @@ from harness.core.records import ModelIdentity
 from harness.core.settings import default_cache_dir
 from harness.core.urls import OPENAI_URL, chat_completions_url
 
-__all__ = ["MEMO_FILE", "SERVED_BACKENDS", "ModelIdentity", "model_identity", "short_hash"]
+__all__ = ["MEMO_FILE", "SERVED_BACKENDS", "ModelIdentity", "local_model_folder", "model_identity", "short_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,45 @@ def model_identity(
         return _served_identity(model, backend, base_url)
     if backend == "replies":
         return replies_identity(model)
+    folder = local_model_folder(model)
+    if folder is None:
+        return hub_identity(model, revision, endpoint)
+    if revision is not None:
+        # a folder has no revisions: recording one would claim a provenance the answers do not have
+        raise HarnessError(f"revision {revision!r} given for the local model folder {model}, which has no revisions "
+                           "(its files are its identity): drop the revision, or give the Hub id")
+    return _local_identity(model, folder, cache_dir if cache_dir is not None else default_cache_dir())
+
+
+def local_model_folder(model: str, *, option: str | None = None) -> Path | None:
+    """The local folder ``model`` names, checked to hold a model; None when ``model`` is not a path (a Hub id).
+
+    Args:
+        model: What the user gave: a folder, or a Hub id.
+        option: The command-line option that gave it (e.g. ``--judge``), named in the errors; None: "model folder".
+
+    Raises:
+        HarnessError: The path does not exist, is a file, or is a folder without a model in it.
+    """
     path = Path(model).expanduser()
-    if path.exists():
-        return _local_identity(model, path, cache_dir if cache_dir is not None else default_cache_dir())
-    if _looks_like_path(model):
-        raise HarnessError(f"model folder {model} does not exist: check the path, or give a Hub id (org/name)")
-    return hub_identity(model, revision, endpoint)
+    if not path.exists():
+        if _looks_like_path(model):
+            raise HarnessError(f"{option or 'model folder'} {model} does not exist: check the path, or give a Hub "
+                               "id (org/name)")
+        return None
+    if not path.is_dir():
+        raise HarnessError(
+            f"{option or 'model path'} {model} is a file, not a model folder: give the folder that holds "
+            "config.json (or the .gguf file)"
+        )
+    if not _holds_model(path):
+        inside = sorted(p.name for p in path.iterdir() if p.is_dir() and _holds_model(p))
+        hint = f" (models inside: {', '.join(inside[:5])})" if inside else ""
+        raise HarnessError(
+            f"{option or 'model folder'} {model} exists but holds no model (no config.json or .gguf){hint}: "
+            "give the model folder itself"
+        )
+    return path
 
 
 # -- served --------------------------------------------------------------------------------------------------
@@ -150,18 +183,6 @@ def _holds_model(folder: Path) -> bool:
 
 
 def _local_identity(model: str, folder: Path, cache_dir: Path) -> ModelIdentity:
-    if not folder.is_dir():
-        raise HarnessError(
-            f"model path {model} is a file, not a model folder: give the folder that holds config.json "
-            "(or the .gguf file)"
-        )
-    if not _holds_model(folder):
-        inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and _holds_model(p))
-        hint = f" (models inside: {', '.join(inside[:5])})" if inside else ""
-        raise HarnessError(
-            f"model folder {model} exists but holds no model (no config.json or .gguf){hint}: "
-            "give the model folder itself"
-        )
     files = sorted((p for p in folder.iterdir() if p.is_file() and _is_model_file(p.name)), key=lambda p: p.name)
     digests = _file_digests(files, cache_dir / MEMO_FILE)
     parts = [part for f in files for part in (f.name, digests[f.name])]

@@ -38,6 +38,13 @@ def _resolve_commit(model: str, revision: str | None, endpoint: str | None) -> s
         return revision.lower()
     sha, why = (None, "offline") if _hub_offline() else _ask_hub(model, revision, endpoint)
     if sha is None and (sha := _cached_commit(model, revision)) is not None and why != "offline":
+        if local_snapshot(model, sha) is None:
+            # loading would ask the Hub that did not answer for the missing files: minutes of retries, then a failure
+            raise HarnessError(
+                f"Hub model {model!r}: {why}, and the local Hugging Face cache names commit {sha} without holding "
+                f"its files ({_hub_cache_folder(model) / 'snapshots' / sha} lacks the config, tokenizer or weights): "
+                "connect to the Hub once to download it, or give a local model folder"
+            )
         from harness.core.ui import console
 
         console.print(f"[yellow]warning:[/] {why}; using {model} at {sha[:12]} from the local Hugging Face cache "
@@ -45,6 +52,41 @@ def _resolve_commit(model: str, revision: str | None, endpoint: str | None) -> s
     if sha is None:
         raise HarnessError(_unresolved_message(model, revision, why))
     return sha
+
+
+def local_snapshot(model: str, revision: str | None) -> Path | None:
+    """The local Hugging Face cache's complete copy of Hub model ``model`` at commit ``revision``, or None.
+
+    Loading that folder needs no network. Loading the Hub id at the same commit instead asks the Hub about every
+    optional file the snapshot lacks, so an unreachable Hub costs minutes of retries even when the model is
+    cached. "Complete" means config, tokenizer and every weight file the index names (or one weight file).
+    """
+    if revision is None or not _SHA.fullmatch(revision.lower()) or Path(model).expanduser().exists():
+        return None
+    folder = _hub_cache_folder(model) / "snapshots" / revision.lower()
+    return folder if _complete_snapshot(folder) else None
+
+
+def load_source(model: str, revision: str | None) -> tuple[str, str | None]:
+    """What to hand ``from_pretrained``: the cached snapshot folder of a Hub commit held in full, else as given."""
+    snapshot = local_snapshot(model, revision)
+    return (str(snapshot), None) if snapshot is not None else (model, revision)
+
+
+def _complete_snapshot(folder: Path) -> bool:
+    import json
+
+    if not (folder / "config.json").is_file():
+        return any(p.is_file() for p in folder.glob("*.gguf"))
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        return False
+    for index in (*folder.glob("*.safetensors.index.json"), *folder.glob("pytorch_model*.bin.index.json")):
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+        return all((folder / shard).is_file() for shard in shards)
+    return any(p.is_file() for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
 
 
 def _valid_hub_id(model: str) -> bool:
@@ -159,11 +201,22 @@ def _cached_commit(model: str, revision: str | None) -> str | None:
 
 
 def _unresolved_message(model: str, revision: str | None, why: str) -> str:
+    """Why the commit is unknown, and a fix that works from here.
+
+    Pinning ``--revision`` is offered only for a snapshot the cache holds in full (it then loads offline, at once);
+    without one, a pinned commit would still have to be downloaded from the Hub that did not answer.
+    """
     folder = _hub_cache_folder(model)
     at = f" at revision {revision!r}" if revision else ""
-    cached = _cached_snapshots(folder)
-    seen = f"; cached snapshots there: {', '.join(cached[:5])}" if cached else ""
-    return (
-        f"cannot resolve the commit of Hub model {model!r}{at} ({why}, and not in the local Hugging Face cache "
-        f"{folder}{seen}): pin it with --revision <40-hex commit>, or give a local model folder"
-    )
+    head = f"cannot resolve the commit of Hub model {model!r}{at} ({why}, and not in the local Hugging Face cache {folder}"
+    complete = [sha for sha in _cached_snapshots(folder) if local_snapshot(model, sha) is not None]
+    if complete:
+        return (f"{head}; complete snapshots there: {', '.join(complete[:5])}): pin one with --revision "
+                f"{complete[0]} (it loads from the cache, offline), or give a local model folder")
+    if why == "offline":
+        fix = "unset HF_HUB_OFFLINE and connect once to download it"
+    elif why not in _UNREACHABLE.values():  # the Hub answered, with an error
+        fix = f"check the model id{' and revision' if revision else ''} (a private or gated model needs HF_TOKEN)"
+    else:
+        fix = "connect to the Hub to download it (raise EMPATHY_HUB_TIMEOUT_S for a slow link)"
+    return f"{head}): {fix}, or give a local model folder"

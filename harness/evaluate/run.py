@@ -8,9 +8,11 @@ each reference set is identified by its fingerprint before anything is generated
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from harness.core.records import (
     Dialogue,
     Generation,
     Judgment,
+    ModelIdentity,
     ReferenceSet,
     RubricScore,
     RunResult,
@@ -69,6 +72,8 @@ class EvalConfig:
     declared: SystemInfo | None = None
     """With a ``replies`` candidate: the system that wrote those replies (re-judging a submitted run keeps its
     model identity; the replies file's own hash is in the manifest)."""
+    overwrite: bool = True
+    """False (``empathy eval`` without ``--overwrite``): refuse an output folder holding another model's run."""
 
 
 def _judge_comparisons(judge: Judge, gens: Sequence[Generation], refs: dict[str, ReferenceSet],
@@ -93,9 +98,17 @@ def _rubric(judge: Judge, gens: Sequence[Generation], refs: dict[str, ReferenceS
     return judge.score_rubric(items)
 
 
-def _references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str
-                ) -> tuple[dict[str, ReferenceSet], dict[str, SystemInfo], dict[str, Any]]:
-    """Every reference set, checked (files) or built/reused by fingerprint (models)."""
+def _file_references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str
+                     ) -> tuple[dict[str, ReferenceSet], dict[str, SystemInfo], dict[str, Any]]:
+    """The reference set files, checked against this run (cheap: done before the run folder is touched)."""
+    if not cfg.references and not cfg.build_references:
+        raise HarnessError(
+            "no reference set: pass --reference base=FILE (build it with 'empathy refs build --model MODEL --name "
+            "base --output FILE') or --base-model MODEL to build it on the fly"
+        )
+    twice = sorted(set(cfg.references) & set(cfg.build_references))
+    if twice:
+        raise HarnessError(f"reference {twice[0]!r} given twice (as a file and as a model); keep one")
     refs: dict[str, ReferenceSet] = {}
     infos: dict[str, SystemInfo] = {}
     notes: dict[str, Any] = {}
@@ -113,9 +126,13 @@ def _references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str
                                  chat_template=ref.manifest.chat_template, reference_file=str(path),
                                  reference_file_hash=file_hash(Path(path)))
         notes[name] = {"path": str(path), "reused": True}
+    return refs, infos, notes
+
+
+def _build_references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str, refs: dict[str, ReferenceSet],
+                      infos: dict[str, SystemInfo], notes: dict[str, Any]) -> None:
+    """Reference sets built (or reused by fingerprint) from ``--base-model`` / ``--direct-model``, added in place."""
     for name, spec in cfg.build_references.items():
-        if name in refs:
-            raise HarnessError(f"reference {name!r} given twice (as a file and as a model); keep one")
         ref, path, reused = ensure_reference(spec, name, dialogues, dataset=cfg.dataset, digest=digest,
                                              refs_dir=cfg.refs_dir, cache_dir=cfg.judge.fingerprint_dir())
         assert ref.manifest.model_identity is not None
@@ -124,38 +141,93 @@ def _references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str
                                  chat_template=ref.manifest.chat_template, reference_file=str(path),
                                  reference_file_hash=file_hash(path))
         notes[name] = {"path": str(path), "reused": reused}
-    if not refs:
-        raise HarnessError(
-            "no reference set: pass --reference base=FILE (build it with 'empathy refs build --model MODEL --name "
-            "base --output FILE') or --base-model MODEL to build it on the fly"
-        )
-    return refs, infos, notes
+
+
+def recorded_candidate(out: Path) -> dict[str, Any] | None:
+    """The candidate identity the run in ``out`` records ({} when unreadable), or None when ``out`` holds no run."""
+    manifest = out / "manifest.json"
+    if not manifest.is_file() and not (out / "results.json").is_file():
+        return None
+    try:
+        candidate = json.loads(manifest.read_text(encoding="utf-8"))["systems"]["candidate"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return candidate if isinstance(candidate, dict) else {}
+
+
+def check_other_run(out: Path, *, fingerprint: str | None = None, model: str | None = None) -> None:
+    """Refuse to write over the run of another model in ``out``; the same model's run is resumed (re-run).
+
+    "The same" is the same fingerprint, or (``fingerprint`` None, for a model not built yet) the same model name.
+    """
+    recorded = recorded_candidate(out)
+    if recorded is None or (fingerprint is not None and recorded.get("fingerprint") == fingerprint) or (
+            fingerprint is None and model is not None and recorded.get("name") == model):
+        return
+    what = (f"model {recorded.get('name')} (fingerprint {recorded.get('fingerprint')})" if recorded
+            else "model its unreadable manifest.json does not name")
+    this = f"; this run's model: {model}" + (f" (fingerprint {fingerprint})" if fingerprint else "") if model else ""
+    raise HarnessError(f"--output {out} holds the run of another {what}{this}: pass --overwrite to replace it, or "
+                       "give another output folder")
+
+
+@contextmanager
+def run_folder(out: Path) -> Iterator[None]:
+    """The run folder, prepared (:func:`start_run`) for the body.
+
+    A folder made here is removed again if the body fails while it is still empty: a run that stops early leaves
+    no empty folder behind.
+    """
+    made = not out.exists()
+    start_run(out)
+    try:
+        yield
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def run_eval(cfg: EvalConfig) -> RunResult:
-    """Run one evaluation and write the run folder (results.json last: its presence means the run completed)."""
+    """Run one evaluation and write the run folder (results.json last: its presence means the run completed).
+
+    What can be checked cheaply (dialogues, identities, the judge, reference files, the output folder) is checked
+    before the run folder is touched; a folder made for a run that then fails early is removed again.
+    """
     t0 = time.perf_counter()
-    start_run(cfg.output)
     dialogues, digest = run_dialogues(cfg.dataset, cfg.limit)
-    candidate_spec, candidate_id = spec_identity(cfg.candidate, cfg.judge.fingerprint_dir())
+    candidate = spec_identity(cfg.candidate, cfg.judge.fingerprint_dir())
+    if not cfg.overwrite:
+        check_other_run(cfg.output, fingerprint=candidate[1].fingerprint, model=cfg.candidate.model)
     judge = open_judge(cfg.judge)
     try:
-        judge_fp = judge.fingerprint  # resolves the judge's identity (and probes a server) before any work
-        console.print(f"[bold]phase 1/3[/]: reference sets ({', '.join([*cfg.references, *cfg.build_references])})")
-        refs, infos, notes = _references(cfg, dialogues, digest)
-        t_gen = time.perf_counter()
-        candidate_spec = resolve_chat_template(candidate_spec)
-        console.print(f"[bold]phase 2/3[/]: generating {len(dialogues)} replies with {cfg.candidate.model}")
-        decoding = default_decoding()
-        gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=CANDIDATE)
-        t_judge = time.perf_counter()
-        console.print(f"[bold]phase 3/3[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
-        judgments = _judge_comparisons(judge, gens, refs, dialogues)
-        rubric_scores = _rubric(judge, gens, refs, dialogues)
-        probe = run_probe(judge)  # can this judge tell replies apart at all? (cached: free on a re-run)
-        judge_fp = judge.fingerprint
+        _ = judge.fingerprint  # resolves the judge's identity (and probes a server) before any work
+        references = _file_references(cfg, dialogues, digest)
+        with run_folder(cfg.output):
+            return _evaluate(cfg, judge, candidate, dialogues, digest, references, t0)
     finally:
         judge.client.close()
+
+
+def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelIdentity], dialogues: list[Dialogue],
+              digest: str, references: tuple[dict[str, ReferenceSet], dict[str, SystemInfo], dict[str, Any]],
+              t0: float) -> RunResult:
+    """The three phases (references, generation, judging), then the run folder's files."""
+    refs, infos, notes = references
+    candidate_spec, candidate_id = candidate
+    console.print(f"[bold]phase 1/3[/]: reference sets ({', '.join([*cfg.references, *cfg.build_references])})")
+    _build_references(cfg, dialogues, digest, refs, infos, notes)
+    t_gen = time.perf_counter()
+    candidate_spec = resolve_chat_template(candidate_spec)
+    console.print(f"[bold]phase 2/3[/]: generating {len(dialogues)} replies with {cfg.candidate.model}")
+    decoding = default_decoding()
+    gens = generate(candidate_spec, dialogues, dataset=cfg.dataset, decoding=decoding, system=CANDIDATE)
+    t_judge = time.perf_counter()
+    console.print(f"[bold]phase 3/3[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
+    judgments = _judge_comparisons(judge, gens, refs, dialogues)
+    rubric_scores = _rubric(judge, gens, refs, dialogues)
+    probe = run_probe(judge)  # can this judge tell replies apart at all? (cached: free on a re-run)
+    judge_fp = judge.fingerprint
     inputs = RunInputs(
         front_end="empathy eval", dataset=cfg.dataset, dataset_hash=digest, dialogues=dialogues,
         candidate=SystemInfo(model=candidate_id, backend=candidate_spec.backend,

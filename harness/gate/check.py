@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 from harness.core.errors import HarnessError, did_you_mean
 from harness.evaluate.runs import Run
+from harness.gate.metrics import HeadToHead, PairedMetric
 from harness.gate.models import EXIT, GateVerdict, HealthCheck, MetricVerdict
 from harness.gate.power import min_n_boot
-from harness.gate.stats import HeadToHead, PairedMetric, evaluate_gate
+from harness.gate.stats import evaluate_gate
 from harness.score.health import unhealthy_banner, unhealthy_refusal
 from harness.score.stats import OUTCOME_SCORE
 
@@ -276,6 +277,9 @@ def judge_health(baseline: Run, candidate: Run, allow: bool) -> tuple[list[str],
     if not allow:
         return [unhealthy_refusal(f"{role} run {run.path}", run.result.health.judge_problem)
                 for role, run in sick], None
+    problems = {run.result.health.judge_problem for _, run in sick}
+    if len(sick) == 2 and len(problems) == 1:  # the same judge, the same findings: say them once
+        return [], unhealthy_banner(f"both runs: {problems.pop()}")
     return [], unhealthy_banner("; ".join(f"{role} run: {run.result.health.judge_problem}" for role, run in sick))
 
 

@@ -84,9 +84,12 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
 
         url = chat_completions_url(spec.base_url)
         return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}
-    args: dict[str, Any] = {"pretrained": spec.model}
-    if spec.revision:
-        args["revision"] = spec.revision
+    from harness.core.hub import load_source
+
+    pretrained, revision = load_source(spec.model, spec.revision)  # a fully cached Hub commit loads offline
+    args: dict[str, Any] = {"pretrained": pretrained}
+    if revision:
+        args["revision"] = revision
     if spec.backend == "hf":
         args["dtype"] = generation_dtype(spec)
     return args
@@ -107,8 +110,11 @@ def uses_chat_template(spec: ModelSpec) -> bool:
         return False
     from transformers import AutoTokenizer
 
+    from harness.core.hub import load_source
+
     try:
-        tok = AutoTokenizer.from_pretrained(spec.model, revision=spec.revision)
+        source, revision = load_source(spec.model, spec.revision)
+        tok = AutoTokenizer.from_pretrained(source, revision=revision)
     except OSError as exc:
         raise HarnessError(
             f"cannot load model {spec.model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a Hub id "
@@ -169,9 +175,12 @@ def generate(
                 fewshot_random_seed=0,
             )
     except OSError as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if spec.backend == "local-chat-completions":
+            raise HarnessError(f"the server at {spec.base_url} failed while generating with {spec.model!r}: {first}. "
+                               "Check that it is up and serves that model name") from exc
         raise HarnessError(
-            f"cannot load model {spec.model!r}: {str(exc).splitlines()[0]}. Give a local model folder, or a Hub id "
-            "with internet access"
+            f"cannot load model {spec.model!r}: {first}. Give a local model folder, or a Hub id with internet access"
         ) from exc
     finally:
         gc.collect()

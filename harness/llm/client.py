@@ -75,8 +75,11 @@ class LazyBackend:
     def _get(self) -> JudgeBackend:
         if self._backend is None:
             settings = self.settings
-            if self.identity.kind == "hub":  # load exactly the commit that was fingerprinted
-                settings = settings.model_copy(update={"revision": self.identity.revision})
+            if self.identity.kind == "hub":  # load exactly the commit that was fingerprinted (offline when cached)
+                from harness.core.hub import load_source
+
+                model, revision = load_source(settings.model, self.identity.revision)
+                settings = settings.model_copy(update={"model": model, "revision": revision})
             self._backend = make_backend(settings)
         return self._backend
 

@@ -46,7 +46,8 @@ def test_demo_writes_results(tmp_path, capsys):
 def eval_args(models, refs, out, cache, *extra):
     return ["eval", "--model", str(models["candidate"]), "--reference", f"base={refs['base']}",
             "--reference", f"direct={refs['direct']}", "--judge", str(models["judge"]), "--device", "cpu",
-            "--judge-device", "cpu", "--limit", "4", "--cache-dir", str(cache), "--output", str(out), *extra]
+            "--judge-device", "cpu", "--judge-min-label-mass", "0", "--limit", "4", "--cache-dir", str(cache),
+            "--output", str(out), *extra]
 
 
 def test_second_eval_makes_no_judge_call(tiny_models, small_refs, tmp_path):
@@ -126,7 +127,7 @@ def test_unknown_mode_and_backend(tiny_models, small_refs, tmp_path, capsys):
 def test_base_model_on_the_fly_is_built_once_and_reused(tiny_models, tmp_path):
     args = ["eval", "--model", str(tiny_models["candidate"]), "--base-model", str(tiny_models["raw"]),
             "--judge", str(tiny_models["judge"]), "--device", "cpu", "--judge-device", "cpu", "--limit", "3",
-            "--cache-dir", str(tmp_path / "cache")]
+            "--judge-min-label-mass", "0", "--cache-dir", str(tmp_path / "cache")]
     assert main([*args, "--output", str(tmp_path / "a")]) == 0
     assert main([*args, "--output", str(tmp_path / "b")]) == 0
     ma, mb = read(tmp_path / "a" / "manifest.json"), read(tmp_path / "b" / "manifest.json")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from harness.cli.main import main
+from tests.servers import silent_endpoint
 
 
 @pytest.fixture
@@ -17,22 +19,44 @@ def base_args(tiny_models, small_refs, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--model", "EMPTY"], "exists but holds no model"),
-    (["--judge", "EMPTY"], "exists but holds no model"),
-    (["--model", "PARENT"], "exists but holds no model"),
-    (["--model", "/nonexistent/model"], "does not exist"),
+    (["--model", "EMPTY"], "--model EMPTY exists but holds no model"),
+    (["--judge", "EMPTY"], "--judge EMPTY exists but holds no model"),  # names the option, not --model
+    (["--model", "PARENT"], "--model PARENT exists but holds no model (no config.json or .gguf) (models inside: "),
+    (["--model", "/nonexistent/model"], "--model /nonexistent/model does not exist"),
     (["--judge", "Qwen/Qwen2.5-7B-Instruct"], "cannot resolve the commit of Hub model"),
     (["--device", "cuda"], "sees no CUDA GPU"),
     (["--device", "gpu"], "unknown device 'gpu'"),
     (["--judge-device", "cuda"], "sees no CUDA GPU"),
-    (["--output", "FILE"], "is a file"),
+    (["--output", "FILE"], "--output FILE is a file"),
+    (["--output", "FILE/run"], "--output FILE/run: FILE is a file, not a folder, so nothing can be made under it"),
+    (["--output", "/proc/empathy-run"], "--output /proc/empathy-run: cannot write in /proc"),
+    (["--dataset", "EMPTY.jsonl"], "--dataset EMPTY.jsonl holds no dialogues"),
+    (["--revision", "v2"], "--revision v2: --model CANDIDATE is a local folder, which has no revisions"),
+    (["--judge-revision", "v2"], "--judge-revision v2: --judge JUDGE is a local folder, which has no revisions"),
+    (["--model", "m", "--model-backend", "openai-chat", "--base-url", "DEAD"],
+     "--base-url DEAD: no server answers at DEAD/models (Connection refused)"),
+    (["--model", "m", "--model-backend", "openai-chat", "--base-url", "DEAD", "--revision", "v2"],
+     "--revision v2: --model m is served, and its server decides which weights answer — drop --revision"),
+    (["--judge", "j", "--judge-backend", "openai", "--judge-base-url", "DEAD", "--judge-mode", "generate"],
+     "--judge-base-url DEAD: no server answers at DEAD/models (Connection refused)"),
+    (["--base-model", "m", "--base-model-url", "DEAD"],
+     "--base-model-url DEAD: no server answers at DEAD/models (Connection refused)"),
 ])
 def test_first_run_mistakes_fail_fast_and_clearly(base_args, tiny_models, tmp_path, capsys, extra, message):
+    """Each is refused before any work: one line naming the option and the value, and no output folder made."""
+    from tests.servers import free_port
+
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "FILE").write_text("x")
+    (tmp_path / "EMPTY.jsonl").write_text("\n")
     subs = {"EMPTY": str(tmp_path / "EMPTY"), "FILE": str(tmp_path / "FILE"),
-            "PARENT": str(tiny_models["candidate"].parent)}
-    args = [*base_args, *(subs.get(e, e) for e in extra)]
+            "PARENT": str(tiny_models["candidate"].parent), "CANDIDATE": str(tiny_models["candidate"]),
+            "JUDGE": str(tiny_models["judge"]), "EMPTY.jsonl": str(tmp_path / "EMPTY.jsonl"),
+            "DEAD": f"http://127.0.0.1:{free_port()}/v1"}  # nothing listens there: refused at once
+    def sub(text: str) -> str:
+        return re.sub(r"EMPTY\.jsonl|EMPTY|FILE|PARENT|CANDIDATE|JUDGE|DEAD", lambda m: subs[m.group()], text)
+
+    args, message = [*base_args, *map(sub, extra)], sub(message)
     start = time.perf_counter()
     code = main(args)
     took = time.perf_counter() - start
@@ -40,12 +64,11 @@ def test_first_run_mistakes_fail_fast_and_clearly(base_args, tiny_models, tmp_pa
     assert code == 2 and message in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err  # one line, not a log
     assert took < 3.0, took
-    assert not (tmp_path / "out" / "generations.jsonl").exists()
+    assert not (tmp_path / "out").exists()  # not even an empty folder is left behind
 
 
 def test_an_unreachable_hub_fails_within_3_s(base_args, tmp_path, capsys, monkeypatch):
     """HF_HUB_OFFLINE unset and a Hub that never answers: one lookup with a deadline, then the one-line error."""
-    import socket
 
     import huggingface_hub.constants
 
@@ -56,15 +79,15 @@ def test_an_unreachable_hub_fails_within_3_s(base_args, tmp_path, capsys, monkey
     monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
     monkeypatch.setattr(hub, "_UNREACHABLE", {})
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
-    with socket.socket() as silent:  # accepts connections, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    with silent_endpoint() as url:  # accepts connections, never answers
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
         start = time.perf_counter()
         code = main([*base_args, "--judge", "Qwen/Qwen2.5-7B-Instruct"])
         took = time.perf_counter() - start
     err = capsys.readouterr().err
-    assert code == 2 and "did not answer within 2 s" in err and "--revision" in err, err
+    assert code == 2 and "did not answer within 2 s" in err, err
+    # no copy in the cache: the fix offered is one that works from here, not a --revision that would still download
+    assert "connect to the Hub to download it" in err and "--revision" not in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert took < 3.0, took
 

@@ -16,6 +16,7 @@ import harness.core.hub as hub
 from harness.core.errors import HarnessError
 from harness.core.fingerprint import MEMO_FILE, ModelIdentity, model_identity, short_hash
 from harness.llm.tiny import build_tiny_model
+from tests.servers import silent_endpoint
 
 SHA_MAIN = "a" * 40
 SHA_V1 = "b" * 40
@@ -221,6 +222,22 @@ def test_missing_path_is_refused_without_a_hub_lookup(path: str, cache: Path):
         model_identity(path, cache_dir=cache)
 
 
+def test_a_revision_for_a_local_folder_is_refused(model_dir: Path, cache: Path):
+    """A folder has no revisions: recording one (as refs build did) would claim a provenance it does not have."""
+    with pytest.raises(HarnessError, match=r"revision 'v2' given for the local model folder .*drop the revision"):
+        model_identity(str(model_dir), revision="v2", cache_dir=cache)
+
+
+def test_path_errors_name_the_option_that_gave_the_path(model_dir: Path, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    assert fp.local_model_folder(str(model_dir), option="--judge") == model_dir
+    assert fp.local_model_folder("org/name", option="--judge") is None  # a Hub id: not a path
+    with pytest.raises(HarnessError, match=rf"^--judge {tmp_path / 'empty'} exists but holds no model"):
+        fp.local_model_folder(str(tmp_path / "empty"), option="--judge")
+    with pytest.raises(HarnessError, match=r"^--base-model ./nope does not exist"):
+        fp.local_model_folder("./nope", option="--base-model")
+
+
 @pytest.mark.parametrize("model", ["foo--bar", "has space/model", "org/name.git", "-org/name", "org/name.", "a..b"])
 def test_malformed_hub_id_is_refused(model: str):
     with pytest.raises(HarnessError, match="neither an existing local folder nor a valid Hub id"):
@@ -292,13 +309,17 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub, "_UNREACHABLE", {})  # what earlier tests learnt about their endpoints
 
 
-def _cache_model(root: Path, model: str, refs: dict[str, str], snapshots: list[str]) -> Path:
+def _cache_model(root: Path, model: str, refs: dict[str, str], snapshots: list[str], *, complete: bool = True
+                 ) -> Path:
+    """A model in a Hugging Face cache layout; ``complete`` snapshots hold a config, a tokenizer and weights."""
     folder = root / ("models--" + model.replace("/", "--"))
     for ref, sha in refs.items():
         (folder / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
         (folder / "refs" / ref).write_text(sha)
     for sha in snapshots:
         (folder / "snapshots" / sha).mkdir(parents=True)
+        for name in ("config.json", "tokenizer.json", "model.safetensors") if complete else ():
+            (folder / "snapshots" / sha / name).write_text("{}")
     return folder
 
 
@@ -324,13 +345,13 @@ def test_hub_error_falls_back_to_the_cache(online: None, hub_server: tuple[str, 
     endpoint, paths = hub_server
     _cache_model(hf_cache, "org/private", {"main": SHA_V1}, [SHA_V1])
     assert model_identity("org/private", endpoint=endpoint).revision == SHA_V1
-    with pytest.raises(HarnessError, match=r"the Hub lookup failed: RepositoryNotFoundError.*--revision"):
+    with pytest.raises(HarnessError, match=r"the Hub lookup failed: RepositoryNotFoundError.*check the model id"):
         model_identity("org/unknown", endpoint=endpoint)
     assert len(paths) == 2
 
 
 def test_unreachable_hub_falls_back_to_the_cache(online: None, hf_cache: Path, capsys: pytest.CaptureFixture):
-    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [])
+    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [SHA_MAIN])
     with socket.socket() as s:  # a loopback port that nothing listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -339,25 +360,51 @@ def test_unreachable_hub_falls_back_to_the_cache(online: None, hf_cache: Path, c
     assert "Connection refused" in err and f"org/tiny at {SHA_MAIN[:12]} from the local Hugging Face cache" in err
 
 
+def test_unreachable_hub_and_a_cached_commit_without_its_files_fail_at_once(online: None, hf_cache: Path):
+    """refs/main names a commit whose files were never downloaded: loading would retry the dead Hub for minutes."""
+    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [SHA_MAIN], complete=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(HarnessError) as err:
+        model_identity("org/tiny", endpoint=f"http://127.0.0.1:{port}")
+    assert time.perf_counter() - start < 3.0
+    msg = str(err.value)
+    assert f"names commit {SHA_MAIN} without holding its files" in msg and "connect to the Hub once" in msg
+
+
+def test_a_commit_held_in_full_loads_from_its_snapshot_folder(hf_cache: Path, model_dir: Path):
+    """load_source: the cached snapshot folder of a complete commit (loading it needs no network), else as given."""
+    folder = _cache_model(hf_cache, "org/tiny", {}, [SHA_V1], complete=False)
+    shutil.copytree(model_dir, folder / "snapshots" / SHA_MAIN)
+    snapshot = folder / "snapshots" / SHA_MAIN
+    assert hub.local_snapshot("org/tiny", SHA_MAIN.upper()) == snapshot
+    assert hub.load_source("org/tiny", SHA_MAIN) == (str(snapshot), None)
+    assert hub.load_source("org/tiny", SHA_V1) == ("org/tiny", SHA_V1)  # incomplete: the Hub id, as given
+    assert hub.load_source("org/tiny", "main") == ("org/tiny", "main")  # a branch may move: never from a folder
+    assert hub.load_source(str(model_dir), None) == (str(model_dir), None)
+    (snapshot / "model.safetensors").unlink()  # weights gone: not complete any more
+    assert hub.local_snapshot("org/tiny", SHA_MAIN) is None
+
+
 @pytest.fixture
 def silent_hub() -> Iterator[str]:
     """A loopback port that accepts connections and never answers (a firewall that drops, a hung proxy)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+    with silent_endpoint() as url:
+        yield url
 
 
 def test_silent_hub_is_given_up_at_the_deadline_and_not_asked_again(
         online: None, silent_hub: str, hf_cache: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EMPATHY_HUB_TIMEOUT_S", "0.5")
-    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [])
-    _cache_model(hf_cache, "org/other", {"main": SHA_V1}, [])
+    _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [SHA_MAIN])
+    _cache_model(hf_cache, "org/other", {"main": SHA_V1}, [SHA_V1])
     start = time.perf_counter()
     assert model_identity("org/tiny", endpoint=silent_hub).revision == SHA_MAIN
     first = time.perf_counter() - start
     assert model_identity("org/other", endpoint=silent_hub).revision == SHA_V1
-    with pytest.raises(HarnessError, match=r"did not answer within 0\.5 s.*--revision"):
+    with pytest.raises(HarnessError, match=r"did not answer within 0\.5 s.*EMPATHY_HUB_TIMEOUT_S"):
         model_identity("org/uncached", endpoint=silent_hub)
     took = time.perf_counter() - start
     assert 0.45 < first < 1.5, first  # one deadline, not the socket's 10 s or a retry storm
@@ -389,11 +436,17 @@ def test_offline_and_not_cached_is_refused(hf_cache: Path):
         model_identity("Qwen/Qwen2.5-0.5B")
     msg = str(err.value)
     assert "cannot resolve the commit of Hub model 'Qwen/Qwen2.5-0.5B' (offline" in msg
-    assert "pin it with --revision <40-hex commit>, or give a local model folder" in msg
+    # no copy to pin: pinning --revision would only lead into download retries, so it is not offered
+    assert "--revision" not in msg
+    assert msg.endswith("unset HF_HUB_OFFLINE and connect once to download it, or give a local model folder")
 
     _cache_model(hf_cache, "org/tiny", {"main": SHA_MAIN}, [SHA_MAIN])
-    with pytest.raises(HarnessError, match=rf"at revision 'dev'.*cached snapshots there: {SHA_MAIN}"):
+    _cache_model(hf_cache, "org/tiny", {}, [SHA_V1], complete=False)  # a tokenizer-only download, say
+    with pytest.raises(HarnessError) as err:
         model_identity("org/tiny", revision="dev")
+    msg = str(err.value)
+    assert "at revision 'dev'" in msg and f"complete snapshots there: {SHA_MAIN})" in msg
+    assert f"pin one with --revision {SHA_MAIN} (it loads from the cache, offline)" in msg and SHA_V1 not in msg
 
 
 def test_offline_env_var_wins_over_the_imported_constant(

@@ -1,5 +1,6 @@
 """The typed result spine: a demo run validates against the shipped schema and loads; broken folders are refused."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -111,21 +112,32 @@ def test_a_run_starts_by_removing_an_old_results_json(tmp_path):
 
 
 def test_a_failed_rerun_leaves_no_stale_results(demo_run, tmp_path, tiny_models):
-    """A re-run into a completed folder that fails must not leave the old results.json beside it."""
+    """A re-run refused before any work leaves the completed run as it was; one that fails after it started must
+    not leave the old results.json beside it; a folder made for a run that fails early is removed again."""
     from harness.core.errors import HarnessError
     from harness.core.settings import JudgeSettings
     from harness.evaluate.run import EvalConfig, run_eval
     from harness.generate.replies import ModelSpec
 
     run = copy(demo_run, tmp_path / "rerun")
-    cfg = EvalConfig(candidate=ModelSpec(str(tiny_models["candidate"]), device="cpu"),
-                     judge=JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path)),
-                     output=run, references={"base": tmp_path / "missing.json"}, limit=6)
+    before = (run / "results.json").read_bytes()
+    judge = JudgeSettings(model=str(tiny_models["judge"]), device="cpu", cache_dir=str(tmp_path))
+    cfg = EvalConfig(candidate=ModelSpec(str(tiny_models["candidate"]), device="cpu"), judge=judge, output=run,
+                     references={"base": tmp_path / "missing.json"}, limit=6)
     with pytest.raises(HarnessError, match="not found"):
         run_eval(cfg)
+    assert (run / "results.json").read_bytes() == before and load_run(run).result.model_dump()
+
+    # a reference model that cannot be resolved (offline, not cached) fails once the run has started
+    started = dataclasses.replace(cfg, references={}, build_references={"base": ModelSpec("org/none", device="cpu")})
+    with pytest.raises(HarnessError, match="cannot resolve the commit of Hub model 'org/none'"):
+        run_eval(started)
     assert not (run / "results.json").exists()
     with pytest.raises(RunError, match="did not complete"):
         load_run(run)
+    with pytest.raises(HarnessError, match="cannot resolve the commit of Hub model 'org/none'"):
+        run_eval(dataclasses.replace(started, output=tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])

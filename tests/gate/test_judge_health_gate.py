@@ -85,7 +85,7 @@ def test_with_the_opt_out_every_report_says_so_first_and_all_ties_never_pass(che
     data = json.loads(verdict.read_text())
     assert next(iter(data)) == "banner" and data["banner"].startswith("UNHEALTHY JUDGE")
     assert data["outcome"] == "inconclusive" and data["exit_code"] == 4
-    assert [m["outcome"] for m in data["metrics"]] == ["inconclusive"] and "is a tie" in data["metrics"][0]["reason"]
+    assert [m["outcome"] for m in data["metrics"]] == ["inconclusive"] and "are ties" in data["metrics"][0]["reason"]
     lines = junit.read_text().splitlines()
     assert lines[1].startswith("<!-- UNHEALTHY JUDGE") and "allow-unhealthy-judge" in lines[1]
     props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}

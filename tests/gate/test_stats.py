@@ -319,7 +319,7 @@ def test_a_win_rate_whose_every_verdict_tied_is_inconclusive_not_a_pass() -> Non
     verdicts = evaluate_gate([blind, lc], None, n_boot=500)
     for v in verdicts:
         assert v.outcome == "inconclusive" and v.ci_low is None and v.p_pass is None and v.n == 16
-        assert v.reason is not None and "every verdict on the 16 dialogues of both runs is a tie" in v.reason
+        assert v.reason is not None and "all 16 dialogues of both runs are ties" in v.reason
     assert verdicts[0].delta == 0.0 and verdicts[0].baseline == 0.5
     # the same values as a rubric mean (not outcomes) are a real, identical measurement: a pass
     same = PairedMetric(name="rubric:cognitive", baseline=_ties(), candidate=_ties(), margin=0.02)

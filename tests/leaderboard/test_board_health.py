@@ -60,7 +60,7 @@ def test_init_refuses_a_protocol_that_would_refuse_its_own_run_naming_each_field
 
 @pytest.mark.parametrize(("output", "message"), [
     ("DIR", "--output {out} is a folder: give the file to write, e.g. {out}/board.yaml"),
-    ("FILE/board.yaml", "--output {out}: {tmp}/FILE is a file, not a folder — give a path in a folder"),
+    ("FILE/board.yaml", "--output {out}: {tmp}/FILE is a file, not a folder, so nothing can be made under it — give a path in a folder"),
     pytest.param("/proc/empathy-harness-test/board.yaml", "--output {out}: cannot write in /proc (",
                  marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")),
 ])  # (/proc: not writable even by root, who passes every permission check)

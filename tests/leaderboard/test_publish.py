@@ -17,6 +17,7 @@ from harness.core.errors import HarnessError
 from leaderboard import publish as publish_module
 from leaderboard.publish import plan_publish, publish
 from tests.hub_server import LoopbackHub, free_port_url, serve_online, subprocess_env
+from tests.servers import silent_endpoint
 
 REPO = "org/empathy-board"
 ROWS = [{"model": "org/a", "rank": 1, "bt": 1032.5, "win_rate": 0.61, "run_id": "org__a/run1"},
@@ -265,17 +266,13 @@ def test_an_unreachable_hub_and_offline_mode_are_clear_errors(site: Path, monkey
 
 def test_a_silent_hub_is_one_clear_error_within_the_hub_deadline(site: Path, monkeypatch: pytest.MonkeyPatch):
     """A Hub that accepts connections and never answers: one bounded question, not a wait without end."""
-    import socket
     import time
 
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    with silent_endpoint() as url:
         start = time.perf_counter()
         with pytest.raises(HarnessError, match=rf"^publishing to dataset repo '{REPO}': the Hub at {url} did not "
                                                r"answer within 2 s — check --endpoint and the network"):

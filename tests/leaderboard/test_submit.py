@@ -13,6 +13,7 @@ from harness.core.errors import HarnessError
 from harness.evaluate.runs import RunError
 from leaderboard.submit import SUBMISSION_FILES, pull_board, submit
 from tests.hub_server import LoopbackHub, free_port_url, serve_online
+from tests.servers import silent_endpoint
 
 BOARD = "org/empathy-board"
 RUN_ID = "org__tiny-candidate/demo-1"
@@ -151,7 +152,6 @@ def test_submit_to_an_unreachable_hub_fails_within_3_s_in_one_line(demo_run: Pat
                                                                     monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]):
     """A Hub that never answers, or refuses connections (huggingface_hub would retry for half a minute)."""
-    import socket
     import time
 
     from huggingface_hub import constants
@@ -162,10 +162,8 @@ def test_submit_to_an_unreachable_hub_fails_within_3_s_in_one_line(demo_run: Pat
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("EMPATHY_HUB_TIMEOUT_S", raising=False)
-    with socket.socket() as silent:  # accepts connections, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}" if hub_kind == "silent" else free_port_url()
+    with silent_endpoint() as silent:  # accepts connections, never answers
+        url = silent if hub_kind == "silent" else free_port_url()
         start = time.perf_counter()
         code = main(["submit", str(demo_run), "--repo", BOARD, "--endpoint", url, "--allow-unhealthy-judge"])
         took = time.perf_counter() - start
@@ -179,17 +177,13 @@ def test_submit_to_an_unreachable_hub_fails_within_3_s_in_one_line(demo_run: Pat
 
 
 def test_pull_board_from_a_silent_hub_fails_within_3_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import socket
     import time
 
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("EMPATHY_HUB_TIMEOUT_S", "1")
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    with silent_endpoint() as url:
         start = time.perf_counter()
         with pytest.raises(HarnessError, match=rf"^downloading board '{BOARD}': the Hub at {url} did not answer "
                                                r"within 1 s — check --endpoint"):

@@ -143,7 +143,7 @@ def test_validate_judge_cli_on_tiny_model(tmp_path, tiny_models, capsys):
     assert v["n_pairs"] == 60 and v["n_unscored"] == 0  # logits mode always yields a verdict
     assert 0.0 <= v["pairwise_agreement"]["value"] <= 1.0 and v["longer_wins_agreement"]["value"] == 0.0
     assert all(0.0 <= s["value"] <= 1.0 and s["n"] <= 20 for s in v["stress"].values())
-    assert "judge validity" in capsys.readouterr().err
+    assert "judge validity" in capsys.readouterr().out
 
 
 def test_bad_ratings_file_errors(tmp_path, capsys):

@@ -15,7 +15,10 @@ def test_pipeline_end_to_end(tmp_path, tiny_models, capsys, monkeypatch):
     code = main(["pipeline", "--base", str(tiny_models["base"]), "--teacher", str(tiny_models["direct"]),
                  "--judge", str(tiny_models["judge"]), "--strategy", "all_three", "--limit", "24",
                  "--device", "cpu", "--teacher-device", "cpu", "--judge-device", "cpu", "--output", str(out)])
-    assert code == 0, capsys.readouterr().err
+    # the random judge's label mass is below the 0.5 floor: every verdict unscored, so the pipeline says so and
+    # exits 1 (as `empathy eval` does), with every file written
+    err = capsys.readouterr().err
+    assert code == 1 and "error: no dialogue was scored in vs_base, vs_direct: all 24 dialogues unscored" in err, err
     result = json.loads((out / "results.json").read_text())
     for name in ("vs_base", "vs_direct"):
         for key in ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored"):
