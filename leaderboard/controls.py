@@ -61,7 +61,7 @@ def control_replies(kind: ControlKind, dialogues: Sequence[Dialogue], anchor: Re
     return None
 
 
-def check_judge(protocol: BoardProtocol, settings: JudgeSettings) -> str | None:
+def check_judge(protocol: BoardProtocol, settings: JudgeSettings, *, what: str = "leaderboard controls") -> str | None:
     """The board's judge, and one that can tell replies apart — checked before a single control is judged.
 
     The judge's fingerprint (from its options) must be the board's; then it answers the sanity probe (cached: the
@@ -91,8 +91,8 @@ def check_judge(protocol: BoardProtocol, settings: JudgeSettings) -> str | None:
     if problem is None:
         return None
     if protocol.require_judge_ok:
-        raise HarnessError(unhealthy_refusal(f"leaderboard controls (board {protocol.name!r} was made without "
-                                             f"{ALLOW_FLAG})", problem))
+        raise HarnessError(unhealthy_refusal(f"{what} (board {protocol.name!r} was made without {ALLOW_FLAG})",
+                                             problem))
     return unhealthy_banner(problem)
 
 

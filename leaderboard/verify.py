@@ -14,14 +14,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
 from harness.core.records import ComparisonStats
 from harness.core.settings import JudgeSettings
+from harness.core.ui import console
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.evaluate.runs import load_run
 from harness.generate.replies import ModelSpec
+from harness.score.health import unhealthy_refusal
 from leaderboard.admit import VERIFICATION
+from leaderboard.controls import check_judge
 from leaderboard.protocol import BoardProtocol, mismatches
 
 
@@ -39,6 +44,9 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
     problems = [p for p in mismatches(run.result, protocol) if not p.startswith("judge fingerprint")]
     if problems:
         raise HarnessError(f"{submitted} does not match the board's protocol: {'; '.join(problems)}")
+    banner = check_judge(protocol, judge, what="leaderboard verify")  # the board's judge, healthy: before judging
+    if banner:
+        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)  # the first line of the report
     replies = output.parent / f"{output.name}.replies.jsonl"
     write_atomic(replies, "".join(json.dumps({"dialogue_id": g.dialogue_id, "response": g.response}) + "\n"
                                   for g in run.generations))
@@ -47,9 +55,9 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
     rejudged = run_eval(EvalConfig(candidate=ModelSpec(str(replies), backend="replies"), judge=judge, output=output,
                                    references={anchor_name: reference}, dataset=protocol.dataset.spec,
                                    limit=protocol.dataset.n, seed=run.result.provenance.seed, declared=declared))
-    if rejudged.judge.fingerprint != protocol.judge_fingerprint:
-        raise HarnessError(f"the judge given has fingerprint {rejudged.judge.fingerprint}, the board's is "
-                           f"{protocol.judge_fingerprint}: verify with the board's judge settings")
+    if protocol.require_judge_ok and not rejudged.health.judge_ok:  # (the run's own verdicts, not only the probe)
+        raise HarnessError(unhealthy_refusal(f"leaderboard verify: the re-judged run {output}",
+                                             rejudged.health.judge_problem) + " — nothing was verified")
     comparison = protocol.anchor.comparison
     agree = _agree(run.result.comparisons[comparison], rejudged.comparisons[comparison])
     record: dict[str, Any] = {
@@ -64,6 +72,8 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
         "rejudged_ci": [rejudged.comparisons[comparison].ci_low, rejudged.comparisons[comparison].ci_high],
         "submission_checks": submission_checks(declared.model.name, declared.model.kind, declared.model.revision),
     }
+    if banner:
+        record = {"banner": banner, **record}  # the first key: made with an unhealthy judge the board admits
     if regenerate:
         record["regeneration"] = regeneration_check(run, regenerate, device=device)
     write_json(output / VERIFICATION, record)

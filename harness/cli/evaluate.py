@@ -185,14 +185,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_import_lmeval(args: argparse.Namespace) -> int:
     """Run ``empathy import-lmeval``."""
-    from harness.core.ui import console, print_summary
     from harness.lmeval.importer import import_lmeval
 
     output = writable_folder("--output", args.output)
-    result = import_lmeval(Path(args.lm_eval_output), output)
-    print_summary(result)
-    console.print(f"results written to {output / 'results.json'}", soft_wrap=True)
-    return 0
+    return report_run(import_lmeval(Path(args.lm_eval_output), output), output)
 
 
 def reference_output(value: str, name: str, *, overwrite: bool) -> Path:

@@ -20,6 +20,9 @@ from harness.cli.options import (
     add_judge_options,
     add_model_options,
     cache_dir,
+    check_judge_server,
+    check_model_option,
+    check_model_spec,
     judge_settings,
     model_spec,
     parse_references,
@@ -118,9 +121,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     junit, json_path = (writable_file(opt, v) if v is not None else None
                         for opt, v in (("--junit", args.junit), ("--json", args.json)))
     for option, value in (("--baseline", args.baseline), ("--candidate", args.candidate)):
-        if value is not None and not Path(value).is_dir():
-            what = "is a file, not a run folder" if Path(value).exists() else "does not exist (no such folder)"
+        path = Path(value) if value is not None else None
+        if path is not None and not path.is_dir() and not (path.name == "results.json" and path.is_file()):
+            what = "is a file, not a run folder" if path.exists() else "does not exist (no such folder)"
             raise HarnessError(f"{option} {value} {what}: give the folder 'empathy eval --output' wrote")
+    if model_mode:  # the models, the judge and any server, before either checkpoint is evaluated
+        check_model_spec(model_spec(argparse.Namespace(**{**vars(args), "model": args.baseline_model})),
+                         "--baseline-model", url_option="--base-url")
+        check_model_spec(model_spec(args), "--model", url_option="--base-url")
+        judge = judge_settings(args, cache_dir(args))
+        check_model_option("--judge", judge.model, backend=judge.backend, revision=judge.revision,
+                           revision_option="--judge-revision")
+        check_judge_server(judge)
     try:
         if runs_mode:
             baseline, candidate = load_run(args.baseline), load_run(args.candidate)

@@ -72,22 +72,8 @@ def cmd_validate_judge(args: argparse.Namespace) -> int:
 
 
 def _print_validity_to_stdout(result: dict[str, Any]) -> None:
-    """The validity table on stdout, like ``eval``'s tables.
-
-    :func:`~harness.score.validity.print_validity` prints on the shared stderr console; its output is pointed at
-    stdout for the call (a file or pipe gets whole rows, as ``eval``'s summary does).
-    """
-    import sys
-
-    from harness.core.ui import console
+    """The validity table on stdout, like ``eval``'s tables (a file or pipe gets whole rows)."""
+    from harness.core.ui import report_console
     from harness.score.validity import print_validity
 
-    # the private fields, not the properties: the console follows sys.stderr as it is at each print (None)
-    saved = console._file, console._width
-    console.file = sys.stdout
-    if not sys.stdout.isatty():
-        console.width = 150
-    try:
-        print_validity(result)
-    finally:
-        console._file, console._width = saved
+    print_validity(result, report_console(pipe_width=150))

@@ -11,6 +11,7 @@ reason, anything that does not match.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import read_jsonl, write_json, write_jsonl
-from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, RunResult
+from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, RunHealth, RunResult
 from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
 from harness.judge.parse import combine_orders
@@ -112,8 +113,10 @@ def load_run(path: Path | str) -> Run:
         manifest=_read_json(folder / "manifest.json"),
         probe=_records(folder / PROBE, JudgeProbe) if (folder / PROBE).is_file() else [],
     )
-    _check_consistent(run)
-    return run
+    health = _check_consistent(run)
+    # the verdict on the judge is always today's rule applied to the run's own numbers (never what results.json
+    # says: a run written under older rules, or edited, is judged like any other)
+    return dataclasses.replace(run, result=result.model_copy(update={"health": health}))
 
 
 def _read_json(path: Path) -> Any:
@@ -139,8 +142,16 @@ def _records(path: Path, model: Any) -> list[Any]:
     return out
 
 
-def _check_consistent(run: Run) -> None:
-    """The JSONL files are the ones this results.json was computed from, and every number follows from them."""
+#: Health fields that are a judgement of the numbers, not numbers: recomputed by today's rules on load, not compared.
+JUDGEMENT_FIELDS = ("judge_ok", "judge_problem")
+
+
+def _check_consistent(run: Run) -> RunHealth:
+    """The JSONL files are the ones this results.json was computed from, and every number follows from them.
+
+    Returns:
+        The run's health recomputed from its verdicts, with today's ``judge_ok`` / ``judge_problem``.
+    """
     r = run.result
     where = run.path
     if not r.comparisons:
@@ -194,13 +205,19 @@ def _check_consistent(run: Run) -> None:
     parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
                            r.provenance.seed, run.probe)
     recorded = r.model_dump(mode="json")
+    for field_name in JUDGEMENT_FIELDS:
+        recorded["health"].pop(field_name, None)
     for key, value in parts.items():
         expected = value.model_dump(mode="json") if hasattr(value, "model_dump") else _dump(value)
+        if key == "health":
+            expected = {k: v for k, v in expected.items() if k not in JUDGEMENT_FIELDS}
         found = _first_difference(expected, recorded[key], key)
         if found is not None:
             path, should, says = found
             raise RunError(f"{where}: {path} is {says!r} in results.json, but the verdicts in the JSONL files give "
                            f"{should!r} (edited, or the files come from another run)")
+    health: RunHealth = parts["health"]
+    return health
 
 
 def _dump(value: Any) -> Any:

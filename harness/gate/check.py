@@ -240,7 +240,8 @@ def pairing_problems(metrics: Sequence[PairedMetric], h2h: HeadToHead | None) ->
     information: inconclusive, see :func:`harness.gate.stats.no_information`.)
     """
     out = [f"{m.name}: no dialogue is scored in both runs ({len(m.baseline)} baseline, {len(m.candidate)} "
-           "candidate)" for m in metrics if m.outcomes and not m.baseline.keys() & m.candidate.keys()]
+           "candidate)" for m in metrics
+           if (m.outcomes or m.statistic == "lc") and not m.baseline.keys() & m.candidate.keys()]
     if h2h is not None and not h2h.outcomes:
         out.append(f"{h2h.name}: no dialogue of the head to head is scored")
     return out
@@ -255,10 +256,11 @@ def decide(metrics: Sequence[MetricVerdict], fail_on_inconclusive: bool) -> tupl
     outcomes = {m.outcome for m in metrics}
     blind = [m for m in metrics if m.reason]
     warnings: list[str] = []  # (inconclusive metrics are explained, with units, by the report itself)
-    if blind:
-        warnings.append(f"{len(blind)} gated metric(s) carry no information ({', '.join(m.name for m in blind)}): "
-                        "the judge never chose between the replies, so the gate cannot pass (exit 4)")
-    elif "inconclusive" in outcomes and not fail_on_inconclusive:
+    if blind and "regression" not in outcomes:
+        warnings.append(f"{len(blind)} gated metric(s) carry no information ({', '.join(m.name for m in blind)}; "
+                        "each one's reason is above): the gate cannot pass — exit 4, with or without "
+                        "--fail-on-inconclusive")
+    elif not blind and "inconclusive" in outcomes and not fail_on_inconclusive:
         warnings.append("some metrics are inconclusive: the gate passes; use --fail-on-inconclusive to fail instead")
     if "regression" in outcomes:
         return "regression", EXIT["regression"], warnings

@@ -5,7 +5,8 @@ Both runs were judged on the same dialogues by the same judge, so every comparis
 Paired metrics (:class:`PairedMetric`):
 
 - Only dialogues present in both runs count (the intersection of the two dicts; n = its size; an empty
-  intersection is an error). Dialogues are taken in sorted id order, so dict order never matters.
+  intersection is a metric without information, below). Dialogues are taken in sorted id order, so dict order
+  never matters.
 - Δ = mean(candidate) − mean(baseline) (``"mean"``), or LC(candidate) − LC(baseline) (``"lc"``): the
   length-controlled win rate (:func:`harness.score.lc.length_controlled_win_rate`) of each run, fitted on its
   per-dialogue outcomes and its own length differences (``*_len``: candidate − reference words).

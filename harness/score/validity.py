@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import Judgment
@@ -37,6 +37,9 @@ from harness.score.health import UNHEALTHY, run_health
 from harness.score.ratings import SOURCE_NAMES, RatedDialogue, load_rated
 from harness.score.stats import OUTCOME_SCORE, mean_or_nan, position_flip
 from harness.score.stress import STRESSES, Stress, stress_report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "SOURCE_NAMES", "STRESSES", "RatedDialogue", "Stress", "cluster_bootstrap", "load_rated", "pairwise_report",
@@ -189,11 +192,13 @@ def validate_judge(
     return result
 
 
-def print_validity(result: dict[str, Any]) -> None:
-    """A rich table of validity.json."""
+def print_validity(result: dict[str, Any], out: Console | None = None) -> None:
+    """A rich table of validity.json, on ``out`` (default: the shared stderr console)."""
     from rich.table import Table
 
-    from harness.core.ui import console
+    from harness.core.ui import console as stderr_console
+
+    console = out or stderr_console
 
     def pct(entry: dict[str, Any]) -> str:
         v = entry.get("value")

@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,13 +83,10 @@ def test_the_pin_revision_advice_works_offline_without_asking_the_hub(cached_hub
     endpoint, requests = recording_hub
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
-    start = time.perf_counter()
     assert main([*build, "--revision", advice.group(1), "--output", str(tmp_path / "b.json")]) == 0
-    took = time.perf_counter() - start
     assert requests == []  # loaded from the cached snapshot: nothing to retry when the Hub is away
     manifest = json.loads((tmp_path / "b.json").read_text())["manifest"]
     assert manifest["model"] == "org/tiny" and manifest["model_identity"]["revision"] == SHA
-    assert took < 30.0, took
 
     # the judge (a different loader) and the candidate, both pinned Hub ids: an evaluation without the Hub
     assert main(["eval", "--model", "org/tiny", "--revision", SHA, "--reference", f"base={small_refs['base']}",

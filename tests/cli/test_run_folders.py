@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,11 @@ def test_a_run_over_another_models_run_needs_overwrite(tiny_models, small_refs, 
     capsys.readouterr()
 
     other = eval_args(tiny_models, small_refs, out, cache, *mass, "--model", str(tiny_models["base"]))
-    start = time.perf_counter()
     assert main(other) == 2
-    took = time.perf_counter() - start
     err = capsys.readouterr().err
     assert f"--output {out} holds the run of another model {tiny_models['candidate']}" in err
     assert "pass --overwrite to replace it" in err and len(err.strip().splitlines()) == 1, err
-    assert took < 3.0 and (out / "results.json").read_bytes() == before  # refused before any work: nothing lost
+    assert (out / "results.json").read_bytes() == before  # refused before any work: nothing lost
 
     # the same model is resumed as before (its verdicts come from the cache), no --overwrite needed
     assert main(eval_args(tiny_models, small_refs, out, cache, *mass)) == 0
@@ -63,11 +60,9 @@ def test_demo_refuses_a_folder_holding_another_models_run(tmp_path, capsys):
     (out / "results.json").write_text("{}")
     (out / "manifest.json").write_text(json.dumps({"systems": {"candidate": {"name": "org/model",
                                                                              "fingerprint": "0123456789abcdef"}}}))
-    start = time.perf_counter()
     assert main(["demo", "--output", str(out), "--limit", "2"]) == 2
     err = capsys.readouterr().err
     assert "holds the run of another model org/model (fingerprint 0123456789abcdef)" in err and "--overwrite" in err
-    assert time.perf_counter() - start < 3.0
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "results.json"]  # no models built in it
 
 
@@ -84,11 +79,9 @@ def test_refs_build_checks_its_output_before_generating(tiny_models, tmp_path, c
          f"--revision v2: --model {tiny_models['base']} is a local folder, which has no revisions"),
     ]
     for argv, message in cases:
-        start = time.perf_counter()
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
-        assert time.perf_counter() - start < 3.0
     assert existing.read_text() == "keep me" and not (tmp_path / "new.json").exists()
 
 
@@ -118,11 +111,9 @@ def test_validate_judge_checks_its_options_before_any_work(tiny_models, tmp_path
         (["--output", str(tmp_path / "file" / "out")], f"{tmp_path / 'file'} is a file, not a folder, so nothing can be made"),
     ]
     for extra, message in cases:
-        start = time.perf_counter()
         assert main([*base, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
-        assert time.perf_counter() - start < 3.0
         assert not (tmp_path / "out").exists()
 
 

@@ -209,3 +209,14 @@ def test_tampered_runs_are_refused(demo_run, tmp_path, edit):
     TAMPERING[edit](run)
     with pytest.raises(RunError):
         load_run(run)
+
+
+def test_the_judge_health_verdict_is_recomputed_by_todays_rules_not_read(demo_run, tmp_path):
+    # a run written when the health rules were looser (or edited to look healthy) is judged by today's rules:
+    # load_run neither trusts the recorded judge_ok nor refuses the run as tampered
+    run = copy(demo_run, tmp_path / "t")
+    truth = load_run(run).result.health
+    assert truth.judge_ok is False and truth.judge_problem
+    _edit_results(run, lambda d: d["health"].update(judge_ok=True, judge_problem=None))
+    loaded = load_run(run).result.health
+    assert (loaded.judge_ok, loaded.judge_problem) == (False, truth.judge_problem)

@@ -308,3 +308,25 @@ def test_ci_caches_are_keyed_by_the_reference_file():
     github = yaml.safe_load((docs / "github-actions.yml").read_text())["jobs"]["check"]["steps"]
     [cache] = [s["with"] for s in github if s.get("uses", "").startswith("actions/cache")]
     assert all("hashFiles('refs/base.json')" in cache[k] for k in ("key", "restore-keys"))
+
+
+def test_checkpoint_mode_names_the_option_before_any_work(small_refs, tmp_path, capsys):
+    # a folder that holds no model as --judge, a dead server as --base-url: one line naming the option, nothing made
+    (tmp_path / "notes").mkdir()
+    base = ["check", "--baseline-model", "old", "--model", "new", "--reference", f"base={small_refs['base']}",
+            "--output", str(tmp_path / "out")]
+    assert main([*base, "--model-backend", "replies", "--judge", str(tmp_path / "notes")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--judge" in err and str(tmp_path / "notes") in err, err
+    from tests.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    assert main([*base, "--model-backend", "openai-chat", "--base-url", url]) == 2
+    err = capsys.readouterr().err
+    assert f"--base-url {url}: no server answers" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_results_file_is_accepted_as_a_run(runs, capsys):
+    # load_run reads a folder or its results.json; the gate's own check said "no such folder" for the file
+    assert main(["check", "--baseline", f"{runs['long']}/results.json", "--candidate", runs["long"]]) == 0

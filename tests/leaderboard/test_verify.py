@@ -68,3 +68,31 @@ def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small
     assert code == 1
     record = json.loads((tmp_path / "rejudged-b" / "verification.json").read_text())
     assert record["status"] == "disputed" and record["rejudged_win_rate"] < 1.0
+
+
+def test_verify_refuses_an_unhealthy_judge_before_judging_and_says_so_when_the_board_admits_it(
+        board_runs, tiny_models, small_refs, tmp_path, capsys):
+    # a submission that looks healthy (forged verdicts, no probe) meets the board's real judge, which fails its
+    # sanity probe: a strict board's verification is refused before any verdict (before: judged in full)
+    forged = tmp_path / "forged"
+    fabricate_wins(board_runs["b"], forged)
+    assert load_run(forged).result.health.judge_ok
+    result = load_run(board_runs["a"]).result
+    strict = protocol_from_run(result, name="b", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0)
+    (tmp_path / "strict.yaml").write_text(json.dumps(json.loads(strict.model_dump_json())))
+    out = tmp_path / "v-strict"
+    args = ["leaderboard", "verify", "--reference", str(small_refs["base"]), *judge_args(tiny_models, board_runs["cache"])]
+    assert main([*args, str(forged), "--board", str(tmp_path / "strict.yaml"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: leaderboard verify (board 'b' was made without --allow-unhealthy-judge): this "
+                          "judge cannot tell replies apart"), err
+    assert not out.exists()
+    # a board that admits it: verified, and the record and the console say so first
+    lenient = protocol_from_run(result, name="b", min_scored=3, max_flip_rate=1.0, min_label_mass=0.0,
+                                require_judge_ok=False)
+    (tmp_path / "lenient.yaml").write_text(json.dumps(json.loads(lenient.model_dump_json())))
+    out = tmp_path / "v-lenient"
+    assert main([*args, str(board_runs["a"]), "--board", str(tmp_path / "lenient.yaml"), "--output", str(out)]) == 0
+    record = json.loads((out / "verification.json").read_text())
+    assert next(iter(record)) == "banner" and record["banner"].startswith("UNHEALTHY JUDGE (--allow-unhealthy-judge)")
+    assert capsys.readouterr().err.startswith(record["banner"][:40])
