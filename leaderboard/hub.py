@@ -8,13 +8,15 @@ default 2 s, as for model lookups): an unreachable or silent Hub is one clear li
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import DatasetInfo, KernelInfo, ModelInfo, SpaceInfo
+
+    RepoInfo = ModelInfo | DatasetInfo | SpaceInfo | KernelInfo
 
 
 def hub_api(endpoint: str | None, token: str | None) -> HfApi:
@@ -58,8 +60,13 @@ def hub_error(exc: Exception, what: str, *, retries: int = 0) -> HarnessError:
                         "token's access and the files")
 
 
-def check_reachable(api: HfApi, repo: str, *, repo_type: str, what: str) -> None:
+def check_reachable(api: HfApi, repo: str, *, repo_type: str, what: str,
+                    revision: str | None = None) -> RepoInfo | None:
     """Ask the Hub about ``repo`` once, within the deadline; any answer (a 404 included) means it is reachable.
+
+    Returns:
+        The repo's info, or None when the Hub answered with an error (the call that follows reports it in its own
+        words).
 
     Raises:
         HarnessError: no answer within the deadline, or no connection at all (refused, unknown host, offline
@@ -67,27 +74,18 @@ def check_reachable(api: HfApi, repo: str, *, repo_type: str, what: str) -> None
     """
     from huggingface_hub.errors import HfHubHTTPError
 
-    from harness.core.hub import _deadline
+    from harness.core.hub import HubSilent, hub_deadline, within_deadline
 
-    deadline = _deadline()
-    box: dict[str, Exception | bool] = {}
-
-    def ask() -> None:
-        try:
-            # the socket may wait a little longer than the join, so a silent Hub is always reported as such
-            api.repo_info(repo, repo_type=repo_type, timeout=deadline + 1.0)
-            box["answered"] = True
-        except Exception as exc:  # reported in the caller's thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=ask, name="hub-reach", daemon=True)
-    thread.start()
-    thread.join(deadline)
-    if thread.is_alive() or not box:
+    deadline = hub_deadline()
+    try:
+        info: RepoInfo = within_deadline(
+            lambda t: api.repo_info(repo, repo_type=repo_type, revision=revision, timeout=t), deadline,
+            name="hub-reach")
+    except HubSilent:
         raise HarnessError(f"{what}: the Hub at {api.endpoint} did not answer within {deadline:g} s — check "
-                           "--endpoint and the network (or raise EMPATHY_HUB_TIMEOUT_S for a slow link)")
-    error = box.get("error")
-    if isinstance(error, HfHubHTTPError):
-        return  # an answer (a missing repo, no access): the call that follows reports it in its own words
-    if isinstance(error, Exception):
-        raise hub_error(error, what) from error
+                           "--endpoint and the network (or raise EMPATHY_HUB_TIMEOUT_S for a slow link)") from None
+    except HfHubHTTPError:
+        return None
+    except Exception as exc:
+        raise hub_error(exc, what) from exc
+    return info

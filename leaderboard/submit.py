@@ -81,9 +81,9 @@ def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str
 
     what = f"downloading board {repo!r}"
     api = hub_api(endpoint, token)
-    check_reachable(api, repo, repo_type="dataset", what=what)
-    try:
-        sha = api.repo_info(repo, repo_type="dataset", revision="main").sha or "main"
+    info = check_reachable(api, repo, repo_type="dataset", what=what, revision="main")
+    try:  # (no info: the Hub answered with an error, which this request reports in its own words)
+        sha = (info if info is not None else api.repo_info(repo, repo_type="dataset", revision="main")).sha or "main"
         path = snapshot_download(repo_id=repo, repo_type="dataset", local_dir=dest, endpoint=endpoint,
                                  token=token or False, library_name="empathy-harness", revision=sha)
     except Exception as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from harness.core.errors import HarnessError
 from harness.core.io import short_hash
@@ -18,6 +20,7 @@ _UNREACHABLE: dict[str, str] = {}
 _SHA = re.compile(r"[0-9a-f]{40}")
 _SHA_PREFIX = re.compile(r"[0-9a-f]{7,39}")
 _TRUE = {"1", "ON", "YES", "TRUE"}
+T = TypeVar("T")
 _HUB_ID = re.compile(r"(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}", re.ASCII)
 
 
@@ -118,36 +121,56 @@ def _ask_hub(model: str, revision: str | None, endpoint: str | None) -> tuple[st
     where = endpoint or constants.ENDPOINT
     if where in _UNREACHABLE:
         return None, _UNREACHABLE[where]
-    deadline = _deadline()
-    box: dict[str, object] = {}
-
-    def ask() -> None:
-        try:
-            # the socket may wait a little longer than the join, so a silent Hub is always reported as such
-            box["info"] = HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=deadline + 1.0)
-        except Exception as exc:  # unreachable, timeout, 401/404, bad JSON: all mean "ask the cache instead"
-            box["error"] = exc
-
-    thread = threading.Thread(target=ask, name="hub-lookup", daemon=True)
-    thread.start()
-    thread.join(deadline)
-    if thread.is_alive() or "info" not in box and "error" not in box:
+    deadline = hub_deadline()
+    try:
+        info = within_deadline(lambda t: HfApi(endpoint=endpoint).model_info(model, revision=revision, timeout=t),
+                               deadline, name="hub-lookup")
+    except HubSilent:
         _UNREACHABLE[where] = f"the Hub at {where} did not answer within {deadline:g} s"
         return None, _UNREACHABLE[where]
-    exc = box.get("error")
-    if isinstance(exc, BaseException):
+    except Exception as exc:  # unreachable, timeout, 401/404, bad JSON: all mean "ask the cache instead"
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         why = f"the Hub lookup failed: {type(exc).__name__}: {first_line}"
         if _is_connection_error(exc):
             _UNREACHABLE[where] = why
         return None, why
-    sha = (getattr(box["info"], "sha", None) or "").lower()
+    sha = (getattr(info, "sha", None) or "").lower()
     if not _SHA.fullmatch(sha):
-        return None, f"the Hub answered without a commit sha ({getattr(box['info'], 'sha', None)!r})"
+        return None, f"the Hub answered without a commit sha ({getattr(info, 'sha', None)!r})"
     return sha, ""
 
 
-def _deadline() -> float:
+class HubSilent(Exception):
+    """The Hub did not answer within the deadline."""
+
+
+def within_deadline(call: Callable[[float], T], deadline: float, *, name: str) -> T:
+    """``call(socket_timeout)`` in a daemon thread joined with ``deadline`` seconds; its value, or what it raised.
+
+    A socket timeout does not bound a hanging name lookup, hence the thread. The socket gets a second more than the
+    join, so that a silent Hub is always reported as silent (:class:`HubSilent`), never as a socket timeout.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call(deadline + 1.0)
+        except Exception as exc:  # re-raised in the caller's thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if thread.is_alive() or not box:
+        raise HubSilent(f"no answer within {deadline:g} s")
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def hub_deadline() -> float:
+    """Seconds one Hub request may take: ``EMPATHY_HUB_TIMEOUT_S``, else :data:`HUB_TIMEOUT_S`."""
     raw = os.environ.get("EMPATHY_HUB_TIMEOUT_S", "").strip()
     try:
         value = float(raw) if raw else HUB_TIMEOUT_S
