@@ -21,7 +21,7 @@ from harness.core.errors import HarnessError
 from harness.core.io import write_atomic
 from harness.core.records import Dialogue, ReferenceSet
 from harness.core.settings import JudgeSettings
-from harness.core.ui import console
+from harness.core.ui import console, print_banner
 from harness.data.references import load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.run import EvalConfig, run_eval
@@ -111,7 +111,7 @@ def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Pa
                            f"{protocol.dataset.hash}: the data changed since the board was set up")
     banner = check_judge(protocol, judge)
     if banner:
-        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+        print_banner(banner)
     anchor_name = protocol.anchor.comparison.removeprefix("vs_")
     anchor = load_reference(reference, name=anchor_name)
     runs = []

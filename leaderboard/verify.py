@@ -14,13 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
 from harness.core.records import ComparisonStats
 from harness.core.settings import JudgeSettings
-from harness.core.ui import console
+from harness.core.ui import print_banner
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.evaluate.runs import load_run
 from harness.generate.replies import ModelSpec
@@ -46,7 +44,7 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
         raise HarnessError(f"{submitted} does not match the board's protocol: {'; '.join(problems)}")
     banner = check_judge(protocol, judge, what="leaderboard verify")  # the board's judge, healthy: before judging
     if banner:
-        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)  # the first line of the report
+        print_banner(banner)  # the first line of the report
     replies = output.parent / f"{output.name}.replies.jsonl"
     write_atomic(replies, "".join(json.dumps({"dialogue_id": g.dialogue_id, "response": g.response}) + "\n"
                                   for g in run.generations))

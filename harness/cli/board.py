@@ -105,7 +105,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from harness.core.ui import console
+    from harness.core.ui import console, print_banner
     from harness.evaluate.runs import load_run
     from leaderboard.protocol import check_own_run, protocol_from_run, save_protocol
 
@@ -122,7 +122,7 @@ def _init(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise HarnessError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") from exc
     if banner:
-        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+        print_banner(banner)
     console.print(f"board protocol {protocol.hash} written to {escape(args.output)}", soft_wrap=True)
     return 0
 
@@ -145,14 +145,14 @@ def _health_rule(result: RunResult, *, allow: bool, what: str) -> str | None:
 def _controls(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from harness.core.ui import console
+    from harness.core.ui import console, print_banner
     from leaderboard.controls import run_controls
     from leaderboard.protocol import load_protocol
 
     runs, banner = run_controls(load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
                                 reference=Path(args.reference), output=Path(args.output))
     if banner:
-        console.print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+        print_banner(banner)
     console.print(f"{len(runs)} control runs written under {escape(args.output)}", soft_wrap=True)
     return 0
 
@@ -188,12 +188,12 @@ def _print_board(board: Board, *, n_files: int, output: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.core.ui import add_identity_column, console, report_console
+    from harness.core.ui import add_identity_column, console, print_banner, report_console
     from leaderboard.build import rejected_summary
 
     out = report_console()
     if board.banner:
-        out.print(f"[bold red]{escape(board.banner)}[/]", soft_wrap=True)
+        print_banner(board.banner, out)
     table = Table(title=escape(f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})"),
                   title_justify="left")
     table.add_column("rank")

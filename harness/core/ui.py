@@ -39,6 +39,13 @@ def add_identity_column(table: Table, header: str, **kw: Any) -> None:
     table.add_column(header, overflow="fold", **kw)
 
 
+def print_banner(banner: str, out: Console | None = None) -> None:
+    """An unhealthy-judge banner: bold red, escaped, never wrapped (the first line of a report)."""
+    from rich.markup import escape
+
+    (out or console).print(f"[bold red]{escape(banner)}[/]", soft_wrap=True)
+
+
 def short_name(model: str) -> str:
     """A model's last path part, for a bar's label (the phase line above it names the model in full)."""
     return model.rstrip("/").rsplit("/", 1)[-1] or model

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from harness.core.errors import HarnessError, did_you_mean
 from harness.evaluate.runs import Run
-from harness.gate.metrics import HeadToHead, PairedMetric
+from harness.gate.metrics import HeadToHead, PairedMetric, no_information
 from harness.gate.models import EXIT, GateVerdict, HealthCheck, MetricVerdict
 from harness.gate.power import min_n_boot
 from harness.gate.stats import evaluate_gate
@@ -239,9 +239,8 @@ def pairing_problems(metrics: Sequence[PairedMetric], h2h: HeadToHead | None) ->
     (A rubric dimension with no reply scored in both runs is not a problem of the comparison but a metric without
     information: inconclusive, see :func:`harness.gate.stats.no_information`.)
     """
-    out = [f"{m.name}: no dialogue is scored in both runs ({len(m.baseline)} baseline, {len(m.candidate)} "
-           "candidate)" for m in metrics
-           if (m.outcomes or m.statistic == "lc") and not m.baseline.keys() & m.candidate.keys()]
+    out = [f"{m.name}: {no_information(m)}" for m in metrics
+           if m.of_outcomes and not m.baseline.keys() & m.candidate.keys()]
     if h2h is not None and not h2h.outcomes:
         out.append(f"{h2h.name}: no dialogue of the head to head is scored")
     return out

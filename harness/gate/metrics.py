@@ -40,6 +40,11 @@ class PairedMetric:
     candidate_len: dict[str, float] | None = None
     outcomes: bool = False
 
+    @property
+    def of_outcomes(self) -> bool:
+        """Whether the values are outcomes 1 / ½ / 0 (``outcomes``, or any ``"lc"`` metric)."""
+        return self.outcomes or self.statistic == "lc"
+
 
 @dataclass(frozen=True)
 class HeadToHead:
@@ -80,7 +85,7 @@ def no_information(item: PairedMetric | HeadToHead) -> str | None:
     if not ids:
         return (f"no dialogue is scored in both runs ({len(item.baseline)} baseline, {len(item.candidate)} "
                 "candidate)")
-    if (item.outcomes or item.statistic == "lc") and all(
+    if item.of_outcomes and all(
             item.baseline[i] == 0.5 and item.candidate[i] == 0.5 for i in ids):
         return (f"no decisive dialogue: all {len(ids)} dialogues of both runs are ties (the two orders disagreed, "
                 "or the judge said tie), so the judge never chose (a zero-width CI here is not evidence of equality)")
