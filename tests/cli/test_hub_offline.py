@@ -6,9 +6,8 @@ import json
 import re
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -16,6 +15,7 @@ import pytest
 
 import harness.core.hub as hub
 from harness.cli.main import main
+from tests.servers import serve_http
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -42,15 +42,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def recording_hub() -> Iterator[tuple[str, list[str]]]:
     _Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(_Recorder) as url:
+        yield url, _Recorder.requests
 
 
 @pytest.fixture

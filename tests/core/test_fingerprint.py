@@ -2,10 +2,9 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -16,7 +15,7 @@ import harness.core.hub as hub
 from harness.core.errors import HarnessError
 from harness.core.fingerprint import MEMO_FILE, ModelIdentity, model_identity, short_hash
 from harness.llm.tiny import build_tiny_model
-from tests.servers import silent_endpoint
+from tests.servers import serve_http, silent_endpoint
 
 SHA_MAIN = "a" * 40
 SHA_V1 = "b" * 40
@@ -281,15 +280,8 @@ class _HubHandler(BaseHTTPRequestHandler):
 def hub_server() -> Iterator[tuple[str, list[str]]]:
     """A loopback 'Hub' on 127.0.0.1; yields (endpoint, paths requested)."""
     _HubHandler.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _HubHandler.paths
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(_HubHandler) as url:
+        yield url, _HubHandler.paths
 
 
 @pytest.fixture
