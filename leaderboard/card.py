@@ -35,7 +35,7 @@ An empathy leaderboard built with empathy-harness: every model's replies to the 
 {board.anchor_value:g} with 95 % bootstrap CIs over dialogues; ranks are ranges where CIs overlap. Control rows
 (a fixed reply, verbose padding, the anchor against itself, human replies) are judged like models and never ranked.
 
-{(chr(10) * 2).join(f"> **Warning:** {w}" for w in board.warnings if w != board.banner)}
+{(chr(10) * 2).join(f"> **Warning:** {w}" for w in board.notices)}
 
 | rank | model | BT | win rate vs anchor | status |
 |---|---|---|---|---|

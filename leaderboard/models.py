@@ -95,3 +95,8 @@ class Board(_Frozen):
     built_from_commit: str | None = None
     """With ``--from-hub``: the board repo's commit the runs were read from; publishing refuses a board that has
     moved on since (another maintainer published in between)."""
+
+    @property
+    def notices(self) -> list[str]:
+        """The warnings other than the banner (which every front end shows on its own, first)."""
+        return [w for w in self.warnings if w != self.banner]

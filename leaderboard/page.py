@@ -103,7 +103,7 @@ def render_page(board: Board) -> str:
     """
     csp = (f"default-src 'none'; img-src data:; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'; "
            "base-uri 'none'; form-action 'none'")
-    sections = [_banner(board.banner), _header(board), _warnings([w for w in board.warnings if w != board.banner]),
+    sections = [_banner(board.banner), _header(board), _warnings(board.notices),
                 _how_to_read(board), _table(board), plots_section(board),
                 _rejected(board), f"<footer>empathy-harness {escape(board.harness_version)} · static page, "
                 f"schema v{board.schema_version} · protocol <code>{escape(board.protocol_hash)}</code></footer>"]

@@ -206,9 +206,8 @@ def _print_board(board: Board, *, n_files: int, output: str) -> None:
         wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
         table.add_row(rank, escape(r.model), escape(bt), wr, r.status)
     out.print(table)
-    for w in board.warnings:
-        if w != board.banner:
-            console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    for w in board.notices:
+        console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     for line in rejected_summary(board.rejected):
         console.print(f"[red]refused[/] {escape(line)}", soft_wrap=True)
     console.print(f"{len(board.rows)} rows, {len(board.rejected)} refused; {n_files} files in {escape(output)}",
