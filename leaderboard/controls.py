@@ -26,13 +26,7 @@ from harness.data.references import load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.generate.replies import ModelSpec
-from harness.score.health import (
-    ALLOW_FLAG,
-    judge_problem,
-    probe_accuracy,
-    unhealthy_banner,
-    unhealthy_refusal,
-)
+from harness.score.health import ALLOW_FLAG, health_rule, judge_problem, probe_accuracy
 from leaderboard.admit import CONTROL_PREFIX, CONTROLS
 from leaderboard.models import ControlKind
 from leaderboard.protocol import BoardProtocol, mismatches
@@ -87,13 +81,9 @@ def check_judge(protocol: BoardProtocol, settings: JudgeSettings, *, what: str =
         accuracy = probe_accuracy(run_probe(judge))
     finally:
         judge.client.close()
-    problem = judge_problem(probe_accuracy=accuracy, position_bias=None, tie_rate=None)
-    if problem is None:
-        return None
-    if protocol.require_judge_ok:
-        raise HarnessError(unhealthy_refusal(f"{what} (board {protocol.name!r} was made without {ALLOW_FLAG})",
-                                             problem))
-    return unhealthy_banner(problem)
+    return health_rule(judge_problem(probe_accuracy=accuracy, position_bias=None, tie_rate=None),
+                       allow=not protocol.require_judge_ok,
+                       what=f"{what} (board {protocol.name!r} was made without {ALLOW_FLAG})")
 
 
 def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Path, output: Path,

@@ -12,7 +12,6 @@ from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli.options import Subparsers
-    from harness.core.records import RunResult
     from leaderboard.models import Board
 
 TOKEN_ENV = "HF_TOKEN"
@@ -107,11 +106,14 @@ def _init(args: argparse.Namespace) -> int:
 
     from harness.core.ui import console, print_banner
     from harness.evaluate.runs import load_run
+    from harness.score.health import health_rule
     from leaderboard.protocol import check_own_run, protocol_from_run, save_protocol
 
     output = writable_file("--output", args.output, example="board.yaml")  # before any work
     result = load_run(args.run).result
-    banner = _health_rule(result, allow=args.allow_unhealthy_judge, what=f"leaderboard init --run {args.run}")
+    # (judge_problem is None exactly when judge_ok: load_run recomputes both)
+    banner = health_rule(result.health.judge_problem, allow=args.allow_unhealthy_judge,
+                         what=f"leaderboard init --run {args.run}")
     protocol = protocol_from_run(result, name=args.name, anchor=args.anchor, anchor_name=args.anchor_name,
                                  min_scored=args.min_scored, min_parse_rate=args.min_parse_rate,
                                  max_flip_rate=args.max_flip_rate, min_label_mass=args.min_label_mass,
@@ -125,21 +127,6 @@ def _init(args: argparse.Namespace) -> int:
         print_banner(banner)
     console.print(f"board protocol {protocol.hash} written to {escape(args.output)}", soft_wrap=True)
     return 0
-
-
-def _health_rule(result: RunResult, *, allow: bool, what: str) -> str | None:
-    """The one health rule: a run whose judge failed its health check is refused without the opt-out.
-
-    Returns:
-        With the opt-out, the banner every report then starts with (None for a healthy judge).
-    """
-    from harness.score.health import unhealthy_banner, unhealthy_refusal
-
-    if result.health.judge_ok:
-        return None
-    if not allow:
-        raise HarnessError(unhealthy_refusal(what, result.health.judge_problem))
-    return unhealthy_banner(result.health.judge_problem)
 
 
 def _controls(args: argparse.Namespace) -> int:
@@ -251,11 +238,13 @@ def _verify(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Run ``empathy submit``."""
     from harness.evaluate.runs import load_run
+    from harness.score.health import health_rule
     from leaderboard.admit import run_id
     from leaderboard.submit import submit
 
     run = load_run(args.run)
-    banner = _health_rule(run.result, allow=args.allow_unhealthy_judge, what=f"submitting {args.run}")
+    banner = health_rule(run.result.health.judge_problem, allow=args.allow_unhealthy_judge,
+                         what=f"submitting {args.run}")
     if args.board:
         from leaderboard.protocol import load_protocol, mismatches
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from harness.core.errors import HarnessError
 from harness.core.records import JudgeProbe, Judgment, RubricScore, RunHealth
 from harness.score.stats import mean_or_nan, position_flip
 
@@ -28,6 +29,28 @@ def unhealthy_refusal(what: str, problem: str | None) -> str:
     return (f"{what}: {UNHEALTHY} ({problem or 'failed its health check'}) — its numbers are refused; fix the judge "
             f"(a larger model, --judge-mode, the probe in `empathy validate-judge`), or pass {ALLOW_FLAG} to use them "
             "anyway (tests and demos only: every report then says so on its first line)")
+
+
+def health_rule(problem: str | None, *, allow: bool, what: str) -> str | None:
+    """The one rule for a judge's health, where a run (or a judge) is about to be used.
+
+    Args:
+        problem: Why the judge cannot tell replies apart (``RunHealth.judge_problem``, or a probe's finding);
+            None for a healthy judge.
+        allow: The user (or the board's protocol) opted in with :data:`ALLOW_FLAG`.
+        what: What is refused, for the error.
+
+    Returns:
+        None for a healthy judge; with the opt-out, the banner every report then starts with.
+
+    Raises:
+        HarnessError: an unhealthy judge without the opt-out (:func:`unhealthy_refusal`).
+    """
+    if problem is None:
+        return None
+    if not allow:
+        raise HarnessError(unhealthy_refusal(what, problem))
+    return unhealthy_banner(problem)
 
 
 def unhealthy_banner(problem: str | None) -> str:
