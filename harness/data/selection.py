@@ -30,7 +30,7 @@ def run_dialogues(dataset: str, limit: int | None) -> tuple[list[Dialogue], str]
     dialogues, digest = select_dialogues(dataset)
     if not dialogues:
         raise HarnessError(f"--dataset {dataset} holds no dialogues: give a .jsonl file with one dialogue per line "
-                           "(id, emotion, situation, utterance; see the README), or --dataset bundled")
+                           "(id, emotion, sentiment, situation, utterance; see the README), or --dataset bundled")
     if limit is not None:
         if limit < 1:
             raise HarnessError(f"--limit must be at least 1 (got {limit})")
