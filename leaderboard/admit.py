@@ -1,36 +1,57 @@
-"""Which runs are on the board: every run folder read through ``load_run``, checked against the protocol.
+"""Which runs are on the board, and how far the board trusts each.
+
+Every run folder is read through ``load_run``, checked against the protocol, given a trust level by the board
+(:mod:`leaderboard.trust`), and one run per model kept.
 
 Refused (each with one reason, written to ``rejected.json``): folders ``load_run`` refuses, runs that differ from
-the protocol in any field, and duplicates — the same model (fingerprint and revision) twice keeps the newest run.
+the protocol in any field, runs whose board record (verification or control) is not this board's — naming the field
+that differs — and duplicates: the same model (fingerprint and revision) twice keeps the most trusted run, then the
+one the board saw first (its ledger), never the one that says it is newer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from harness.core.errors import HarnessError
+from harness.evaluate.references import now
 from harness.evaluate.runs import Run, load_run
-from leaderboard.models import ControlKind, Rejection
+from leaderboard.ledger import Arrival
+from leaderboard.models import ControlKind, Rejection, Trust
 from leaderboard.protocol import BoardProtocol, mismatches
+from leaderboard.trust import CONTROL, TRUST_RANK, VERIFICATION, files_sha256, read_record, record_problem
 
 CONTROL_PREFIX = "control-"
 CONTROLS: tuple[ControlKind, ...] = ("null_model", "verbose_padding", "anchor_self", "human")
-VERIFICATION = "verification.json"
+#: Where a run folder came from: the maintainer's ``--runs``, the board's published ``results/`` (``--from-hub``),
+#: or submissions (``--submissions``, the board repo's ``submissions/``).
+Source = Literal["runs", "published", "submissions"]
+_SOURCE_ORDER: dict[str, int] = {"runs": 0, "published": 1, "submissions": 2}
+#: ``<org>__<model>/<run>`` or a single segment: letters, digits, '_', '-', '.', never '.' or '..' alone.
+RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
 
 
 @dataclass(frozen=True)
 class Entry:
-    """An admitted run and how the board names it."""
+    """An admitted run, how the board names it, and how far the board trusts it."""
 
     run: Run
     run_id: str
+    trust: Trust
     control: ControlKind | None
-    verified: bool
+    source: Source
+    arrival: Arrival
+    """The board's record of when it first saw the run (its ledger), never a date written in the run."""
+
+    @property
+    def verified(self) -> bool:
+        """Re-judged by the board and agreed."""
+        return self.trust == "verified"
 
 
 def find_runs(paths: Iterable[Path]) -> list[Path]:
@@ -50,14 +71,9 @@ def _is_run(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in ("results.json", "judgments.jsonl", "manifest.json"))
 
 
-def control_kind(run: Run) -> ControlKind | None:
-    """The control a run is (its candidate is a replies file named ``control-<kind>.jsonl``), or None."""
-    model = run.result.provenance.systems["candidate"].model
-    stem = Path(model.name).stem
-    if model.kind == "replies" and stem.startswith(CONTROL_PREFIX):
-        kind = stem[len(CONTROL_PREFIX):]
-        return kind if kind in CONTROLS else None  # type: ignore[return-value]
-    return None
+def safe_run_id(run_id: str) -> bool:
+    """A run id usable as a folder on the board: no '..', no absolute path, at most one '/'."""
+    return bool(RUN_ID.fullmatch(run_id)) and ".." not in run_id
 
 
 def run_id(run: Run) -> str:
@@ -65,70 +81,110 @@ def run_id(run: Run) -> str:
     name = run.result.model
     if run.result.provenance.systems["candidate"].model.kind in ("local", "replies"):
         name = "/".join(Path(name).parts[-2:])
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "__")).strip("-") or "model"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "__"))
+    slug = re.sub(r"\.{2,}", ".", slug).strip("-.") or "model"  # never '.', '..' or a hidden folder
     digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:12]
     return f"{slug}/{digest}"
 
 
-def is_verified(run: Run, protocol: BoardProtocol) -> bool:
-    """``empathy leaderboard verify`` re-judged this run for *this* board and the numbers agreed.
+def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
+           ledger: Mapping[str, Arrival], rid: str) -> tuple[Trust, ControlKind | None]:
+    """The trust the board gives ``run`` (from where it came and the board's own signed records).
 
-    Only runs the maintainer gives (``--runs``, or the board's own ``results/``) can carry a verification: a record
-    inside a submission is the submitter's word, and is ignored.
+    Raises:
+        HarnessError: a record that is not this board's (the field that differs), or replies that are not a model.
     """
-    path = run.path / VERIFICATION
-    if not path.is_file():
-        return False
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()
-    return bool(record.get("status") == "verified" and record.get("results_sha256") == digest
-                and record.get("protocol_hash") == protocol.hash)
+    replies = run.result.provenance.systems["candidate"].model.kind == "replies"
+    if source != "submissions":  # a record inside a submission is the submitter's word: never read
+        for name in (CONTROL, VERIFICATION):
+            record = read_record(run.path / name)
+            if record is None:
+                continue
+            problem = record_problem(record, run.path, protocol.hash, key)
+            if problem:
+                raise HarnessError(f"its {name} is not this board's record — {problem}; "
+                                   + ("make the controls again with 'empathy leaderboard controls'" if name == CONTROL
+                                      else "verify the submission again with 'empathy leaderboard verify'"))
+            if name == CONTROL:
+                kind = record.get("control")
+                if kind not in CONTROLS:
+                    raise HarnessError(f"its {name} names control {kind!r}, not one of {list(CONTROLS)}")
+                return "control", kind
+            return ("verified" if record.get("status") == "verified" else "self-reported"), None
+    if replies:
+        raise HarnessError(
+            "replies from a file are not a model: nothing ties them to a model and revision — submit the model's own "
+            "run (empathy eval --model ORG/NAME --revision SHA), or have the board verify it. Control rows are made "
+            "only by 'empathy leaderboard controls' (a name like control-<kind>.jsonl makes nothing a control)")
+    if source == "runs" and not (run.manifest.get("candidate") or {}).get("declared"):
+        return "maintainer", None  # the maintainer's own run (a re-judged submission declares its model instead)
+    known = ledger.get(rid)
+    if source == "published" and known is not None and known.trust == "maintainer" \
+            and known.files_sha256 == files_sha256(run.path):
+        return "maintainer", None
+    return "self-reported", None
 
 
-def admit(paths: Sequence[Path], protocol: BoardProtocol, *,
-          untrusted: Sequence[Path] = ()) -> tuple[list[Entry], list[Rejection]]:
-    """Admitted runs (one per model: verified first, then newest) and refused ones with their reasons.
+def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
+          published: Sequence[Path] = (), ledger: Mapping[str, Arrival] | None = None, key: bytes | None = None,
+          built_from: str | None = None) -> tuple[list[Entry], list[Rejection], dict[str, Arrival]]:
+    """Admitted runs (one per model), refused ones with their reasons, and the board's updated ledger.
 
-    ``untrusted`` folders (submissions) are admitted like any run, but a verification record in them is ignored.
+    Args:
+        protocol: The board's protocol.
+        paths: The maintainer's run folders (``--runs``): their own runs, re-judged submissions, controls.
+        untrusted: Submission folders: admitted as self-reported, whatever they carry.
+        published: The board's published ``results/`` (``--from-hub``): trusted only through the board's signed
+            records and ledger.
+        ledger: The board's record of the runs it has seen (:func:`leaderboard.ledger.load_ledger`).
+        key: The board key that checks the records.
+        built_from: The board repo commit the runs were read from (recorded for new arrivals).
     """
+    ledger = dict(ledger or {})
     rejected: list[Rejection] = []
-    candidates: list[Entry] = []
-    trusted = find_runs(paths)
-    for path in [*trusted, *find_runs(untrusted)]:
+    found: list[tuple[Run, str, Trust, ControlKind | None, Source]] = []
+    sources: list[tuple[Path, Source]] = [*((p, "runs") for p in find_runs(paths)),
+                                          *((p, "published") for p in find_runs(published)),
+                                          *((p, "submissions") for p in find_runs(untrusted))]
+    for path, source in sources:
         try:
             run = load_run(path)
+            problems = mismatches(run.result, protocol)
+            if problems:
+                raise HarnessError("; ".join(problems))
+            rid = run_id(run)
+            if not safe_run_id(rid):  # (run_id never makes one: a last guard before the id becomes a path)
+                raise HarnessError(f"run id {rid!r} is not usable as a folder on the board")
+            trust, control = _trust(run, source, protocol, key, ledger, rid)
         except HarnessError as exc:
             rejected.append(Rejection(run=str(path), reason=str(exc)))
             continue
-        problems = mismatches(run.result, protocol)
-        if problems:
-            rejected.append(Rejection(run=str(path), reason="; ".join(problems)))
-            continue
-        control = control_kind(run)
-        if control is None and run.result.provenance.systems["candidate"].model.kind == "replies":
-            rejected.append(Rejection(run=str(path), reason=(
-                "replies from a file are not a model: nothing ties them to a model and revision — submit the model's "
-                "own run (empathy eval --model ORG/NAME --revision SHA), or have the board verify it")))
-            continue
-        candidates.append(Entry(run=run, run_id=run_id(run), control=control,
-                                verified=path in trusted and is_verified(run, protocol)))
-    newest: dict[tuple[str, str | None], Entry] = {}
-    for entry in sorted(candidates, key=lambda e: (e.verified, e.run.result.provenance.time), reverse=True):
+        found.append((run, rid, trust, control, source))
+    # the board's arrival order: runs it saw before keep their place; new ones follow, in a fixed order
+    stamp, nxt = now(), max((a.seq for a in ledger.values()), default=-1) + 1
+    for run, rid, trust, control, _ in sorted(found, key=lambda f: (_SOURCE_ORDER[f[4]], f[1])):
+        if rid not in ledger:
+            ledger[rid] = Arrival(seq=nxt, arrived=stamp, built_from_commit=built_from, trust=trust, control=control,
+                                  files_sha256=files_sha256(run.path))
+            nxt += 1
+    candidates = [Entry(run, rid, trust, control, source, ledger[rid]) for run, rid, trust, control, source in found]
+    kept: dict[tuple[str, str | None], Entry] = {}
+    for entry in sorted(candidates, key=lambda e: (TRUST_RANK[e.trust], e.arrival.seq, _SOURCE_ORDER[e.source])):
         model = entry.run.result.provenance.systems["candidate"].model
-        key = (model.fingerprint, model.revision)
-        if key in newest:
-            kept = newest[key]
-            if kept.run_id == entry.run_id:
+        key_ = (model.fingerprint, model.revision)
+        if key_ in kept:
+            first = kept[key_]
+            if first.run_id == entry.run_id:
                 continue  # the very same run twice (e.g. a merged submission and its published copy)
-            why = "verified" if kept.verified else ("newer" if kept.run.result.provenance.time >
-                                                     entry.run.result.provenance.time else "given first")
+            why = (f"{first.trust}, above {entry.trust}" if first.trust != entry.trust else
+                   f"both {entry.trust}; the board saw it first: arrival #{first.arrival.seq}, this one "
+                   f"#{entry.arrival.seq}")
             rejected.append(Rejection(run=str(entry.run.path), reason=(
                 f"duplicate: the same model (fingerprint {model.fingerprint}, revision {model.revision}) is on the "
-                f"board from {kept.run.path} ({why})")))
+                f"board from {first.run.path} ({why})")))
             continue
-        newest[key] = entry
-    admitted = sorted(newest.values(), key=lambda e: e.run_id)
-    return admitted, rejected
+        kept[key_] = entry
+    # the ledger records the trust each run has now (a published run's place and trust travel with it)
+    for e in candidates:
+        ledger[e.run_id] = ledger[e.run_id].model_copy(update={"trust": e.trust, "control": e.control})
+    return sorted(kept.values(), key=lambda e: e.run_id), rejected, ledger

@@ -1,40 +1,48 @@
 """``empathy leaderboard build``: admitted runs → ratings → rows → one folder (json, csv, parquet, page, card).
 
 A pure function of the admitted runs: every number on the board comes from a run folder (copied under
-``results/<run_id>/``) and its fingerprints. Ratings are Bradley–Terry over every pairwise judgment on the board —
-each model vs the anchor, plus model-vs-model battles where a run's reference *is* another model on the board.
+``results/<run_id>/``) and its fingerprints. Ratings are Bradley–Terry over the board's pairwise judgments: each model
+vs the anchor, plus model-vs-model battles where a run the board judged itself (trust ``maintainer`` or ``verified``,
+:mod:`leaderboard.trust`) has another board model as a reference. A self-reported run is rated against the anchor
+only: what it says about other models is its own word.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
-from harness.core.records import ComparisonStats, Judgment, ModelIdentity
+from harness.core.records import ComparisonStats, Judgment
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import unhealthy_banner
 from harness.score.stats import OUTCOME_SCORE
-from leaderboard.admit import VERIFICATION, Entry, admit
+from leaderboard.admit import Entry, admit, safe_run_id
+from leaderboard.ledger import Arrival, ledger_record, load_ledger
 from leaderboard.models import Board, Health, Interval, Rejection, Row
 from leaderboard.protocol import BoardProtocol
 from leaderboard.ratings import Battle, Rating, fit_ratings
+from leaderboard.trust import CONTROL, JUDGED_BY_THE_BOARD, LEDGER, RUN_FILES, VERIFICATION
 
 ANCHOR = "anchor"
-RUN_FILES = ("results.json", "judgments.jsonl", "rubric.jsonl", "generations.jsonl", "manifest.json", "probe.jsonl",
-             VERIFICATION)
+#: What each run's copy under ``results/<run_id>/`` holds: its files and the board's own records of it.
+COPIED = (*RUN_FILES, VERIFICATION, CONTROL)
 
 
 def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
-    """Every dialogue-level outcome between two systems on the board (unscored dialogues are left out)."""
+    """Every dialogue-level outcome between two systems on the board (unscored dialogues are left out).
+
+    Each run's comparison with the anchor counts; a comparison with another board model counts only from a run the
+    board judged itself (maintainer or verified): a self-reported run cannot move another model's rating.
+    """
     by_fingerprint = {e.run.result.provenance.systems["candidate"].model.fingerprint: e.run_id for e in entries}
     out: list[Battle] = []
     for entry in entries:
@@ -42,7 +50,7 @@ def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
         for name, stats in result.comparisons.items():
             if name == protocol.anchor.comparison:
                 other = ANCHOR
-            elif stats.reference_model.fingerprint in by_fingerprint:
+            elif entry.trust in JUDGED_BY_THE_BOARD and stats.reference_model.fingerprint in by_fingerprint:
                 other = by_fingerprint[stats.reference_model.fingerprint]
             else:
                 continue
@@ -54,22 +62,10 @@ def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
     return out
 
 
-def parameters(identity: ModelIdentity) -> int | None:
-    """Parameter count from the safetensors headers of a local model folder (None when not known offline)."""
-    if identity.kind != "local":
-        return None
-    total = 0
-    for file in sorted(Path(identity.name).expanduser().glob("*.safetensors")):
-        with file.open("rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(size))
-        for key, tensor in header.items():
-            if key != "__metadata__":
-                n = 1
-                for dim in tensor["shape"]:
-                    n *= int(dim)
-                total += n
-    return total or None
+def parameters(entry: Entry) -> int | None:
+    """The parameter count the run recorded (its manifest), else None: nothing outside a run folder is read."""
+    value = (entry.run.manifest.get("candidate") or {}).get("parameters")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _interval(value: float | None, low: float | None, high: float | None) -> Interval:
@@ -86,7 +82,7 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
         link=f"https://huggingface.co/{model.name}" if hub else None,
         revision=model.revision,
         model_fingerprint=model.fingerprint,
-        parameters=parameters(model),
+        parameters=parameters(entry),
         rank=rating.rank if rating and not entry.control else None,
         rank_low=rating.rank_low if rating and not entry.control else None,
         rank_high=rating.rank_high if rating and not entry.control else None,
@@ -102,7 +98,9 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
         family_overlap=bool(family_overlap_warning(r.judge.model.name, {"candidate": r.model})) and not entry.control,
         date=r.provenance.time,
         harness_version=r.provenance.harness_version,
-        status="control" if entry.control else ("verified" if entry.verified else "self-reported"),
+        trust=entry.trust,
+        anchor_only=entry.trust not in JUDGED_BY_THE_BOARD,
+        arrived=entry.arrival.arrived,
         control=entry.control,
         run_id=entry.run_id,
     )
@@ -162,12 +160,37 @@ def judge_banner(entries: Sequence[Entry]) -> str | None:
     return unhealthy_banner(f"{sick[0].judge_problem or 'it failed its health check'}{where}")
 
 
+def board_order(rows: Sequence[Row]) -> list[Row]:
+    """Ranked models by score, highest first (unrated last; a score of exactly 0.0 is a score), then controls."""
+    real = sorted((r for r in rows if r.control is None),
+                  key=lambda r: (r.bt.value is None, -r.bt.value if r.bt.value is not None else 0.0, r.run_id))
+    return [*real, *sorted((r for r in rows if r.control is not None), key=lambda r: r.control or "")]
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built board, the runs on it, the board's updated ledger, and notes for the maintainer's console."""
+
+    board: Board
+    entries: list[Entry]
+    ledger: dict[str, Arrival]
+    notes: list[str]
+
+
 def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
-                n_boot: int = 1000, seed: int = 0, built_from: str | None = None) -> tuple[Board, list[Entry]]:
-    """The board from run folders: admission, ratings, rows (ranked models first, then controls)."""
+                published: Sequence[Path] = (), ledgers: Sequence[Path] = (), key: bytes | None = None,
+                n_boot: int = 1000, seed: int = 0, built_from: str | None = None) -> Built:
+    """The board from run folders: admission, ratings, rows (ranked models first, then controls).
+
+    ``paths`` are the maintainer's runs, ``published`` the board's published ``results/``, ``untrusted`` submissions
+    (see :func:`leaderboard.admit.admit`); ``ledgers`` are folders whose ``ledger.json`` (checked with ``key``)
+    records the runs the board saw before.
+    """
     if n_boot < 0:
         raise HarnessError(f"--n-boot must be 0 or more (got {n_boot})")
-    entries, rejected = admit(paths, protocol, untrusted=untrusted)
+    known, notes = load_ledger(ledgers, protocol.hash, key)
+    entries, rejected, ledger = admit(paths, protocol, untrusted=untrusted, published=published, ledger=known,
+                                      key=key, built_from=built_from)
     if not any(e.control is None for e in entries):
         reasons = "; ".join(f"{r.run}: {r.reason}" for r in rejected[:3])
         raise HarnessError(f"no model run was admitted ({len(rejected)} refused{': ' + reasons if reasons else ''}) "
@@ -179,14 +202,12 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Se
         ratings = fit_ratings(fights, anchor=ANCHOR, anchor_value=protocol.anchor.value, n_boot=n_boot, seed=seed,
                               ranked=ranked_ids)
     rows = [_row(e, protocol, ratings.get(e.run_id)) for e in entries]
-    real = sorted((r for r in rows if r.control is None), key=lambda r: -(r.bt.value or float("-inf")))
-    controls = sorted((r for r in rows if r.control is not None), key=lambda r: r.control or "")
     banner = judge_banner(entries)
     board = Board(name=protocol.name, protocol_hash=protocol.hash, judge=protocol.judge_fingerprint,
-                  anchor=protocol.anchor.name, anchor_value=protocol.anchor.value, rows=[*real, *controls],
+                  anchor=protocol.anchor.name, anchor_value=protocol.anchor.value, rows=board_order(rows),
                   banner=banner, warnings=[*([banner] if banner else []), *control_warnings(rows)],
                   rejected=rejected, built_at=now(), harness_version=__version__, built_from_commit=built_from)
-    return board, entries
+    return Built(board, entries, ledger, notes)
 
 
 # -- outputs -----------------------------------------------------------------------------------------------
@@ -202,8 +223,8 @@ def flat_rows(board: Board) -> list[dict[str, Any]]:
         for name, iv in (("bt", r.bt), ("win_rate", r.win_rate), ("lc_win_rate", r.lc_win_rate), *r.rubric.items()):
             row.update({name: iv.value, f"{name}_ci_low": iv.low, f"{name}_ci_high": iv.high})
         row.update(mean_words=r.mean_words, n_scored=r.n_scored, **r.health.model_dump(), judge=r.judge,
-                   family_overlap=r.family_overlap, date=r.date, harness_version=r.harness_version, status=r.status,
-                   control=r.control, run_id=r.run_id)
+                   family_overlap=r.family_overlap, date=r.date, harness_version=r.harness_version, trust=r.trust,
+                   anchor_only=r.anchor_only, arrived=r.arrived, control=r.control, run_id=r.run_id)
         out.append(row)
     return out
 
@@ -226,17 +247,18 @@ def _parquet(rows: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
-def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> list[Path]:
+def write_site(built: Built, protocol: BoardProtocol, out: Path, *, key: bytes) -> list[Path]:
     """Write the board folder (built aside, then swapped in: never half a board); returns the files written.
 
-    An existing ``out`` is replaced only when it is a board folder (it has leaderboard.json) or empty.
+    An existing ``out`` is replaced only when it is a board folder (it has leaderboard.json) or empty. The ledger is
+    signed with ``key``.
     """
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "leaderboard.json").is_file())):
         raise HarnessError(f"--output {out} exists and is not a board folder: give a new or a board folder")
     tmp = out.parent / f".{out.name}.building"
     if tmp.exists():
         shutil.rmtree(tmp)
-    _write_site(board, entries, protocol, tmp)
+    _write_site(built, protocol, tmp, key)
     if out.exists():
         old = out.parent / f".{out.name}.old"
         if old.exists():
@@ -249,11 +271,12 @@ def write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, 
     return sorted(p for p in out.rglob("*") if p.is_file())
 
 
-def _write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol, out: Path) -> None:
+def _write_site(built: Built, protocol: BoardProtocol, out: Path, key: bytes) -> None:
     from leaderboard.card import dataset_card
     from leaderboard.page import render_page
     from leaderboard.protocol import save_protocol
 
+    board = built.board
     out.mkdir(parents=True)
     rows = flat_rows(board)
     write_json(out / "leaderboard.json", board.model_dump(mode="json"))
@@ -262,11 +285,17 @@ def _write_site(board: Board, entries: Sequence[Entry], protocol: BoardProtocol,
     write_atomic(out / "index.html", render_page(board))
     write_atomic(out / "README.md", dataset_card(board, protocol))
     write_json(out / "rejected.json", [r.model_dump() for r in board.rejected])
+    write_json(out / LEDGER, ledger_record(built.ledger, protocol.hash, key))
     save_protocol(protocol, out / "board.yaml")  # submitters check their runs against it
-    for entry in entries:
+    results = (out / "results").resolve()
+    for entry in built.entries:
         dest = out / "results" / entry.run_id
+        if not safe_run_id(entry.run_id) or results not in dest.resolve().parents:
+            raise HarnessError(f"run id {entry.run_id!r} is not a folder under results/: nothing written")
         dest.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
+        # a submission's own "records" are never copied: on the board they would look like the board's
+        names = RUN_FILES if entry.source == "submissions" else COPIED
+        for name in names:
             if (entry.run.path / name).is_file():
                 shutil.copy2(entry.run.path / name, dest / name)
 

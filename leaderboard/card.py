@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from leaderboard.models import Board
 from leaderboard.protocol import BoardProtocol
+
+_MARKUP = re.compile(r"([\\`*_\[\]|~!])")
+
+
+def md_text(text: str) -> str:
+    """Text from a run (a model name, a warning naming one) as inert Markdown on one line.
+
+    HTML is escaped, and every character that could open a link, an image, emphasis, code or a table cell is
+    backslash-escaped: what a submitter names their model can neither inject markup nor break the table.
+    """
+    return _MARKUP.sub(r"\\\1", html.escape(" ".join(text.split()), quote=True))
 
 
 def dataset_card(board: Board, protocol: BoardProtocol) -> str:
     """README.md of the board's dataset repo: its ``configs`` make the Hub's dataset viewer show the table."""
-    top = "\n".join(f"| {r.rank if r.rank is not None else '—'} | {r.model} | "
+    top = "\n".join(f"| {r.rank if r.rank is not None else '—'} | {md_text(r.model)} | "
                     f"{'' if r.bt.value is None else round(r.bt.value)} | "
-                    f"{'' if r.win_rate.value is None else f'{r.win_rate.value:.1%}'} | {r.status} |"
+                    f"{'' if r.win_rate.value is None else f'{r.win_rate.value:.1%}'} | {r.trust_label} |"
                     for r in board.rows)
-    banner = f"\n> **{board.banner}**\n" if board.banner else ""  # the first line of the card's text
+    banner = f"\n> **{md_text(board.banner)}**\n" if board.banner else ""  # the first line of the card's text
     return f"""---
 configs:
 - config_name: default
@@ -27,17 +41,19 @@ tags:
 - empathy-harness
 ---
 {banner}
-# {board.name}
+# {md_text(board.name)}
 
 An empathy leaderboard built with empathy-harness: every model's replies to the same {protocol.dataset.n} dialogues
 (`{protocol.dataset.spec}`, hash `{protocol.dataset.hash}`) are judged pairwise, in both orders, against the anchor
-**{board.anchor}** by one judge (fingerprint `{board.judge}`). Scores are Bradley–Terry ratings anchored at
+**{md_text(board.anchor)}** by one judge (fingerprint `{board.judge}`). Scores are Bradley–Terry ratings anchored at
 {board.anchor_value:g} with 95 % bootstrap CIs over dialogues; ranks are ranges where CIs overlap. Control rows
 (a fixed reply, verbose padding, the anchor against itself, human replies) are judged like models and never ranked.
+Trust is set by the board: *maintainer* (run by the board), *verified* (every comparison re-judged by the board's
+judge and agreed), *self-reported* (as submitted; rated against the anchor only, it moves no other model's rating).
 
-{(chr(10) * 2).join(f"> **Warning:** {w}" for w in board.notices)}
+{(chr(10) * 2).join(f"> **Warning:** {md_text(w)}" for w in board.notices)}
 
-| rank | model | BT | win rate vs anchor | status |
+| rank | model | BT | win rate vs anchor | trust |
 |---|---|---|---|---|
 {top}
 

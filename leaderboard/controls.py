@@ -6,7 +6,8 @@
 - ``human``: the dataset's human replies, where the dataset has them for every dialogue.
 
 Each is a replies file (``control-<kind>.jsonl``) evaluated with ``empathy eval``'s own code against the board's
-anchor reference set, by the board's judge, so its numbers mean what a model's numbers mean.
+anchor reference set, by the board's judge, so its numbers mean what a model's numbers mean. What makes a run a
+control is its ``control.json``, signed with the board's key (:mod:`leaderboard.trust`) — never the file's name.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from pathlib import Path
 from rich.markup import escape
 
 from harness.core.errors import HarnessError
-from harness.core.io import write_atomic
+from harness.core.io import write_atomic, write_json
 from harness.core.records import Dialogue, ReferenceSet
 from harness.core.settings import JudgeSettings
 from harness.core.ui import console, print_banner
 from harness.data.references import load_reference
 from harness.data.selection import run_dialogues
+from harness.evaluate.references import now
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.generate.replies import ModelSpec
 from harness.score.health import ALLOW_FLAG, health_rule, judge_problem, probe_accuracy
 from leaderboard.admit import CONTROL_PREFIX, CONTROLS
 from leaderboard.models import ControlKind
 from leaderboard.protocol import BoardProtocol, mismatches
+from leaderboard.trust import CONTROL, board_key, files_sha256, sign
 
 NULL_REPLY = ("I'm so sorry you're going through this. That sounds really hard, and what you feel makes complete "
               "sense. I'm here for you.")
@@ -102,6 +105,8 @@ def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Pa
     banner = check_judge(protocol, judge)
     if banner:
         print_banner(banner)
+    key = board_key(create=True)  # (after the judge's check: a refused judge leaves nothing behind)
+    assert key is not None
     anchor_name = protocol.anchor.comparison.removeprefix("vs_")
     anchor = load_reference(reference, name=anchor_name)
     runs = []
@@ -120,5 +125,8 @@ def run_controls(protocol: BoardProtocol, *, judge: JudgeSettings, reference: Pa
         if refused:
             console.print(f"[yellow]warning:[/] the board will refuse control {kind}: {escape('; '.join(refused))}",
                           soft_wrap=True)
+        write_json(output / kind / CONTROL, sign({
+            "control": kind, "protocol_hash": protocol.hash, "made_by": "empathy leaderboard controls",
+            "made_at": now(), "files_sha256": files_sha256(output / kind)}, key))
         runs.append(output / kind)
     return runs, banner

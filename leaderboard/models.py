@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BOARD_SCHEMA_VERSION = 1
+BOARD_SCHEMA_VERSION = 2
 
 ControlKind = Literal["null_model", "verbose_padding", "anchor_self", "human"]
-Status = Literal["verified", "self-reported", "control"]
+Trust = Literal["maintainer", "verified", "self-reported", "control"]
+"""How far the board trusts a run (set by the board, never by the run: see :mod:`leaderboard.trust`)."""
 
 
 class _Frozen(BaseModel):
@@ -59,11 +60,21 @@ class Row(_Frozen):
     """The judge's short fingerprint."""
     family_overlap: bool = False
     date: str
+    """When the run says it was made (the run's own word; the board orders runs by ``arrived``)."""
     harness_version: str
-    status: Status
+    trust: Trust
+    anchor_only: bool = False
+    """Rated against the anchor only (self-reported runs and controls): it moves no other model's rating."""
+    arrived: str | None = None
+    """When the board first saw the run (its ledger)."""
     control: ControlKind | None = None
     run_id: str
     """The run folder's id on the board (``<org>__<model>/<run>``): per-model results live under it."""
+
+    @property
+    def trust_label(self) -> str:
+        """The trust as shown in tables: a self-reported model says it is rated against the anchor only."""
+        return f"{self.trust} (vs anchor only)" if self.anchor_only and self.control is None else self.trust
 
 
 class Rejection(_Frozen):
@@ -76,7 +87,7 @@ class Rejection(_Frozen):
 class Board(_Frozen):
     """The whole leaderboard (``leaderboard.json``)."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     name: str
     protocol_hash: str
     judge: str

@@ -25,7 +25,7 @@ CONTROL_NOTES = {
     "anchor_self": "the anchor judged against itself",
     "human": "human-written replies",
 }
-_LEFT = {"model", "revision", "judge", "date", "harness", "status"}
+_LEFT = {"model", "revision", "judge", "date", "harness", "trust"}
 
 _CSS = """
 :root{color-scheme:light;--ink:#1f2933;--muted:#5f6b77;--line:#dde2e7;--amber:#b45309}
@@ -52,7 +52,7 @@ tbody tr:hover td{background:#f2f6ff}.ci{display:block;color:var(--muted);font-s
 tr.control td{font-style:italic;background:#fffaf0;color:#4b3a1f}
 .badge{display:inline-block;margin-left:6px;padding:0 7px;border-radius:9px;font-size:11px;font-style:normal;
 font-weight:600;background:#e2e8f0;color:#334155}.badge.control{background:#fde68a;color:#78350f}
-.badge.verified{background:#d1fae5;color:#065f46}.flag{color:#b91c1c;font-weight:600}
+.badge.verified,.badge.maintainer{background:#d1fae5;color:#065f46}.flag{color:#b91c1c;font-weight:600}
 a{color:#1d4ed8;text-decoration:none}a:hover{text-decoration:underline}
 .plots{display:flex;flex-wrap:wrap;gap:8px 48px;align-items:flex-start}figure{display:table;margin:0 0 26px}
 figcaption{display:table-caption;caption-side:bottom;color:var(--muted);font-size:13px}
@@ -157,8 +157,10 @@ def _how_to_read(board: Board) -> str:
         "ranked: " + "; ".join(f"<i>{k}</i> — {v}" for k, v in CONTROL_NOTES.items()) + ". A control above a "
         "real model is a warning about the judge. <span class=\"flag\">\u2691</span> marks a model from the "
         "judge's own family (self-preference risk).",
-        "<b>Status</b>: <i>verified</i>: the board re-judged the submitted replies with its own judge and the "
-        "numbers agreed within their CIs; <i>self-reported</i>: shown as submitted, not re-judged.",
+        "<b>Trust</b>, set by the board: <i>maintainer</i>: run by the board's maintainer; <i>verified</i>: the "
+        "board re-judged every comparison of the submitted replies with its own judge and the numbers agreed within "
+        "their CIs; <i>self-reported</i>: shown as submitted, not re-judged, and rated against the anchor only (it "
+        "moves no other model's rating).",
     ]
     return f'<details class="howto" open><summary>How to read this board</summary><ul>{"".join(f"<li>{n}</li>" for n in notes)}</ul></details>'
 
@@ -221,8 +223,10 @@ def _short_revision(row: Row) -> Cell:
     return _text(rev[:7] if rev and is_sha else rev, rev)
 
 
-def _status(row: Row) -> Cell:
-    return f'<span class="badge {escape(row.status)}">{escape(row.status)}</span>', row.status
+def _trust(row: Row) -> Cell:
+    note = ('<span class="ci" title="rated against the anchor only: not re-judged by the board">vs anchor only'
+            '</span>' if row.anchor_only and row.control is None else "")
+    return f'<span class="badge {escape(row.trust)}">{escape(row.trust)}</span>{note}', row.trust
 
 
 def _columns(board: Board, dims: Sequence[str]) -> list[tuple[str, str, str, Callable[[Row], Cell]]]:
@@ -246,7 +250,7 @@ def _columns(board: Board, dims: Sequence[str]) -> list[tuple[str, str, str, Cal
         ("family", "Family", "the judge belongs to this model's family", lambda r: ('<span class="flag">\u2691 same</span>', 1) if r.family_overlap else ("no", 0)),
         ("date", "Date", "", lambda r: _text(r.date)),
         ("harness", "Harness", "harness version", lambda r: _text(r.harness_version)),
-        ("status", "Status", "verified or self-reported", _status),
+        ("trust", "Trust", "maintainer, verified or self-reported (set by the board)", _trust),
     ]
 
 

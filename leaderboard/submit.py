@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import FILES, PROBE, RESULTS, load_run
+from harness.evaluate.runs import load_run
+from leaderboard.admit import safe_run_id
 from leaderboard.hub import check_reachable, hub_api, hub_error
 from leaderboard.publish import refuse_token
+from leaderboard.trust import RUN_FILES
 
 #: What a submission carries: the run folder's record files (models, caches and references stay at home).
-SUBMISSION_FILES = (RESULTS, *FILES, PROBE)
+SUBMISSION_FILES = RUN_FILES
 SUBMISSIONS = "submissions"
-#: ``<org>__<model>/<run>`` or a single segment: letters, digits, '_', '-', '.', never '.' or '..' alone.
-_RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
 
 
 def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None, token: str | None = None,
@@ -41,7 +40,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
     from huggingface_hub import CommitOperation, CommitOperationAdd
 
     run = load_run(run_dir)
-    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+    if not safe_run_id(run_id):
         raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
                            "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")
     files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES if (run.path / name).is_file()}

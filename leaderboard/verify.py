@@ -1,10 +1,15 @@
-"""``empathy leaderboard verify``: re-judge a submitted run's replies with the board's judge.
+"""``empathy leaderboard verify``: re-judge a submitted run with the board's judge, for every comparison it needs.
 
-The submitted replies are judged again — cache hits where the verdicts are identical — against the board's anchor
-reference set, by the board's judge. The re-judged run keeps the submitted model's identity and goes on the board;
-it is ``verified`` when the submitted numbers agree with the re-judged ones within their CIs. Optionally a sample of
-dialogues is regenerated with the declared model and revision, and the share of identical replies is reported
-(greedy decoding: an honest run reproduces its replies; a hand-edited one does not).
+The submitted replies are judged again — cache hits where the verdicts are identical — by the board's judge,
+against the reference set of *every* comparison the board's protocol requires (the anchor and, e.g., ``vs_direct``),
+each given with ``--reference`` and checked to be the set the submission was judged against. The re-judged run keeps
+the submitted model's identity and goes on the board. It is ``verified`` when, for every comparison, the submitted
+win rate and the re-judged one each lie within the other's 95 % CI, the re-judged run meets the protocol, and — with
+``--regenerate N`` — at least ``--min-match`` of the first N dialogues, regenerated with the declared model and
+revision (greedy), give exactly the submitted reply. Anything else is ``disputed``, with the reasons.
+
+The record (``verification.json``) is signed with the board's key and names the protocol hash and the sha256 of
+every file of the re-judged run (:mod:`leaderboard.trust`): a copy of it anywhere else vouches for nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.core.io import write_atomic, write_json
-from harness.core.records import ComparisonStats
+from harness.core.io import file_hash, write_atomic, write_json
+from harness.core.records import ComparisonStats, RunResult
 from harness.core.settings import JudgeSettings
 from harness.core.ui import print_banner
+from harness.evaluate.references import now
 from harness.evaluate.run import EvalConfig, run_eval
 from harness.evaluate.runs import load_run
 from harness.generate.replies import ModelSpec
 from harness.score.health import unhealthy_refusal
-from leaderboard.admit import VERIFICATION
 from leaderboard.controls import check_judge
 from leaderboard.protocol import BoardProtocol, mismatches
+from leaderboard.trust import VERIFICATION, board_key, files_sha256, sign
+
+#: The share of regenerated replies that must be identical to the submitted ones (``--min-match``'s default).
+MIN_MATCH = 0.9
 
 
 def _agree(a: ComparisonStats, b: ComparisonStats) -> bool:
@@ -35,45 +44,103 @@ def _agree(a: ComparisonStats, b: ComparisonStats) -> bool:
     return bool(a.ci_low <= b.win_rate <= a.ci_high and b.ci_low <= a.win_rate <= b.ci_high)  # type: ignore[operator]
 
 
-def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings, reference: Path, output: Path,
-               regenerate: int = 0, device: str = "auto") -> dict[str, Any]:
-    """Re-judge ``submitted`` into ``output`` and write ``output/verification.json``; returns that record."""
+def required_references(protocol: BoardProtocol) -> list[str]:
+    """The reference sets a verification needs: the anchor's, then every other comparison the board shows."""
+    return [c.removeprefix("vs_") for c in (protocol.anchor.comparison, *protocol.comparisons)]
+
+
+def check_references(submitted: RunResult, protocol: BoardProtocol, references: dict[str, Path]) -> None:
+    """Every reference set the protocol requires, given, and the very one the submission was judged against.
+
+    Raises:
+        HarnessError: a missing reference (with the option to give), an unknown one, or a file that differs.
+    """
+    systems = submitted.provenance.systems
+    missing = [n for n in required_references(protocol) if n not in references]
+    if missing:
+        given = ", ".join(f"--reference {n}=FILE (the submission used {systems[n].reference_file or 'a file'}, hash "
+                          f"{systems[n].reference_file_hash})" if n in systems else f"--reference {n}=FILE"
+                          for n in missing)
+        raise HarnessError(f"the board requires {[f'vs_{n}' for n in missing]}: give {given} — every comparison "
+                           "the board shows is re-judged, or the re-judged run would not be admitted")
+    for name, path in references.items():
+        if f"vs_{name}" not in submitted.comparisons:
+            raise HarnessError(f"--reference {name}={path}: the submission has no comparison vs_{name} (it has "
+                               f"{sorted(submitted.comparisons)})")
+        if not path.is_file():
+            raise HarnessError(f"--reference {name}={path}: no such file")
+        want = systems[name].reference_file_hash
+        if file_hash(path) != want:
+            raise HarnessError(f"--reference {name}={path}: reference_file_hash {file_hash(path)}, the submission was "
+                               f"judged against {want}: give the same reference set, or the comparison is another")
+
+
+def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings, references: dict[str, Path],
+               output: Path, regenerate: int = 0, min_match: float = MIN_MATCH, device: str = "auto") -> dict[str, Any]:
+    """Re-judge ``submitted`` into ``output`` and write ``output/verification.json`` (signed); returns that record."""
+    if not 0 <= min_match <= 1:
+        raise HarnessError(f"--min-match must be between 0 and 1 (got {min_match})")
     run = load_run(submitted)
     problems = [p for p in mismatches(run.result, protocol) if not p.startswith("judge fingerprint")]
     if problems:
         raise HarnessError(f"{submitted} does not match the board's protocol: {'; '.join(problems)}")
+    check_references(run.result, protocol, references)
+    declared = run.result.provenance.systems["candidate"]
+    if regenerate and declared.model.kind not in ("local", "hub"):
+        raise HarnessError(f"--regenerate: the submission declares a {declared.model.kind} model "
+                           f"({declared.model.name}), which cannot be regenerated here: verify without --regenerate")
     banner = check_judge(protocol, judge, what="leaderboard verify")  # the board's judge, healthy: before judging
     if banner:
         print_banner(banner)  # the first line of the report
+    key = board_key(create=True)  # before any judging: a bad key is said at once
+    assert key is not None
     replies = output.parent / f"{output.name}.replies.jsonl"
     write_atomic(replies, "".join(json.dumps({"dialogue_id": g.dialogue_id, "response": g.response}) + "\n"
                                   for g in run.generations))
-    anchor_name = protocol.anchor.comparison.removeprefix("vs_")
-    declared = run.result.provenance.systems["candidate"]
     rejudged = run_eval(EvalConfig(candidate=ModelSpec(str(replies), backend="replies"), judge=judge, output=output,
-                                   references={anchor_name: reference}, dataset=protocol.dataset.spec,
+                                   references=dict(references), dataset=protocol.dataset.spec,
                                    limit=protocol.dataset.n, seed=run.result.provenance.seed, declared=declared))
     if protocol.require_judge_ok and not rejudged.health.judge_ok:  # (the run's own verdicts, not only the probe)
         raise HarnessError(unhealthy_refusal(f"leaderboard verify: the re-judged run {output}",
                                              rejudged.health.judge_problem) + " — nothing was verified")
-    comparison = protocol.anchor.comparison
-    agree = _agree(run.result.comparisons[comparison], rejudged.comparisons[comparison])
+    reasons = [f"the board would refuse the re-judged run: {p}" for p in mismatches(rejudged, protocol)]
+    comparisons = {}
+    for name in references:
+        c = f"vs_{name}"
+        a, b = run.result.comparisons[c], rejudged.comparisons[c]
+        comparisons[c] = {"submitted_win_rate": a.win_rate, "rejudged_win_rate": b.win_rate,
+                          "rejudged_ci": [b.ci_low, b.ci_high], "agree": _agree(a, b)}
+        if not comparisons[c]["agree"]:
+            reasons.append(f"{c}: the submitted win rate {a.win_rate} and the re-judged {b.win_rate} do not lie "
+                           "within each other's 95 % CI")
+    regeneration = regeneration_check(run, regenerate, device=device) if regenerate else None
+    if regeneration is not None:
+        regeneration["rule"] = f"at least {min_match:.0%} of the regenerated replies identical to the submitted ones"
+        if (regeneration["match_rate"] or 0.0) < min_match:
+            reasons.append(f"regeneration: {regeneration['identical']} of {regeneration['n']} regenerated replies "
+                           f"match the submitted ones, the rule needs {min_match:.0%} — the replies may not be the "
+                           "declared model's")
+    anchor = protocol.anchor.comparison
     record: dict[str, Any] = {
-        "status": "verified" if agree else "disputed",
+        "status": "disputed" if reasons else "verified",
+        "reasons": reasons,
         "protocol_hash": protocol.hash,
         "judge_fingerprint": rejudged.judge.fingerprint,
+        "verified_at": now(),
         "submitted": str(submitted),
         "submitted_results_sha256": hashlib.sha256((submitted / "results.json").read_bytes()).hexdigest(),
-        "results_sha256": hashlib.sha256((output / "results.json").read_bytes()).hexdigest(),
-        "submitted_win_rate": run.result.comparisons[comparison].win_rate,
-        "rejudged_win_rate": rejudged.comparisons[comparison].win_rate,
-        "rejudged_ci": [rejudged.comparisons[comparison].ci_low, rejudged.comparisons[comparison].ci_high],
+        "files_sha256": files_sha256(output),
+        "comparisons": comparisons,
+        "submitted_win_rate": comparisons[anchor]["submitted_win_rate"],
+        "rejudged_win_rate": comparisons[anchor]["rejudged_win_rate"],
+        "rejudged_ci": comparisons[anchor]["rejudged_ci"],
         "submission_checks": submission_checks(declared.model.name, declared.model.kind, declared.model.revision),
     }
     if banner:
         record = {"banner": banner, **record}  # the first key: made with an unhealthy judge the board admits
-    if regenerate:
-        record["regeneration"] = regeneration_check(run, regenerate, device=device)
+    if regeneration is not None:
+        record["regeneration"] = regeneration
+    record = sign(record, key)
     write_json(output / VERIFICATION, record)
     return record
 
@@ -84,8 +151,6 @@ def regeneration_check(run: Any, n: int, *, device: str) -> dict[str, Any]:
     from harness.generate.replies import generate, resolve_chat_template
 
     info = run.result.provenance.systems["candidate"]
-    if info.model.kind not in ("local", "hub"):
-        return {"skipped": f"a {info.model.kind} model cannot be regenerated here"}
     dialogues, _ = run_dialogues(run.result.provenance.dataset, n)
     spec = resolve_chat_template(ModelSpec(info.model.name, revision=info.model.revision, device=device,
                                            chat_template=info.chat_template))

@@ -17,6 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMPATHY_HARNESS_CACHE", str(tmp_path / "harness-cache"))
+    # the board's signing key: one per test, made on first use under the test's own config folder
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("EMPATHY_BOARD_KEY", raising=False)
 
 
 @pytest.fixture(scope="session")

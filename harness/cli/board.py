@@ -71,12 +71,18 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     vf = act.add_parser("verify", help="re-judge a submitted run with the board's judge (status verified)")
     vf.add_argument("run", metavar="RUN_DIR", help="the submitted run folder")
     vf.add_argument("--board", required=True, help="the board protocol (board.yaml)")
-    vf.add_argument("--reference", required=True, help="the anchor's reference set file")
+    vf.add_argument("--reference", action="append", required=True, metavar="[NAME=]FILE",
+                    help="the anchor's reference set file, and NAME=FILE for every other comparison the board "
+                         "requires (repeatable), e.g. --reference refs/base.json --reference direct=refs/direct.json")
     vf.add_argument("--regenerate", type=int, default=0, metavar="N",
-                    help="also regenerate the first N dialogues with the declared model and count identical replies")
+                    help="also regenerate the first N dialogues with the declared model; the run is verified only if "
+                         "enough are identical to the submitted replies (--min-match)")
+    vf.add_argument("--min-match", type=float, default=0.9, metavar="RATE",
+                    help="with --regenerate: the share of regenerated replies that must be identical (default 0.9)")
     vf.add_argument("--device", default="auto", help="device for --regenerate")
     add_judge_options(vf)
-    vf.add_argument("--output", required=True, help="folder for the re-judged run (it goes on the board)")
+    vf.add_argument("--output", required=True, help="folder for the re-judged run (give it to 'leaderboard build "
+                                                    "--runs': it goes on the board as verified, or disputed)")
 
     sm = sub.add_parser("submit", help="submit a run to a board: validate it, then open a pull request on the Hub")
     sm.add_argument("run", metavar="RUN_DIR", help="a completed run folder")
@@ -147,26 +153,37 @@ def _controls(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import tempfile
 
+    from rich.markup import escape
+
+    from harness.core.ui import console
     from leaderboard.build import build_board, write_site
     from leaderboard.protocol import load_protocol
+    from leaderboard.trust import board_key
 
     protocol = load_protocol(args.board)
     paths = [Path(p) for p in args.runs]
     untrusted = [Path(args.submissions)] if args.submissions else []
+    published: list[Path] = []
+    ledgers = [Path(args.output)]  # the board's record, when --output is the board built last time
     built_from = None
+    key = board_key(create=True)
+    assert key is not None
     with tempfile.TemporaryDirectory(prefix="empathy-board-") as pulled_dir:
         if args.from_hub:
             from leaderboard.submit import pull_board
 
             pulled, built_from = pull_board(args.from_hub, Path(pulled_dir), endpoint=args.endpoint, token=_token())
-            paths += [pulled / "results"] if (pulled / "results").is_dir() else []  # published by the maintainer
+            published += [pulled / "results"] if (pulled / "results").is_dir() else []  # the board's own copies
             untrusted += [pulled / "submissions"] if (pulled / "submissions").is_dir() else []
-        if not paths and not untrusted:
+            ledgers.insert(0, pulled)
+        if not paths and not untrusted and not published:
             raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")
-        board, entries = build_board(paths, protocol, untrusted=untrusted, n_boot=args.n_boot, seed=args.seed,
-                                     built_from=built_from)
-        files = write_site(board, entries, protocol, Path(args.output))
-    _print_board(board, n_files=len(files), output=args.output)
+        built = build_board(paths, protocol, untrusted=untrusted, published=published, ledgers=ledgers, key=key,
+                            n_boot=args.n_boot, seed=args.seed, built_from=built_from)
+        files = write_site(built, protocol, Path(args.output), key=key)
+    for note in built.notes:
+        console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
+    _print_board(built.board, n_files=len(files), output=args.output)
     return 0
 
 
@@ -185,13 +202,13 @@ def _print_board(board: Board, *, n_files: int, output: str) -> None:
                   title_justify="left")
     table.add_column("rank")
     add_identity_column(table, "model")
-    for col in ("BT [95% CI]", "win rate vs anchor", "status"):
+    for col in ("BT [95% CI]", "win rate vs anchor", "trust"):
         table.add_column(col)
     for r in board.rows:
         rank = "—" if r.rank is None else (f"{r.rank_low}–{r.rank_high}" if r.rank_low != r.rank_high else str(r.rank))
         bt = "—" if r.bt.value is None else f"{r.bt.value:.0f} [{r.bt.low:.0f}, {r.bt.high:.0f}]"
         wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
-        table.add_row(rank, escape(r.model), escape(bt), wr, r.status)
+        table.add_row(rank, escape(r.model), escape(bt), wr, r.trust_label)
     out.print(table)
     for w in board.notices:
         console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
@@ -222,16 +239,43 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_references(items: list[str], anchor: str) -> dict[str, Path]:
+    """``--reference`` of ``leaderboard verify``: a bare FILE is the anchor's set, NAME=FILE any other."""
+    from harness.cli.options import parse_references
+
+    bare = [i for i in items if "=" not in i or Path(i).is_file()]
+    if len(bare) > 1:
+        raise HarnessError(f"--reference: only the anchor's set may be given without a name, got {bare}: name the "
+                           "others, e.g. --reference direct=refs/direct.json")
+    refs = {anchor: Path(bare[0])} if bare else {}
+    for name, path in parse_references([i for i in items if i not in bare]).items():
+        if name in refs:
+            raise HarnessError(f"--reference: {name!r} is given twice")
+        refs[name] = path
+    return refs
+
+
 def _verify(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness.core.ui import console
     from leaderboard.protocol import load_protocol
     from leaderboard.verify import verify_run
 
-    record = verify_run(Path(args.run), protocol=load_protocol(args.board), judge=judge_settings(args, cache_dir(args)),
-                        reference=Path(args.reference), output=Path(args.output), regenerate=args.regenerate,
-                        device=args.device)
-    console.print(f"{record['status']}: submitted win rate {record['submitted_win_rate']}, re-judged "
-                  f"{record['rejudged_win_rate']} (CI {record['rejudged_ci']}); re-judged run in {args.output}")
+    protocol = load_protocol(args.board)
+    references = verify_references(args.reference, protocol.anchor.comparison.removeprefix("vs_"))
+    record = verify_run(Path(args.run), protocol=protocol, judge=judge_settings(args, cache_dir(args)),
+                        references=references, output=Path(args.output), regenerate=args.regenerate,
+                        min_match=args.min_match, device=args.device)
+    for name, c in record["comparisons"].items():
+        console.print(f"{name}: submitted win rate {c['submitted_win_rate']}, re-judged {c['rejudged_win_rate']} "
+                      f"(CI {c['rejudged_ci']}) — {'agrees' if c['agree'] else 'does not agree'}", soft_wrap=True)
+    if "regeneration" in record:
+        g = record["regeneration"]
+        console.print(f"regeneration: {g['identical']} of {g['n']} replies identical ({g['rule']})", soft_wrap=True)
+    for reason in record["reasons"]:
+        console.print(f"[red]disputed:[/] {escape(reason)}", soft_wrap=True)
+    console.print(f"{record['status']}: re-judged run in {escape(args.output)}", soft_wrap=True)
     return 0 if record["status"] == "verified" else 1
 
 

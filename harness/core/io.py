@@ -114,3 +114,27 @@ def file_hash(path: Path) -> str:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def safetensors_parameters(folder: Path) -> int | None:
+    """Parameter count from the headers of a model folder's ``*.safetensors`` files (None: none, or unreadable).
+
+    Only the JSON headers are read (8-byte length, then the header), never the weights.
+    """
+    total = 0
+    try:
+        for file in sorted(folder.glob("*.safetensors")):
+            with file.open("rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                if not 0 < size < 100_000_000:
+                    return None
+                header = json.loads(f.read(size))
+            for key, tensor in header.items():
+                if key != "__metadata__":
+                    n = 1
+                    for dim in tensor["shape"]:
+                        n *= int(dim)
+                    total += n
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return total or None

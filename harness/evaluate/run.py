@@ -76,6 +76,20 @@ class EvalConfig:
     """False (``empathy eval`` without ``--overwrite``): refuse an output folder holding another model's run."""
 
 
+def model_parameters(identity: ModelIdentity) -> int | None:
+    """The candidate's parameter count from its safetensors headers on this disk; None when not known here.
+
+    A local folder, or the cached snapshot of a Hub commit. Recorded in the manifest: a board never reads a path
+    a run names.
+    """
+    from harness.core.hub import local_snapshot
+    from harness.core.io import safetensors_parameters
+
+    folder = Path(identity.name).expanduser() if identity.kind == "local" else (
+        local_snapshot(identity.name, identity.revision) if identity.kind == "hub" else None)
+    return safetensors_parameters(folder) if folder is not None and folder.is_dir() else None
+
+
 def _judge_comparisons(judge: Judge, gens: Sequence[Generation], refs: dict[str, ReferenceSet],
                        dialogues: Sequence[Dialogue]) -> dict[str, list[Judgment]]:
     by_id = {g.dialogue_id: g for g in gens}
@@ -248,7 +262,8 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
         "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
         "candidate": {"model": cfg.candidate.model, "identity": candidate_id.model_dump(),
                       "declared": cfg.declared.model_dump(mode="json") if cfg.declared else None,
-                      "backend": candidate_spec.backend, "chat_template": candidate_spec.chat_template},
+                      "backend": candidate_spec.backend, "chat_template": candidate_spec.chat_template,
+                      "parameters": None if cfg.declared else model_parameters(candidate_id)},
         "references": {n: {**notes[n], **refs[n].manifest.model_dump(mode="json")} for n in refs},
         "judge": {**judge_fp.model_dump(mode="json"), "cache": str(cfg.judge.cache_path()), **judge.cache.stats(),
                   "model_calls": judge.calls, "model_loaded": judge.calls > 0, **_backend_stats(judge)},

@@ -330,3 +330,37 @@ def test_checkpoint_mode_names_the_option_before_any_work(small_refs, tmp_path, 
 def test_a_results_file_is_accepted_as_a_run(runs, capsys):
     # load_run reads a folder or its results.json; the gate's own check said "no such folder" for the file
     assert main(["check", "--baseline", f"{runs['long']}/results.json", "--candidate", runs["long"]]) == 0
+
+
+def test_fail_on_inconclusive_turns_an_undecided_gate_into_exit_4(tiny_models, small_refs, tmp_path, capsys):
+    # Two systems as good as each other on average: the baseline ('even') writes the long reply on even dialogues
+    # and the short one on odd ones, the candidate ('odd') the other way round. Each rubric difference is about
+    # ±3 points (sd 3.1), so on 6 dialogues the CI of Δ (mean 0) straddles the margin: undecided for an ordinary
+    # reason (too few dialogues), not a metric without information. One metric is gated, so the headline is exact.
+    dialogues, _ = run_dialogues("bundled", N)
+    runs = {}
+    for name, long_on in (("even", 0), ("odd", 1)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"dialogue_id": d.id, "response": f"Oh no, {d.emotion} is hard."
+                                            + (FILLER if k % 2 == long_on else "")}) + "\n"
+                                for k, d in enumerate(dialogues)))
+        runs[name] = _eval(tiny_models, tmp_path / "c", tmp_path / name, path, {"base": small_refs["base"]})
+    args = ["check", "--baseline", runs["even"], "--candidate", runs["odd"], "--metrics", "rubric:affective"]
+
+    assert main([*args, "--json", str(tmp_path / "plain.json")]) == 0
+    out = capsys.readouterr().out
+    [metric] = json.loads((tmp_path / "plain.json").read_text())["metrics"]
+    assert metric["outcome"] == "inconclusive" and metric["reason"] is None and metric["n"] == N
+    assert metric["delta"] == pytest.approx(0.0, abs=0.05)
+    assert metric["ci_low"] < -metric["margin"] < metric["ci_high"]  # the CI straddles the margin
+    assert "**INCONCLUSIVE** — 1 of 1 metrics undecided (exit 0)" in out
+    assert "use --fail-on-inconclusive to fail instead" in out
+
+    assert main([*args, "--fail-on-inconclusive", "--json", str(tmp_path / "strict.json")]) == 4
+    out = capsys.readouterr().out
+    strict = json.loads((tmp_path / "strict.json").read_text())
+    assert strict["outcome"] == "inconclusive" and strict["exit_code"] == 4
+    assert strict["metrics"] == [metric]  # the same verdict on the metric: only the exit code changed
+    assert "**INCONCLUSIVE** — 1 of 1 metrics undecided (exit 4)" in out
+    assert "inconclusive: rubric:affective: to flag a drop of" in out and f"(this run has {N})" in out
+    assert "use --fail-on-inconclusive" not in out

@@ -76,12 +76,12 @@ def test_build_through_the_cli(board_runs, tiny_models, small_refs, tmp_path, ca
     controls_rows = [r for r in board["rows"] if r["control"] is not None]
     assert len(ranked) == 3 and {r["control"] for r in controls_rows} == {"null_model", "verbose_padding",
                                                                            "anchor_self"}
-    assert all(r["rank"] is None and r["status"] == "control" for r in controls_rows)
+    assert all(r["rank"] is None and r["trust"] == "control" and r["anchor_only"] for r in controls_rows)
     assert sorted(r["rank_low"] for r in ranked)[0] == 1
     assert [r["bt"]["value"] for r in ranked] == sorted((r["bt"]["value"] for r in ranked), reverse=True)
     for r in ranked:
         assert r["bt"]["low"] <= r["bt"]["value"] <= r["bt"]["high"] and r["judge"] == protocol.judge_fingerprint
-        assert r["status"] == "self-reported" and r["n_scored"] == N
+        assert r["trust"] == "maintainer" and not r["anchor_only"] and r["n_scored"] == N  # given with --runs
         assert r["win_rate"]["low"] <= r["win_rate"]["value"] <= r["win_rate"]["high"]
         assert load_run(site / "results" / r["run_id"]).result.judge.fingerprint == protocol.judge_fingerprint
     # this judge ties everything: the controls tie every real model, and the board says so after its banner

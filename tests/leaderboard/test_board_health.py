@@ -12,6 +12,7 @@ import pytest
 from harness.cli.main import main
 from harness.evaluate.runs import load_run
 from harness.score.health import judge_problem, unhealthy_banner, unhealthy_refusal
+from leaderboard.card import md_text
 from leaderboard.protocol import load_protocol, protocol_from_run, save_protocol
 
 LENIENT = ["--min-scored", "3", "--max-flip-rate", "1", "--min-label-mass", "0"]
@@ -96,7 +97,7 @@ def test_a_board_built_with_the_opt_out_says_so_first_everywhere(board_runs, tmp
     assert html.count("UNHEALTHY JUDGE") == 1  # on top, not again in the warnings box
     card = (site / "README.md").read_text()
     front, text = card.split("\n---\n", 1)
-    assert front.startswith("---\nconfigs:") and text.lstrip("\n").splitlines()[0] == f"> **{banner}**"
+    assert front.startswith("---\nconfigs:") and text.lstrip("\n").splitlines()[0] == f"> **{md_text(banner)}**"
 
 
 def test_controls_refuse_another_judge_than_the_boards_before_judging(board_runs, tiny_models, small_refs, tmp_path,

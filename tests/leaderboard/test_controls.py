@@ -37,7 +37,7 @@ def test_control_replies():
 def row(model: str, bt: float, control=None, win=(0.5, 0.4, 0.6)) -> Row:
     return Row(model=model, model_fingerprint="0" * 16, bt=Interval(value=bt, low=bt - 10, high=bt + 10),
                win_rate=Interval(value=win[0], low=win[1], high=win[2]), judge="j", date="d", harness_version="v",
-               status="control" if control else "self-reported", control=control, run_id=model)
+               trust="control" if control else "self-reported", control=control, run_id=model)
 
 
 def test_a_control_that_beats_real_models_is_said_at_the_top():
@@ -52,6 +52,9 @@ def test_a_control_that_beats_real_models_is_said_at_the_top():
         "the anchor against itself wins 70% (CI 62%–78%), not 50 %: the judge is biased by position or wording",
     ]  # the null model (800) sits below both models' CIs: no warning
     assert control_warnings([row("a", 1100), row("self", 1000, "anchor_self")]) == []
+    # biased either way: below 50 % as well as above (a CI that excludes 50 % in any direction)
+    assert control_warnings([row("a", 1100), row("self", 1000, "anchor_self", win=(0.3, 0.22, 0.38))]) == [
+        "the anchor against itself wins 30% (CI 22%–38%), not 50 %: the judge is biased by position or wording"]
 
 
 def test_a_control_that_ties_real_models_is_said_too():
@@ -87,6 +90,6 @@ def test_a_run_against_its_own_replies_is_no_battle(board_runs):
     self_cmp = run.result.comparisons["vs_base"].model_copy(update={"reference_model": me})
     result = run.result.model_copy(update={"comparisons": {**run.result.comparisons, "vs_self": self_cmp}})
     judgments = [*run.judgments, *(j.model_copy(update={"comparison": "vs_self"}) for j in run.judgments)]
-    entry = SimpleNamespace(run=SimpleNamespace(result=result, judgments=judgments), run_id="me")
+    entry = SimpleNamespace(run=SimpleNamespace(result=result, judgments=judgments), run_id="me", trust="maintainer")
     fights = battles([entry], protocol)
     assert fights and all(b.b == "anchor" for b in fights)  # only the anchor comparison, no me-vs-me

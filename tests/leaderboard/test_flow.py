@@ -62,3 +62,58 @@ def test_build_publish_submit_rebuild(board_runs, tiny_models, small_refs, hub, 
     for folder in (site, site2):
         assert not any(TOKEN.encode() in p.read_bytes() for p in folder.rglob("*") if p.is_file())
     assert TOKEN not in capsys.readouterr().out
+    # every row's trust comes from the board: a and b from its signed ledger on the Hub, c given by the maintainer
+    models = {k: load_run(board_runs[k]).result.model for k in "abc"}
+    trust = {r["model"]: r["trust"] for r in rebuilt["rows"]}
+    assert trust == {models["a"]: "maintainer", models["b"]: "maintainer", models["c"]: "maintainer"}
+
+
+def test_what_a_merged_pull_request_adds_is_not_the_boards_word(board_runs, hub, tmp_path, monkeypatch, capsys):
+    """Finding 5: with --from-hub, everything under results/ was trusted, including what merged pull requests add."""
+    import hashlib
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from leaderboard.protocol import load_protocol
+    from tests.leaderboard.test_trust import redate
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    board = tmp_path / "board.yaml"
+    assert main(["leaderboard", "init", "--run", str(board_runs["a"]), "--name", "Flow board", "--min-scored", "3",
+                 "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge",
+                 "--output", str(board)]) == 0
+    site = tmp_path / "site"
+    assert main(["leaderboard", "build", "--board", str(board), "--runs", str(board_runs["a"]), str(board_runs["b"]),
+                 "--n-boot", "50", "--output", str(site)]) == 0
+    assert main(["leaderboard", "publish", str(site), "--repo", REPO, "--push", "--endpoint", hub.url]) == 0
+    # merged into main: run c under results/ with a verification record computed by hand (every field right)
+    forged = redate(board_runs["c"], tmp_path / "c", "2030-01-01T00:00:00+00:00")
+    files = {p.name: p.read_bytes() for p in forged.iterdir() if p.is_file()}
+    record = {"status": "verified", "protocol_hash": load_protocol(board).hash,
+              "files_sha256": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
+    files["verification.json"] = json.dumps(record).encode()
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_commit(REPO, [CommitOperationAdd(f"results/evil/c/{n}", b) for n, b in files.items()],
+                      commit_message="merged pull request", repo_type="dataset")
+    capsys.readouterr()
+    site2 = tmp_path / "site2"
+    assert main(["leaderboard", "build", "--board", str(board), "--from-hub", REPO, "--endpoint", hub.url,
+                 "--n-boot", "50", "--output", str(site2)]) == 0
+    built = json.loads((site2 / "leaderboard.json").read_text())
+    assert sorted(r["trust"] for r in built["rows"]) == ["maintainer", "maintainer"]
+    (refused,) = built["rejected"]
+    assert refused["run"].endswith("results/evil/c") and "its verification.json is not this board's record — " \
+        "key_id: the record was signed with key None" in refused["reason"]
+    # merged into main: a ledger that says something else. Not signed by the board: not used, and said so
+    ledger = json.loads((site2 / "ledger.json").read_text())
+    for arrival in ledger["runs"].values():
+        arrival["seq"] = 100 - arrival["seq"]
+    api.create_commit(REPO, [CommitOperationAdd("ledger.json", json.dumps(ledger).encode())],
+                      commit_message="merged pull request", repo_type="dataset")
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--board", str(board), "--from-hub", REPO, "--endpoint", hub.url,
+                 "--n-boot", "50", "--output", str(tmp_path / "site3")]) == 0
+    err = capsys.readouterr().err
+    assert "ledger.json was not used (signature: it does not match the record" in " ".join(err.split())
+    built = json.loads((tmp_path / "site3" / "leaderboard.json").read_text())
+    assert sorted(r["trust"] for r in built["rows"]) == ["self-reported", "self-reported"]

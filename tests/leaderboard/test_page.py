@@ -28,7 +28,7 @@ def row(model: str, bt: float, win: float, words: float, rubric: tuple[float, fl
         lc_win_rate=iv(win - .02, .05), rubric=dict(zip(("cognitive", "affective", "compassionate"),
                                                          (iv(v, .12) for v in rubric), strict=True)),
         mean_words=words, n_scored=200, health=Health(parse_rate=.995, tie_rate=.04, position_flip_rate=.09, label_mass=.97),
-        judge="j-7f3a9c21", date="2026-03-14", harness_version="0.1.0", status="verified",
+        judge="j-7f3a9c21", date="2026-03-14", harness_version="0.1.0", trust="verified",
         run_id=f"{model.replace('/', '__')}/run-1",
     )
     return Row(**(fields | kw))
@@ -44,12 +44,12 @@ def make_board(first: str = "HuggingFaceTB/SmolLM2-1.7B-Instruct", **first_kw) -
     rows = [
         ranked(1, first, 1_711_376_384, 1094, .634, 151, (3.42, 3.18, 3.36), (1, 2), **first_kw),
         ranked(2, "Qwen/Qwen2.5-1.5B-Instruct", 1_543_714_304, 1071, .601, 174, (3.31, 3.22, 3.30), (1, 2),
-               family_overlap=True, status="self-reported"),
+               family_overlap=True, trust="self-reported"),
         ranked(3, "meta-llama/Llama-3.2-1B-Instruct", 1_235_814_400, 1012, .517, 128, (3.05, 2.91, 3.02), (3, 4)),
         ranked(4, "google/gemma-3-270m-it", 268_098_176, 958, .441, 96, (2.64, 2.57, 2.70), (3, 4)),
-        row("control/null-model", 902, .312, 12, (1.42, 1.35, 1.30), control="null_model", status="control"),
+        row("control/null-model", 902, .312, 12, (1.42, 1.35, 1.30), control="null_model", trust="control"),
         row("control/verbose-padding", 1040, .571, 412, (2.98, 3.07, 2.95), control="verbose_padding",
-            status="control"),
+            trust="control"),
     ]
     return Board(name="Empathy · small models", protocol_hash="p-41c2e0d9b8a7", judge="j-7f3a9c21", anchor=ANCHOR,
                  anchor_value=1000, rows=rows, built_at="2026-03-15T09:30:00Z", harness_version="0.1.0",
@@ -116,7 +116,7 @@ def test_cells_show_ranges_units_and_flags():
     assert smol["bt"] == "1,094[1,064, 1,124]" and smol["win_rate"] == "63.4%[58.9%, 67.9%]"
     assert smol["rubric_cognitive"] == "3.42[3.30, 3.54]" and smol["parse_rate"] == "99.5%"
     assert gemma["params"] == "268M" and gemma["mean_words"] == "96"
-    assert "same" in qwen["family"] and smol["family"] == "no" and qwen["status"] == "self-reported"
+    assert "same" in qwen["family"] and smol["family"] == "no" and qwen["trust"] == "self-reported"
 
 
 def test_control_rows_are_marked_and_never_ranked():
@@ -195,7 +195,7 @@ def test_svg_plots_draw_one_bar_and_one_marker_per_row():
 
 def test_missing_values_render_as_dashes_and_no_bar():
     bare = Row(model="someone/bare", model_fingerprint="fp", judge="j", date="2026-01-01", harness_version="0.1.0",
-               status="self-reported", run_id="someone__bare/r", rank=5)
+               trust="self-reported", run_id="someone__bare/r", rank=5)
     board = make_board().model_copy(update={"rows": [*make_board().rows[:4], bare]})
     page = Page(render_page(board))
     cells = dict(zip(columns(page), page.cells["someone/bare"], strict=True))

@@ -174,3 +174,18 @@ def test_rank_ranges_from_fitted_cis_with_overlap_and_controls():
     assert ranks["null"] == (6, 6, 6)  # ranked against the board, but it does not push 'low' down
     for r in ratings.values():
         assert r.rank == r.rank_low <= r.rank_high
+
+
+def test_rank_ranges_come_from_the_cis_not_the_point_scores():
+    # 'a' and 'b' differ in score but, on 20 dialogues each, their CIs overlap: they share ranks 1–2 although 'a'
+    # scores higher. 'c' loses nearly everything: its CI lies below both, so its range is exactly 3.
+    battles = (record("a", [1.0, 1.0, 0.0, 1.0, 0.5] * 4)
+               + record("b", [1.0, 0.0, 0.0, 1.0, 0.5] * 4)
+               + record("c", [0.0] * 18 + [0.5] * 2))
+    ratings = fit_ratings(battles, anchor="anchor", n_boot=300, ranked=["a", "b", "c"])
+    a, b, c = ratings["a"], ratings["b"], ratings["c"]
+    assert a.score > b.score > c.score
+    assert b.ci_high >= a.ci_low  # the overlap the ranges must reflect (by about 110 points)
+    assert c.ci_high < b.ci_low  # 'c' is clearly separated (by about 200 points)
+    ranks = {m: (r.rank, r.rank_low, r.rank_high) for m, r in ratings.items() if m != "anchor"}
+    assert ranks == {"a": (1, 1, 2), "b": (1, 1, 2), "c": (3, 3, 3)}

@@ -43,22 +43,28 @@ def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small
                  "--device", "cpu", "--output", str(honest)])
     assert code == 0, capsys.readouterr().err
     record = json.loads((honest / "verification.json").read_text())
-    assert record["status"] == "verified" and record["rejudged_win_rate"] == record["submitted_win_rate"]
-    assert record["regeneration"] == {"n": 2, "identical": 2, "match_rate": 1.0}  # greedy replies reproduce
+    assert record["status"] == "verified" and record["reasons"] == []
+    assert record["rejudged_win_rate"] == record["submitted_win_rate"]
+    assert record["regeneration"] == {"n": 2, "identical": 2, "match_rate": 1.0,  # greedy replies reproduce
+                                      "rule": "at least 90% of the regenerated replies identical to the submitted ones"}
     assert record["submission_checks"] == {"skipped": "not a Hub model (local)"}
+    assert record["protocol_hash"] == protocol.hash and len(record["signature"]) == 64  # bound to this board
     rejudged = load_run(honest).result
     submitted = load_run(board_runs["a"]).result
     assert rejudged.provenance.systems["candidate"] == submitted.provenance.systems["candidate"]  # same model
     assert load_run(honest).manifest["judge"]["model_calls"] == 0  # every verdict came from the cache
-    # on the board, the verified run replaces the self-reported one of the same model
-    entries, rejected = admit([board_runs["a"], honest], protocol)
-    assert [e.verified for e in entries] == [True] and "duplicate" in rejected[0].reason
+    # on the board, the verified run replaces the self-reported submission of the same model
+    from leaderboard.trust import board_key
+
+    entries, rejected, _ = admit([honest], protocol, untrusted=[board_runs["a"]], key=board_key())
+    assert [e.trust for e in entries] == ["verified"] and "duplicate" in rejected[0].reason
+    assert "(verified, above self-reported)" in rejected[0].reason
     # a verification record inside a submission is the submitter's word: ignored
     import shutil
 
     shutil.copytree(honest, tmp_path / "submissions" / "x")
-    entries, _ = admit([], protocol, untrusted=[tmp_path / "submissions"])
-    assert [e.verified for e in entries] == [False]
+    entries, _, _ = admit([], protocol, untrusted=[tmp_path / "submissions"], key=board_key())
+    assert [e.trust for e in entries] == ["self-reported"]
 
     forged = tmp_path / "forged"
     fabricate_wins(board_runs["b"], forged)

@@ -199,6 +199,42 @@ def test_every_call_is_checked_not_only_the_first(tiny_models, tmp_path, monkeyp
     assert not judge.backend.prefix_reuse and "disagreed" in judge.backend.reuse_note
 
 
+def test_the_check_runs_the_most_padded_prompt_not_only_the_first(tiny_models, monkeypatch):
+    """Stands in for a layout bug that only shows on rows padded between their shared part and their own tokens
+    (e.g. wrong position ids after the pads): the first row of a batch has the longest suffix and no pads, so
+    only the check of the most padded prompt can catch it."""
+    import torch
+
+    from harness.llm.base import JudgeRequest
+    from harness.llm.prefix import PrefixRunner
+
+    real_last_logits = PrefixRunner.last_logits
+    layouts: list[tuple[int, int]] = []  # per batch: (pads of its first row, most pads of any row)
+
+    def skewed_when_padded(self, plan, shared, batch):  # noqa: ANN001, ANN202
+        rows, logits = real_last_logits(self, plan, shared, batch)
+        g_width = max(len(g.prefix) for g in batch)
+        s_width = max(len(plan.suffixes[m]) for g in batch for m in g.members)
+        pads = {m: (g_width - len(g.prefix)) + (s_width - len(plan.suffixes[m])) for g in batch for m in g.members}
+        layouts.append((pads[rows[0]], max(pads.values())))
+        skew = torch.tensor([3.0 if pads[m] else 1.0 for m in rows], device=logits.device)
+        return rows, logits * skew[:, None]
+
+    monkeypatch.setattr(PrefixRunner, "last_logits", skewed_when_padded)
+    # one batch of singleton groups whose suffixes differ in length: the longest prompt comes first, unpadded
+    requests = [JudgeRequest(system="s", user=f"tell me about item {i} " * (i + 3), prefill="Verdict:",
+                             labels=("A", "B", "C")) for i in range(5)]
+    plain = HFBackend(str(tiny_models["judge"]), device="cpu", prefix_reuse=False)
+    expected = {i: p for idx, out in plain.label_probs(requests) for i, p in zip(idx, out, strict=True)}
+    backend = HFBackend(str(tiny_models["judge"]), device="cpu", prefix_reuse=True)
+    got = {i: p for idx, out in backend.label_probs(requests) for i, p in zip(idx, out, strict=True)}
+    assert layouts and layouts[0][0] == 0 < layouts[0][1]  # the case: the first row is clean, another is padded
+    assert not backend.prefix_reuse and "disagreed with the plain pass" in (backend.reuse_note or "")
+    assert sorted(got) == sorted(expected) == list(range(len(requests)))
+    for i, probs in got.items():  # the skewed rows never reached an answer
+        assert probs == pytest.approx(expected[i], abs=1e-6), i
+
+
 def _sliding_window_model(tiny: Path, root: Path, window: int) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
