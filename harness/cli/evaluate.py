@@ -94,12 +94,14 @@ def reference_spec(args: argparse.Namespace, name: str) -> ModelSpec | None:
     It loads locally (hf) unless ``--NAME-model-url`` serves it: the candidate's backend, server and revision are
     the candidate's, and a served candidate must not have its base reference asked of its own server.
     """
+    from harness.core.urls import public_url
     from harness.generate.replies import ModelSpec
 
     model, url = getattr(args, f"{name}_model"), getattr(args, f"{name}_model_url")
     if not model:
         if url:
-            raise HarnessError(f"--{name}-model-url {url} needs --{name}-model (the model name the server serves)")
+            raise HarnessError(f"--{name}-model-url {public_url(url)} needs --{name}-model (the model name the server "
+                               "serves)")
         return None
     return ModelSpec(model=model, backend="openai-chat" if url else "hf", device=args.device,
                      batch_size=args.batch_size, base_url=url)

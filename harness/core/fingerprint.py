@@ -24,7 +24,7 @@ from harness.core.hub import hub_identity
 from harness.core.io import short_hash, write_atomic
 from harness.core.records import ModelIdentity
 from harness.core.settings import default_cache_dir
-from harness.core.urls import OPENAI_URL, chat_completions_url
+from harness.core.urls import OPENAI_URL, api_url, public_url
 
 __all__ = ["MEMO_FILE", "SERVED_BACKENDS", "ModelIdentity", "local_model_folder", "model_identity", "short_hash"]
 
@@ -154,15 +154,19 @@ def _served_identity(model: str, backend: str, base_url: str | None) -> ModelIde
 
 
 def _normalise_base_url(base_url: str) -> str:
-    """One spelling per server: …/v1, lowercase scheme and host, no default port, no credentials."""
-    parts = urlsplit(chat_completions_url(base_url).removesuffix("/chat/completions"))
+    """One spelling per server: …/v1, lowercase scheme and host, no default port.
+
+    Scheme, host, port and path only (:func:`~harness.core.urls.public_url`): a query string or user-info may hold
+    a key, and is not what answers, so two URLs that differ only there are one server.
+    """
+    parts = urlsplit(public_url(api_url(base_url, "")))
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     port = parts.port
     netloc = host if port is None or (scheme, port) in {("http", 80), ("https", 443)} else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+    return urlunsplit((scheme, netloc, parts.path, "", ""))
 
 
 # -- local ---------------------------------------------------------------------------------------------------

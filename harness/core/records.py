@@ -37,7 +37,7 @@ class ModelIdentity(BaseModel):
     revision: str | None = None
     """Hub models: the resolved commit sha (pinned even when none was asked for)."""
     base_url: str | None = None
-    """Served models: the normalised server URL."""
+    """Served models: the normalised server URL, scheme, host, port and path only (never a query or user-info)."""
     fingerprint: str = Field(pattern=FINGERPRINT)
     """16 hex characters that change whenever what produces the answers changes (not with the name or path)."""
 

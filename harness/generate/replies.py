@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import importlib.util
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness.core.errors import HarnessError, did_you_mean
 from harness.core.prompts import cut_reply
 from harness.core.records import Decoding, Dialogue, Generation
 from harness.core.resources import tasks_dir
+from harness.core.urls import chat_completions_url, public_url, redact
 
 #: lm-eval model types the harness drives (``--model-backend``); ``openai-chat`` is our name for lm-eval's
 #: ``local-chat-completions`` (any OpenAI-compatible chat server: vLLM, TGI, ``transformers serve`` …).
@@ -80,8 +82,7 @@ def model_args(spec: ModelSpec, device: str) -> dict[str, Any]:
     if spec.backend == "local-chat-completions":
         if not spec.base_url:
             raise HarnessError("--model-backend openai-chat needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        from harness.core.urls import chat_completions_url
-
+        # lm-eval's client posts to this URL as given: it keeps the query string and user-info (never recorded)
         url = chat_completions_url(spec.base_url)
         return {"model": spec.model, "base_url": url, "num_concurrent": spec.batch_size, "tokenized_requests": False}
     from harness.core.hub import load_source
@@ -137,6 +138,7 @@ def generate(
     """
     if spec.backend == "replies":
         return read_replies(spec.model, dialogues, system=system)
+    import aiohttp
     import lm_eval
     from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
@@ -153,6 +155,9 @@ def generate(
         include_path=str(tasks_dir()), include_defaults=False, metadata={"dataset": dataset, "ids": ids}
     )
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its per-task chatter is not for our users
+    redacted = _Redacted(spec.base_url or "")
+    api_log = logging.getLogger("lm_eval.models.api_models")  # its errors print the request URL
+    api_log.addFilter(redacted)
     try:
         _quiet_lm_eval()
         with lm_eval_bars(get_model(spec.backend), f"generating ({short_name(spec.model)}): {system} replies"):
@@ -174,15 +179,16 @@ def generate(
                 torch_random_seed=0,
                 fewshot_random_seed=0,
             )
-    except OSError as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    except (OSError, aiohttp.ClientError) as exc:  # a served model's HTTP errors (aiohttp's are no OSError)
+        first = redacted.text((str(exc).splitlines() or [type(exc).__name__])[0])
         if spec.backend == "local-chat-completions":
-            raise HarnessError(f"the server at {spec.base_url} failed while generating with {spec.model!r}: {first}. "
-                               "Check that it is up and serves that model name") from exc
+            raise HarnessError(f"the server at {public_url(spec.base_url or '')} failed while generating with "
+                               f"{spec.model!r}: {first}. Check that it is up and serves that model name") from exc
         raise HarnessError(
             f"cannot load model {spec.model!r}: {first}. Give a local model folder, or a Hub id with internet access"
         ) from exc
     finally:
+        api_log.removeFilter(redacted)
         gc.collect()
         _free_gpu()
     if out is None:
@@ -205,6 +211,30 @@ def generate(
     if missing:
         raise HarnessError(f"lm-eval produced no reply for {len(missing)} dialogues (e.g. {missing[:3]})")
     return [by_id[i] for i in ids]
+
+
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}]+")
+
+
+class _Redacted(logging.Filter):
+    """Cuts the server URL's query string and user-info (which may hold a key) out of lm-eval's log lines."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def text(self, text: str) -> str:
+        """``text`` without the URL's secrets, nor an API key (lm-eval's error lines print the request headers)."""
+        text = _BEARER.sub(r"\1…", text)
+        return redact(text, self.url) if self.url else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message; every record is kept."""
+        message = record.getMessage()
+        clean = self.text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 def _prompt_text(argument: Any) -> str:

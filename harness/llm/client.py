@@ -65,11 +65,11 @@ class LazyBackend:
 
     @property
     def endpoint(self) -> str | None:
-        """The server URL of an HTTP backend (None for local models)."""
+        """The public chat-completions URL of an HTTP backend (no query or user-info; None for local models)."""
         if self.settings.backend in PROBED_BACKENDS:
-            from harness.core.urls import OPENAI_URL, chat_completions_url
+            from harness.core.urls import OPENAI_URL, chat_completions_url, public_url
 
-            return chat_completions_url(self.settings.base_url or OPENAI_URL)
+            return public_url(chat_completions_url(self.settings.base_url or OPENAI_URL))
         return None
 
     def _get(self) -> JudgeBackend:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from harness.core.errors import HarnessError
-from harness.core.urls import OPENAI_URL, chat_completions_url
+from harness.core.urls import OPENAI_URL, chat_completions_url, public_url
 from harness.llm.base import JudgeRequest, NoAnswer
 
 if TYPE_CHECKING:
@@ -134,13 +134,22 @@ class OpenAIBackend:
     ) -> None:
         self.model_id = model
         self.revision = revision
-        self.endpoint = chat_completions_url(base_url or OPENAI_URL)
+        # the URL requests go to keeps the base URL's query string and user-info (basic auth), which may hold a
+        # key: only its public form (``endpoint``) is shown, recorded or counted in stats
+        self._url = chat_completions_url(base_url or OPENAI_URL)
+        self.endpoint = public_url(self._url)
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env, "")
         if not key and urlsplit(self.endpoint).hostname == "api.openai.com":
             raise HarnessError(
                 f"the OpenAI judge needs an API key: set the environment variable {api_key_env} (or name another "
                 "with --judge-api-key-env); keys are never taken from the command line"
+            )
+        if key and "@" in urlsplit(self._url).netloc:
+            raise HarnessError(
+                f"the server URL {self.endpoint} is given with a user name (user:password@, sent as basic auth) "
+                f"and {api_key_env} holds an API key, but a request carries one or the other: drop the user-info "
+                f"from the URL, or unset {api_key_env} (or name another variable with --judge-api-key-env)"
             )
         self._headers = {"Content-Type": "application/json"}
         if key:
@@ -198,7 +207,7 @@ class OpenAIBackend:
             self.counts["requests"] += 1
             try:
                 timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-                async with session.post(self.endpoint, json=body, timeout=timeout) as resp:
+                async with session.post(self._url, json=body, timeout=timeout) as resp:
                     text = await resp.text()
                     status = resp.status
                     retry_after = retry_after_seconds(resp.headers.get("Retry-After"))

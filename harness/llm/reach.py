@@ -6,20 +6,34 @@ lm-eval's chat-completions client retries a dead server for minutes and then rep
 
 from __future__ import annotations
 
+import base64
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from harness.core.errors import HarnessError
-from harness.core.urls import chat_completions_url
+from harness.core.urls import api_url, public_url
 
 #: Seconds the server has to answer ``GET /v1/models`` (a listing: no model runs, so a busy server answers too).
 PROBE_TIMEOUT_S = 5.0
 
 
 def models_url(base_url: str) -> str:
-    """The ``…/v1/models`` URL of a server given as ``http://host:port``, ``…/v1`` or ``…/v1/chat/completions``."""
-    return chat_completions_url(base_url).removesuffix("/chat/completions") + "/models"
+    """The ``…/v1/models`` URL of a server given as ``http://host:port``, ``…/v1`` or ``…/v1/chat/completions``.
+
+    The base URL's query string and user-info are kept (see :func:`~harness.core.urls.api_url`).
+    """
+    return api_url(base_url, "/models")
+
+
+def _probe_request(url: str) -> urllib.request.Request:
+    """A GET of ``url``; its user-info (which urllib would take for part of the host) goes as basic auth."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return urllib.request.Request(url)
+    login = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return urllib.request.Request(bare, headers={"Authorization": "Basic " + base64.b64encode(login).decode()})
 
 
 def check_server(base_url: str, *, option: str, model: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
@@ -32,7 +46,7 @@ def check_server(base_url: str, *, option: str, model: str, timeout_s: float = P
     # no proxies from the environment: the clients that follow (aiohttp, in lm-eval and the judge) use none either
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout_s):
+        with opener.open(_probe_request(url), timeout=timeout_s):
             return
     except urllib.error.HTTPError:
         return
@@ -41,6 +55,6 @@ def check_server(base_url: str, *, option: str, model: str, timeout_s: float = P
         why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
         port = urlsplit(url).port or (443 if url.startswith("https") else 80)
         raise HarnessError(
-            f"{option} {base_url}: no server answers at {url} ({why}): start the server that serves {model!r} "
-            f"(e.g. 'vllm serve {model} --port {port}'), or fix the URL"
+            f"{option} {public_url(base_url)}: no server answers at {public_url(url)} ({why}): start the server "
+            f"that serves {model!r} (e.g. 'vllm serve {model} --port {port}'), or fix the URL"
         ) from exc

@@ -31,6 +31,7 @@ from harness.core.io import file_hash
 from harness.core.prompts import cut_reply, load_generation_prompt
 from harness.core.records import Dialogue, Judgment, RubricScore
 from harness.core.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
+from harness.core.urls import public_url
 from harness.data.references import check_compatible, load_reference
 from harness.data.selection import run_dialogues
 from harness.generate.replies import default_decoding
@@ -129,12 +130,31 @@ def rubric_docs(**metadata: Any) -> Any:
     return _dataset([_doc(d, run=run) for d in dialogues])
 
 
+#: A served judge's full base URL (its query string or user-info may hold a key) by its public form, for this process.
+_FULL_URLS: dict[str, str] = {}
+
+
 def _run_json(settings: TaskSettings, **extra: str) -> str:
-    """The run's settings and the judge's fingerprint, carried by every document (lm-eval logs it per sample)."""
+    """The run's settings and the judge's fingerprint, carried by every document (lm-eval logs it per sample).
+
+    The judge's base URL is written in its public form (scheme, host, port, path): lm-eval writes documents to disk.
+    """
     judge = judge_for(settings.judge)
-    return json.dumps({"judge": settings.judge.model_dump(), "judge_fingerprint": judge.fingerprint.model_dump(),
+    shown = settings.judge.model_dump()
+    if settings.judge.base_url:
+        shown["base_url"] = public_url(settings.judge.base_url)
+        _FULL_URLS[shown["base_url"]] = settings.judge.base_url
+    return json.dumps({"judge": shown, "judge_fingerprint": judge.fingerprint.model_dump(),
                        "dataset": settings.dataset, "limit": settings.limit, "seed": settings.seed, **extra},
                       sort_keys=True)
+
+
+def _run_judge(run: dict[str, Any]) -> Judge:
+    """The judge a document's run names (its full base URL restored from this process's settings)."""
+    settings = dict(run["judge"])
+    if settings.get("base_url"):
+        settings["base_url"] = _FULL_URLS.get(settings["base_url"], settings["base_url"])
+    return judge_for(JudgeSettings(**settings))
 
 
 def judge_for(settings: JudgeSettings) -> Judge:
@@ -171,7 +191,7 @@ def pairwise_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any
     if not docs:
         return []
     run = json.loads(docs[0]["run"])
-    judge = judge_for(JudgeSettings(**run["judge"]))
+    judge = _run_judge(run)
     items = [
         PairItem(dialogue=_dialogue(doc), comparison=f"vs_{run['reference']}", candidate="candidate",
                  reference=run["reference"], candidate_response=reply, reference_response=doc["reference_response"])
@@ -185,7 +205,7 @@ def rubric_filter(resps: Sequence[Sequence[str]], docs: Sequence[dict[str, Any]]
     if not docs:
         return []
     run = json.loads(docs[0]["run"])
-    judge = judge_for(JudgeSettings(**run["judge"]))
+    judge = _run_judge(run)
     items = [RubricItem(dialogue=_dialogue(doc), system="candidate", response=reply)
              for doc, reply in zip(docs, _replies(resps), strict=True)]
     return [s.model_dump_json() for s in judge.score_rubric(items)]
