@@ -47,6 +47,7 @@ class Entry:
     source: Source
     arrival: Arrival
     """The board's record of when it first saw the run (its ledger), never a date written in the run."""
+    disputed: bool = False
 
     @property
     def verified(self) -> bool:
@@ -71,9 +72,14 @@ def _is_run(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in ("results.json", "judgments.jsonl", "manifest.json"))
 
 
+#: The longest model part of a run id (file systems allow 255 bytes per name).
+MAX_SLUG = 100
+
+
 def safe_run_id(run_id: str) -> bool:
-    """A run id usable as a folder on the board: no '..', no absolute path, at most one '/'."""
-    return bool(RUN_ID.fullmatch(run_id)) and ".." not in run_id
+    """A run id usable as a folder on the board: no '..', no absolute path, at most one '/', short names."""
+    return bool(RUN_ID.fullmatch(run_id)) and ".." not in run_id and all(
+        len(part) <= MAX_SLUG for part in run_id.split("/"))
 
 
 def run_id(run: Run) -> str:
@@ -82,13 +88,24 @@ def run_id(run: Run) -> str:
     if run.result.provenance.systems["candidate"].model.kind in ("local", "replies"):
         name = "/".join(Path(name).parts[-2:])
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "__"))
-    slug = re.sub(r"\.{2,}", ".", slug).strip("-.") or "model"  # never '.', '..' or a hidden folder
+    slug = re.sub(r"\.{2,}", ".", slug)[:MAX_SLUG].strip("-.") or "model"  # never '.', '..' or a hidden folder
     digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:12]
     return f"{slug}/{digest}"
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What the board makes of a run before duplicates are decided."""
+
+    trust: Trust
+    control: ControlKind | None = None
+    disputed: bool = False
+    """``leaderboard verify`` re-judged it and the claim did not hold (shown; the board's numbers, not the
+    submitter's)."""
+
+
 def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
-           ledger: Mapping[str, Arrival], rid: str) -> tuple[Trust, ControlKind | None]:
+           ledger: Mapping[str, Arrival], rid: str) -> Standing:
     """The trust the board gives ``run`` (from where it came and the board's own signed records).
 
     Raises:
@@ -107,27 +124,32 @@ def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
                                       else "verify the submission again with 'empathy leaderboard verify'"))
             if name == CONTROL:
                 kind = record.get("control")
-                if kind not in CONTROLS:
-                    raise HarnessError(f"its {name} names control {kind!r}, not one of {list(CONTROLS)}")
-                return "control", kind
-            return ("verified" if record.get("status") == "verified" else "self-reported"), None
+                if kind not in CONTROLS or not replies:
+                    raise HarnessError(f"its {name} names control {kind!r} for a {'replies' if replies else 'model'} "
+                                       f"run: a control is one of {list(CONTROLS)}, made from a replies file")
+                return Standing("control", kind)
+            if replies:
+                break  # (a verification vouches for a model's replies: a replies file declares no model)
+            verified = record.get("status") == "verified"
+            return Standing("verified" if verified else "self-reported", disputed=not verified)
     if replies:
         raise HarnessError(
             "replies from a file are not a model: nothing ties them to a model and revision — submit the model's own "
             "run (empathy eval --model ORG/NAME --revision SHA), or have the board verify it. Control rows are made "
             "only by 'empathy leaderboard controls' (a name like control-<kind>.jsonl makes nothing a control)")
-    if source == "runs" and not (run.manifest.get("candidate") or {}).get("declared"):
-        return "maintainer", None  # the maintainer's own run (a re-judged submission declares its model instead)
+    candidate = run.manifest.get("candidate")
+    if source == "runs" and not (isinstance(candidate, dict) and candidate.get("declared")):
+        return Standing("maintainer")  # the maintainer's own run (a re-judged submission declares its model instead)
     known = ledger.get(rid)
-    if source == "published" and known is not None and known.trust == "maintainer" \
-            and known.files_sha256 == files_sha256(run.path):
-        return "maintainer", None
-    return "self-reported", None
+    if known is not None and known.trust == "maintainer" and known.files_sha256 == files_sha256(run.path):
+        return Standing("maintainer")  # byte for byte the run the board recorded as its own, wherever it lies now
+    return Standing("self-reported")
 
 
 def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
           published: Sequence[Path] = (), ledger: Mapping[str, Arrival] | None = None, key: bytes | None = None,
-          built_from: str | None = None) -> tuple[list[Entry], list[Rejection], dict[str, Arrival]]:
+          built_from: str | None = None, landed: Mapping[Path, tuple[str, str]] | None = None,
+          ) -> tuple[list[Entry], list[Rejection], dict[str, Arrival]]:
     """Admitted runs (one per model), refused ones with their reasons, and the board's updated ledger.
 
     Args:
@@ -139,10 +161,12 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
         ledger: The board's record of the runs it has seen (:func:`leaderboard.ledger.load_ledger`).
         key: The board key that checks the records.
         built_from: The board repo commit the runs were read from (recorded for new arrivals).
+        landed: For run folders read from the board repo: (date, commit) of the commit that last changed their
+            results.json there — the order in which new submissions arrived.
     """
     ledger = dict(ledger or {})
     rejected: list[Rejection] = []
-    found: list[tuple[Run, str, Trust, ControlKind | None, Source]] = []
+    found: list[tuple[Run, str, Standing, Source]] = []
     sources: list[tuple[Path, Source]] = [*((p, "runs") for p in find_runs(paths)),
                                           *((p, "published") for p in find_runs(published)),
                                           *((p, "submissions") for p in find_runs(untrusted))]
@@ -155,21 +179,29 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
             rid = run_id(run)
             if not safe_run_id(rid):  # (run_id never makes one: a last guard before the id becomes a path)
                 raise HarnessError(f"run id {rid!r} is not usable as a folder on the board")
-            trust, control = _trust(run, source, protocol, key, ledger, rid)
+            standing = _trust(run, source, protocol, key, ledger, rid)
         except HarnessError as exc:
             rejected.append(Rejection(run=str(path), reason=str(exc)))
             continue
-        found.append((run, rid, trust, control, source))
-    # the board's arrival order: runs it saw before keep their place; new ones follow, in a fixed order
+        found.append((run, rid, standing, source))
+    # the board's arrival order: runs it saw before keep their place; new ones follow — the maintainer's first, then
+    # by when they landed in the board repo (the commit that added them), then by id
     stamp, nxt = now(), max((a.seq for a in ledger.values()), default=-1) + 1
-    for run, rid, trust, control, _ in sorted(found, key=lambda f: (_SOURCE_ORDER[f[4]], f[1])):
+    landed = dict(landed or {})
+    for run, rid, standing, _ in sorted(found, key=lambda f: (_SOURCE_ORDER[f[3]], *landed.get(f[0].path, ("", "")),
+                                                                 f[1])):
         if rid not in ledger:
-            ledger[rid] = Arrival(seq=nxt, arrived=stamp, built_from_commit=built_from, trust=trust, control=control,
-                                  files_sha256=files_sha256(run.path))
+            date, commit = landed.get(run.path, (stamp, built_from))
+            ledger[rid] = Arrival(seq=nxt, arrived=date, built_from_commit=commit, trust=standing.trust,
+                                  control=standing.control, files_sha256=files_sha256(run.path))
             nxt += 1
-    candidates = [Entry(run, rid, trust, control, source, ledger[rid]) for run, rid, trust, control, source in found]
+    candidates = [Entry(run, rid, st.trust, st.control, source, ledger[rid], st.disputed)
+                  for run, rid, st, source in found]
     kept: dict[tuple[str, str | None], Entry] = {}
-    for entry in sorted(candidates, key=lambda e: (TRUST_RANK[e.trust], e.arrival.seq, _SOURCE_ORDER[e.source])):
+    # most trusted first; among equals, the board's own re-judged numbers (disputed) before the submitter's, then
+    # the first arrival
+    for entry in sorted(candidates, key=lambda e: (TRUST_RANK[e.trust], not e.disputed, e.arrival.seq,
+                                                   _SOURCE_ORDER[e.source])):
         model = entry.run.result.provenance.systems["candidate"].model
         key_ = (model.fingerprint, model.revision)
         if key_ in kept:
@@ -177,14 +209,16 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
             if first.run_id == entry.run_id:
                 continue  # the very same run twice (e.g. a merged submission and its published copy)
             why = (f"{first.trust}, above {entry.trust}" if first.trust != entry.trust else
-                   f"both {entry.trust}; the board saw it first: arrival #{first.arrival.seq}, this one "
-                   f"#{entry.arrival.seq}")
+                   "the board re-judged it (disputed): its numbers are the board's" if first.disputed
+                   and not entry.disputed else f"both {entry.trust}; the board saw it first: arrival "
+                   f"#{first.arrival.seq}, this one #{entry.arrival.seq}")
             rejected.append(Rejection(run=str(entry.run.path), reason=(
                 f"duplicate: the same model (fingerprint {model.fingerprint}, revision {model.revision}) is on the "
                 f"board from {first.run.path} ({why})")))
             continue
         kept[key_] = entry
-    # the ledger records the trust each run has now (a published run's place and trust travel with it)
-    for e in candidates:
+    # the ledger records the trust each run has now: the best any of its copies earned (a copy of a maintainer run
+    # among the submissions does not lower it)
+    for e in sorted(candidates, key=lambda e: -TRUST_RANK[e.trust]):
         ledger[e.run_id] = ledger[e.run_id].model_copy(update={"trust": e.trust, "control": e.control})
     return sorted(kept.values(), key=lambda e: e.run_id), rejected, ledger

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,18 +40,23 @@ COPIED = (*RUN_FILES, VERIFICATION, CONTROL)
 def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
     """Every dialogue-level outcome between two systems on the board (unscored dialogues are left out).
 
-    Each run's comparison with the anchor counts; a comparison with another board model counts only from a run the
-    board judged itself (maintainer or verified): a self-reported run cannot move another model's rating.
+    Each run's comparison with the anchor counts; a comparison with another board model counts only when the board
+    judged both runs itself (maintainer or verified): a self-reported run neither rates another model nor is linked
+    to one (its own verdicts would reach the other's rating through the link). A reference is matched to a board
+    model by fingerprint *and* revision.
     """
-    by_fingerprint = {e.run.result.provenance.systems["candidate"].model.fingerprint: e.run_id for e in entries}
+    judged = [e for e in entries if e.trust in JUDGED_BY_THE_BOARD and e.control is None]
+    by_identity = {(m.fingerprint, m.revision): e.run_id
+                   for e in judged for m in (e.run.result.provenance.systems["candidate"].model,)}
     out: list[Battle] = []
     for entry in entries:
         result = entry.run.result
         for name, stats in result.comparisons.items():
+            ref = (stats.reference_model.fingerprint, stats.reference_model.revision)
             if name == protocol.anchor.comparison:
                 other = ANCHOR
-            elif entry.trust in JUDGED_BY_THE_BOARD and stats.reference_model.fingerprint in by_fingerprint:
-                other = by_fingerprint[stats.reference_model.fingerprint]
+            elif entry.trust in JUDGED_BY_THE_BOARD and ref in by_identity:
+                other = by_identity[ref]
             else:
                 continue
             if other == entry.run_id:
@@ -64,7 +69,8 @@ def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
 
 def parameters(entry: Entry) -> int | None:
     """The parameter count the run recorded (its manifest), else None: nothing outside a run folder is read."""
-    value = (entry.run.manifest.get("candidate") or {}).get("parameters")
+    candidate = entry.run.manifest.get("candidate")
+    value = candidate.get("parameters") if isinstance(candidate, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
@@ -100,6 +106,7 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
         harness_version=r.provenance.harness_version,
         trust=entry.trust,
         anchor_only=entry.trust not in JUDGED_BY_THE_BOARD,
+        disputed=entry.disputed,
         arrived=entry.arrival.arrived,
         control=entry.control,
         run_id=entry.run_id,
@@ -179,18 +186,24 @@ class Built:
 
 def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
                 published: Sequence[Path] = (), ledgers: Sequence[Path] = (), key: bytes | None = None,
-                n_boot: int = 1000, seed: int = 0, built_from: str | None = None) -> Built:
+                n_boot: int = 1000, seed: int = 0, built_from: str | None = None,
+                landed: Mapping[Path, tuple[str, str]] | None = None, reset_ledger: bool = False) -> Built:
     """The board from run folders: admission, ratings, rows (ranked models first, then controls).
 
     ``paths`` are the maintainer's runs, ``published`` the board's published ``results/``, ``untrusted`` submissions
     (see :func:`leaderboard.admit.admit`); ``ledgers`` are folders whose ``ledger.json`` (checked with ``key``)
-    records the runs the board saw before.
+    records the runs the board saw before — one that is not signed with ``key`` is refused, unless
+    ``reset_ledger`` (then its runs count as self-reported and as new arrivals).
     """
     if n_boot < 0:
         raise HarnessError(f"--n-boot must be 0 or more (got {n_boot})")
     known, notes = load_ledger(ledgers, protocol.hash, key)
+    if notes and not reset_ledger:
+        raise HarnessError(f"{'; '.join(notes)} — nothing was built: restore ledger.json from the board's history "
+                           "(the last commit 'leaderboard publish' made), use the board's key, or give --reset-ledger "
+                           "to start the board's record anew")
     entries, rejected, ledger = admit(paths, protocol, untrusted=untrusted, published=published, ledger=known,
-                                      key=key, built_from=built_from)
+                                      key=key, built_from=built_from, landed=landed)
     if not any(e.control is None for e in entries):
         reasons = "; ".join(f"{r.run}: {r.reason}" for r in rejected[:3])
         raise HarnessError(f"no model run was admitted ({len(rejected)} refused{': ' + reasons if reasons else ''}) "
@@ -224,7 +237,7 @@ def flat_rows(board: Board) -> list[dict[str, Any]]:
             row.update({name: iv.value, f"{name}_ci_low": iv.low, f"{name}_ci_high": iv.high})
         row.update(mean_words=r.mean_words, n_scored=r.n_scored, **r.health.model_dump(), judge=r.judge,
                    family_overlap=r.family_overlap, date=r.date, harness_version=r.harness_version, trust=r.trust,
-                   anchor_only=r.anchor_only, arrived=r.arrived, control=r.control, run_id=r.run_id)
+                   anchor_only=r.anchor_only, disputed=r.disputed, arrived=r.arrived, control=r.control, run_id=r.run_id)
         out.append(row)
     return out
 

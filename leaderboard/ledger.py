@@ -4,7 +4,8 @@ For every run that passed admission once: the order in which the board first saw
 and the board repo commit it was read from), and the trust it had. Duplicates of a model are decided by trust, then
 by this order — never by a date inside a run, which its submitter writes. A rebuild from the Hub reads the ledger
 it published last time; a ledger that is not signed with this board's key (edited, or added by a pull request) is
-not used, and the runs it would vouch for count as self-reported.
+refused — or, when the maintainer says so (``--reset-ledger``), not used: the runs it would vouch for then count as
+self-reported.
 """
 
 from __future__ import annotations
@@ -59,8 +60,7 @@ def load_ledger(folders: Iterable[Path], protocol_hash: str, key: bytes | None) 
             except (ValidationError, TypeError, ValueError) as exc:
                 problem = f"runs: not a list of arrivals ({str(exc).splitlines()[0]})"
         if problem is not None:
-            notes.append(f"{path} was not used ({problem}): the runs it records count as self-reported and as new "
-                         "arrivals")
+            notes.append(f"{path} is not this board's record ({problem})")
             continue
         for rid, arrival in found.items():
             if rid not in runs or arrival.seq < runs[rid].seq:

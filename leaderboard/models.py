@@ -65,6 +65,9 @@ class Row(_Frozen):
     trust: Trust
     anchor_only: bool = False
     """Rated against the anchor only (self-reported runs and controls): it moves no other model's rating."""
+    disputed: bool = False
+    """``leaderboard verify`` re-judged the submission and its claim did not hold: the row shows the board's
+    re-judged numbers, as self-reported."""
     arrived: str | None = None
     """When the board first saw the run (its ledger)."""
     control: ControlKind | None = None
@@ -74,7 +77,9 @@ class Row(_Frozen):
     @property
     def trust_label(self) -> str:
         """The trust as shown in tables: a self-reported model says it is rated against the anchor only."""
-        return f"{self.trust} (vs anchor only)" if self.anchor_only and self.control is None else self.trust
+        notes = [n for n, on in (("disputed", self.disputed), ("vs anchor only", self.anchor_only and
+                                                                 self.control is None)) if on]
+        return f"{self.trust} ({', '.join(notes)})" if notes else self.trust
 
 
 class Rejection(_Frozen):

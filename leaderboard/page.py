@@ -224,8 +224,10 @@ def _short_revision(row: Row) -> Cell:
 
 
 def _trust(row: Row) -> Cell:
-    note = ('<span class="ci" title="rated against the anchor only: not re-judged by the board">vs anchor only'
-            '</span>' if row.anchor_only and row.control is None else "")
+    note = ('<span class="ci" title="the board re-judged the submission and its claim did not hold">disputed</span>'
+            if row.disputed else "")
+    note += ('<span class="ci" title="rated against the anchor only: not re-judged by the board">vs anchor only'
+             '</span>' if row.anchor_only and row.control is None else "")
     return f'<span class="badge {escape(row.trust)}">{escape(row.trust)}</span>{note}', row.trust
 
 

@@ -93,6 +93,35 @@ def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str
     return Path(path), sha
 
 
+def landed_dates(repo: str, folder: Path, sha: str, *, endpoint: str | None = None,
+                 token: str | None = None) -> dict[Path, tuple[str, str]]:
+    """When each submission in a pulled board repo arrived, by run folder: (date, commit id).
+
+    The commit that last changed its ``results.json`` on the board repo: the Hub's record, not a date the submitter
+    writes.
+    """
+    subs = folder / SUBMISSIONS
+    runs = {p.relative_to(folder).as_posix(): p.parent for p in sorted(subs.rglob("results.json"))} \
+        if subs.is_dir() else {}
+    what = f"reading when the submissions of board {repo!r} arrived"
+    api = hub_api(endpoint, token)
+    out: dict[Path, tuple[str, str]] = {}
+    names = list(runs)
+    for start in range(0, len(names), 100):
+        try:
+            infos = api.get_paths_info(repo, names[start:start + 100], expand=True, revision=sha, repo_type="dataset")
+        except Exception as exc:
+            error = _mapped(exc, what)
+            if error is None:
+                raise
+            raise error from exc
+        for info in infos:
+            last = getattr(info, "last_commit", None)
+            if last is not None and info.path in runs:
+                out[runs[info.path]] = (last.date.isoformat() if last.date else "", last.oid)
+    return out
+
+
 def _mapped(exc: Exception, what: str) -> HarnessError | None:
     import httpx2
     from huggingface_hub.errors import LocalEntryNotFoundError

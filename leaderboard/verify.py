@@ -6,7 +6,8 @@ each given with ``--reference`` and checked to be the set the submission was jud
 the submitted model's identity and goes on the board. It is ``verified`` when, for every comparison, the submitted
 win rate and the re-judged one each lie within the other's 95 % CI, the re-judged run meets the protocol, and — with
 ``--regenerate N`` — at least ``--min-match`` of the first N dialogues, regenerated with the declared model and
-revision (greedy), give exactly the submitted reply. Anything else is ``disputed``, with the reasons.
+revision (greedy; a local model from the maintainer's own copy, ``--model-dir``, checked by fingerprint), give
+exactly the submitted reply. Anything else is ``disputed``, with the reasons.
 
 The record (``verification.json``) is signed with the board's key and names the protocol hash and the sha256 of
 every file of the re-judged run (:mod:`leaderboard.trust`): a copy of it anywhere else vouches for nothing.
@@ -21,7 +22,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.io import file_hash, write_atomic, write_json
-from harness.core.records import ComparisonStats, RunResult
+from harness.core.records import ComparisonStats, RunResult, SystemInfo
 from harness.core.settings import JudgeSettings
 from harness.core.ui import print_banner
 from harness.evaluate.references import now
@@ -76,7 +77,8 @@ def check_references(submitted: RunResult, protocol: BoardProtocol, references: 
 
 
 def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings, references: dict[str, Path],
-               output: Path, regenerate: int = 0, min_match: float = MIN_MATCH, device: str = "auto") -> dict[str, Any]:
+               output: Path, regenerate: int = 0, min_match: float = MIN_MATCH, device: str = "auto",
+               model_dir: Path | None = None) -> dict[str, Any]:
     """Re-judge ``submitted`` into ``output`` and write ``output/verification.json`` (signed); returns that record."""
     if not 0 <= min_match <= 1:
         raise HarnessError(f"--min-match must be between 0 and 1 (got {min_match})")
@@ -86,9 +88,10 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
         raise HarnessError(f"{submitted} does not match the board's protocol: {'; '.join(problems)}")
     check_references(run.result, protocol, references)
     declared = run.result.provenance.systems["candidate"]
-    if regenerate and declared.model.kind not in ("local", "hub"):
-        raise HarnessError(f"--regenerate: the submission declares a {declared.model.kind} model "
-                           f"({declared.model.name}), which cannot be regenerated here: verify without --regenerate")
+    if declared.model.kind == "replies":
+        raise HarnessError(f"{submitted}: its replies come from a file ({declared.model.name}) and declare no model: "
+                           "nothing to verify — the submitter should submit the model's own run")
+    regenerator = regeneration_model(declared, model_dir) if regenerate else None
     banner = check_judge(protocol, judge, what="leaderboard verify")  # the board's judge, healthy: before judging
     if banner:
         print_banner(banner)  # the first line of the report
@@ -113,7 +116,7 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
         if not comparisons[c]["agree"]:
             reasons.append(f"{c}: the submitted win rate {a.win_rate} and the re-judged {b.win_rate} do not lie "
                            "within each other's 95 % CI")
-    regeneration = regeneration_check(run, regenerate, device=device) if regenerate else None
+    regeneration = regeneration_check(run, regenerate, model=regenerator, device=device) if regenerator else None
     if regeneration is not None:
         regeneration["rule"] = f"at least {min_match:.0%} of the regenerated replies identical to the submitted ones"
         if (regeneration["match_rate"] or 0.0) < min_match:
@@ -145,15 +148,47 @@ def verify_run(submitted: Path, *, protocol: BoardProtocol, judge: JudgeSettings
     return record
 
 
-def regeneration_check(run: Any, n: int, *, device: str) -> dict[str, Any]:
-    """Regenerate the first ``n`` dialogues with the declared model and count identical replies."""
+def regeneration_model(declared: SystemInfo, model_dir: Path | None) -> str:
+    """What regenerates the declared model: its Hub id, or the maintainer's own copy of a local model.
+
+    A Hub model is loaded at the declared commit; a local one from ``--model-dir``, whose content fingerprint must
+    be the declared one. A path named by the submission is never read.
+
+    Raises:
+        HarnessError: a model that cannot be regenerated here, no ``--model-dir`` for a local one, or a folder that
+            is another model.
+    """
+    from harness.core.fingerprint import model_identity
+
+    model = declared.model
+    if model.kind == "hub":
+        if model_dir is not None:
+            raise HarnessError("--model-dir is for a submission declaring a local model: this one declares Hub model "
+                               f"{model.name} (revision {model.revision}), which is loaded from the Hub")
+        return model.name
+    if model.kind != "local":
+        raise HarnessError(f"--regenerate: the submission declares a {model.kind} model ({model.name}), which cannot "
+                           "be regenerated here: verify without --regenerate")
+    if model_dir is None:
+        raise HarnessError(f"--regenerate: the submission declares a local model folder ({model.name}); the board "
+                           "never reads a path a submission names — give your own copy of that model with --model-dir "
+                           f"DIR (its content fingerprint must be {model.fingerprint})")
+    found = model_identity(str(model_dir)).fingerprint
+    if found != model.fingerprint:
+        raise HarnessError(f"--model-dir {model_dir}: its fingerprint is {found}, the submission declares "
+                           f"{model.fingerprint}: that folder is another model")
+    return str(model_dir)
+
+
+def regeneration_check(run: Any, n: int, *, model: str, device: str) -> dict[str, Any]:
+    """Regenerate the first ``n`` dialogues with ``model`` (:func:`regeneration_model`), count identical replies."""
     from harness.data.selection import run_dialogues
     from harness.generate.replies import generate, resolve_chat_template
 
     info = run.result.provenance.systems["candidate"]
     dialogues, _ = run_dialogues(run.result.provenance.dataset, n)
-    spec = resolve_chat_template(ModelSpec(info.model.name, revision=info.model.revision, device=device,
-                                           chat_template=info.chat_template))
+    revision = info.model.revision if info.model.kind == "hub" else None
+    spec = resolve_chat_template(ModelSpec(model, revision=revision, device=device, chat_template=info.chat_template))
     fresh = generate(spec, dialogues, dataset=run.result.provenance.dataset, decoding=run.result.provenance.decoding,
                      system="candidate")
     submitted = {g.dialogue_id: g.response for g in run.generations}

@@ -14,7 +14,8 @@ sha prefix, URL-quoted or not):
 - ``POST /api/{t}/{repo}/preupload/{rev}`` — upload mode "regular" and the remote blob oid per file
 - ``POST /api/{t}/{repo}/commit/{rev}`` — NDJSON commit; ``parentCommit`` not the head → 412; ``create_pr=1``
 - ``POST /api/validate-yaml`` — the README front matter must be a YAML mapping
-- ``GET /api/{t}/{repo}/tree/{rev}[/{path}]``, ``POST /api/{t}/{repo}/paths-info/{rev}`` — listings
+- ``GET /api/{t}/{repo}/tree/{rev}[/{path}]``, ``POST /api/{t}/{repo}/paths-info/{rev}`` — listings (``expand``:
+  each path's ``lastCommit``, the commit that last changed it)
 - ``HEAD|GET /[{t}/]{repo}/resolve/{rev}/{path}`` — downloads with ETag, X-Repo-Commit, Content-Length, ranges
 """
 
@@ -350,6 +351,14 @@ def _commits(repo: Repo, rev: str) -> Reply:
         commit = repo.commits[commit.parent]
 
 
+def _last_commit(repo: Repo, head: Commit, path: str) -> dict[str, str]:
+    """The commit that last changed ``path`` as of ``head`` (walking back while its content stays the same)."""
+    commit = head
+    while commit.parent is not None and repo.commits[commit.parent].files.get(path) == head.files.get(path):
+        commit = repo.commits[commit.parent]
+    return {"id": commit.sha, "title": commit.title, "date": commit.date}
+
+
 def _split_rev(parts: list[str]) -> tuple[str, list[str]]:
     """The revision at the head of ``parts`` (``refs/pr/N`` may arrive quoted as one segment, or as three)."""
     if parts and parts[0] == "refs" and len(parts) >= 3:
@@ -396,10 +405,14 @@ def _api(state: HubState, method: str, parts: list[str], query: dict[str, str], 
         files = _commit_at(repo, rev).files
         return Reply.json(_entries(files, "/".join(tail), query.get("recursive", "").lower() in ("1", "true")))
     if method == "POST" and action == "paths-info":
-        files = _commit_at(repo, rev).files
-        wanted = parse_qs(body.decode()).get("paths", [])
-        listing = {e["path"]: e for e in _entries(files, "", recursive=True)}
-        return Reply.json([listing[p] for p in wanted if p in listing])
+        head = _commit_at(repo, rev)
+        form = parse_qs(body.decode())
+        wanted = form.get("paths", [])
+        listing = {e["path"]: e for e in _entries(head.files, "", recursive=True)}
+        found = [listing[p] for p in wanted if p in listing]
+        if form.get("expand", [""])[0].lower() == "true":
+            found = [{**e, "lastCommit": _last_commit(repo, head, e["path"])} for e in found]
+        return Reply.json(found)
     if method == "POST" and action == "preupload":
         return _preupload(repo, rev, json.loads(body or b"{}"))
     if method == "POST" and action == "commit":

@@ -58,6 +58,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     bd.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
     bd.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the rating CIs (default 1000)")
     bd.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    bd.add_argument("--reset-ledger", action="store_true",
+                    help="start the board's record anew when its ledger.json is not signed with this board's key "
+                         "(every published run then counts as self-reported and as a new arrival)")
     bd.add_argument("--output", required=True, help="the board folder to write")
 
     pb = act.add_parser("publish", help="publish a board folder to the Hub in one commit (dry run by default)")
@@ -79,6 +82,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
                          "enough are identical to the submitted replies (--min-match)")
     vf.add_argument("--min-match", type=float, default=0.9, metavar="RATE",
                     help="with --regenerate: the share of regenerated replies that must be identical (default 0.9)")
+    vf.add_argument("--model-dir", default=None, metavar="DIR",
+                    help="with --regenerate, for a submission declaring a local model: your own copy of it (its "
+                         "fingerprint must match; a path named by a submission is never read)")
     vf.add_argument("--device", default="auto", help="device for --regenerate")
     add_judge_options(vf)
     vf.add_argument("--output", required=True, help="folder for the re-judged run (give it to 'leaderboard build "
@@ -158,33 +164,55 @@ def _build(args: argparse.Namespace) -> int:
     from harness.core.ui import console
     from leaderboard.build import build_board, write_site
     from leaderboard.protocol import load_protocol
-    from leaderboard.trust import board_key
-
     protocol = load_protocol(args.board)
     paths = [Path(p) for p in args.runs]
     untrusted = [Path(args.submissions)] if args.submissions else []
     published: list[Path] = []
     ledgers = [Path(args.output)]  # the board's record, when --output is the board built last time
     built_from = None
-    key = board_key(create=True)
-    assert key is not None
+    landed: dict[Path, tuple[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="empathy-board-") as pulled_dir:
         if args.from_hub:
-            from leaderboard.submit import pull_board
+            from leaderboard.submit import landed_dates, pull_board
 
             pulled, built_from = pull_board(args.from_hub, Path(pulled_dir), endpoint=args.endpoint, token=_token())
             published += [pulled / "results"] if (pulled / "results").is_dir() else []  # the board's own copies
             untrusted += [pulled / "submissions"] if (pulled / "submissions").is_dir() else []
             ledgers.insert(0, pulled)
+            landed = landed_dates(args.from_hub, pulled, built_from, endpoint=args.endpoint, token=_token())
         if not paths and not untrusted and not published:
             raise HarnessError("no runs: give --runs DIR …, --submissions DIR or --from-hub ORG/NAME")
+        key = build_key(ledgers)
         built = build_board(paths, protocol, untrusted=untrusted, published=published, ledgers=ledgers, key=key,
-                            n_boot=args.n_boot, seed=args.seed, built_from=built_from)
+                            n_boot=args.n_boot, seed=args.seed, built_from=built_from, landed=landed,
+                            reset_ledger=args.reset_ledger)
         files = write_site(built, protocol, Path(args.output), key=key)
     for note in built.notes:
         console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
     _print_board(built.board, n_files=len(files), output=args.output)
     return 0
+
+
+def build_key(ledgers: list[Path]) -> bytes:
+    """The board key a build signs with: the one here, or a new one for a board that has no ledger yet.
+
+    A board with a ledger and no key here (another machine, a CI job without the secret) is refused: a fresh key
+    would make every record of the board unreadable and sign a ledger nobody else can check.
+    """
+    from leaderboard.trust import KEY_ENV, LEDGER, board_key, key_file, read_record
+
+    key = board_key()
+    if key is not None:
+        return key
+    for folder in ledgers:
+        record = read_record(folder / LEDGER) if (folder / LEDGER).is_file() else None
+        if record is not None:
+            raise HarnessError(f"the board's ledger ({folder / LEDGER}) is signed with board key "
+                               f"{record.get('key_id')!r}, and this machine has no board key: set {KEY_ENV} to the "
+                               f"board's key (in CI: a secret), or copy its key file to {key_file()}")
+    made = board_key(create=True)
+    assert made is not None
+    return made
 
 
 def _print_board(board: Board, *, n_files: int, output: str) -> None:
@@ -266,7 +294,8 @@ def _verify(args: argparse.Namespace) -> int:
     references = verify_references(args.reference, protocol.anchor.comparison.removeprefix("vs_"))
     record = verify_run(Path(args.run), protocol=protocol, judge=judge_settings(args, cache_dir(args)),
                         references=references, output=Path(args.output), regenerate=args.regenerate,
-                        min_match=args.min_match, device=args.device)
+                        min_match=args.min_match, device=args.device,
+                        model_dir=Path(args.model_dir) if args.model_dir else None)
     for name, c in record["comparisons"].items():
         console.print(f"{name}: submitted win rate {c['submitted_win_rate']}, re-judged {c['rejudged_win_rate']} "
                       f"(CI {c['rejudged_ci']}) — {'agrees' if c['agree'] else 'does not agree'}", soft_wrap=True)

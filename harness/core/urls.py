@@ -8,6 +8,7 @@ reads from ``?api_key=…``) and user-info (``user:password@``, sent as basic au
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.core.errors import HarnessError
@@ -62,7 +63,13 @@ def redact(text: str, url: str) -> str:
         parts = urlsplit(url.strip())
     except ValueError:
         return text
-    login = parts.netloc.rpartition("@")[0]
+    login, _, host = parts.netloc.rpartition("@")
     if parts.query:
         text = text.replace("?" + parts.query, "?…")
-    return text.replace(login + "@", "…@") if login else text
+    if login:
+        text = text.replace(login + "@", "…@")
+    if host:  # any URL on this server, however a client re-encoded it (``%20``, ``+``): no query, no user-info
+        at = re.escape(host)
+        text = re.sub(rf"[^\s/@'\"<>]+@(?={at})", "…@", text)
+        text = re.sub(rf"({at}[^\s?'\"<>]*)\?[^\s'\"<>)]*", lambda m: m.group(1) + "?…", text)
+    return text

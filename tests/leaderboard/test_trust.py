@@ -164,8 +164,15 @@ def test_regeneration_gates_the_status(board_runs, tiny_models, small_refs, tmp_
                         references={"base": small_refs["base"]}, limit=N))
     board = board_file(lenient(board_runs["a"]), tmp_path)
     out = tmp_path / "v"
-    code = verify(impostor, board, out, [str(small_refs["base"])], tiny_models, board_runs["cache"],
-                  "--regenerate", "3", "--device", "cpu")
+    # a local model is regenerated from the maintainer's own copy, checked by fingerprint: never from the path the
+    # submission names
+    args = (impostor, board, out, [str(small_refs["base"])], tiny_models, board_runs["cache"], "--regenerate", "3",
+            "--device", "cpu")
+    assert verify(*args) == 2
+    assert "give your own copy of that model with --model-dir DIR" in capsys.readouterr().err
+    assert verify(*args, "--model-dir", str(tiny_models["direct"])) == 2
+    assert "that folder is another model" in capsys.readouterr().err and not out.exists()
+    code = verify(*args, "--model-dir", str(tiny_models["candidate"]))
     record = json.loads((out / "verification.json").read_text())
     regen = record["regeneration"]
     assert code == 1 and record["status"] == "disputed", record
@@ -174,9 +181,20 @@ def test_regeneration_gates_the_status(board_runs, tiny_models, small_refs, tmp_
     assert record["comparisons"]["vs_base"]["agree"]  # the numbers alone agree: only regeneration disputes it
     assert any(r.startswith("regeneration: ") for r in record["reasons"])
     assert "disputed: regeneration" in capsys.readouterr().err
-    # on the board a disputed run is not verified
-    built = build(board, tmp_path / "site", runs=[out])
-    assert [r["trust"] for r in built["rows"]] == ["self-reported"] and built["rows"][0]["anchor_only"]
+    # on the board a disputed run is not verified, says so, and shows the board's numbers rather than the submitter's
+    redate(impostor, tmp_path / "subs" / "impostor", "2031-01-01T00:00:00+00:00")  # (another results.json)
+    built = build(board, tmp_path / "site", runs=[out], submissions=tmp_path / "subs")
+    (row,) = built["rows"]
+    assert (row["trust"], row["disputed"], row["anchor_only"]) == ("self-reported", True, True)
+    assert row["run_id"] == build_ids(out)  # the re-judged run, not the submission
+    assert "the board re-judged it (disputed)" in refusal(built, tmp_path / "subs" / "impostor")
+    assert "self-reported (disputed, vs anchor only)" in (tmp_path / "site" / "README.md").read_text()
+
+
+def build_ids(folder: Path) -> str:
+    from leaderboard.admit import run_id
+
+    return run_id(load_run(folder))
 
 
 @pytest.fixture
@@ -240,11 +258,13 @@ def test_a_model_name_never_becomes_a_path_outside_the_board(board_runs, tmp_pat
     hub = run.result.provenance.systems["candidate"].model.model_copy(update={"kind": "hub"})
     systems = {**run.result.provenance.systems,
                "candidate": run.result.provenance.systems["candidate"].model_copy(update={"model": hub})}
-    for name in ("..", "../../etc", ".hidden", "a/../../b", "..a", "/abs", "", "-", "org/..", "C:\\x"):
+    for name in ("..", "../../etc", ".hidden", "a/../../b", "..a", "/abs", "", "-", "org/..", "C:\\x", "x" * 300,
+                 "org/" + "y" * 300):
         result = run.result.model_copy(update={
             "model": name, "provenance": run.result.provenance.model_copy(update={"systems": systems})})
         rid = run_id(dataclasses.replace(run, result=result))
         assert safe_run_id(rid) and ".." not in rid and not rid.startswith((".", "/", "-")), (name, rid)
+        assert all(len(part) <= 100 for part in rid.split("/"))  # a file name the file system takes
     # and the writer refuses an id that is not a folder under results/, writing nothing
     protocol = lenient(board_runs["a"])
     built = build_board([board_runs["a"]], protocol, key=board_key(create=True))
@@ -272,6 +292,9 @@ def test_only_leaderboard_controls_makes_a_control(board_runs, tiny_models, smal
     controls = tmp_path / "controls"
     assert main(["leaderboard", "controls", "--board", board, "--reference", str(small_refs["base"]),
                  *judge_args(tiny_models, board_runs["cache"]), "--output", str(controls)]) == 0
+    # and a replies file declares no model: there is nothing to verify
+    assert verify(spoof, board, tmp_path / "v", [str(small_refs["base"])], tiny_models, board_runs["cache"]) == 2
+    assert not (tmp_path / "v").exists()
     shutil.copy(controls / "null_model" / "control.json", spoof / "control.json")
     built = build(board, tmp_path / "copied", runs=[board_runs["a"], spoof, controls / "null_model"])
     assert "its control.json is not this board's record — files_sha256" in refusal(built, spoof)
@@ -322,3 +345,72 @@ def test_a_rating_of_exactly_zero_is_not_sorted_last():
 
     rows = [row("none", None), row("zero", 0.0), row("neg", -3.0), row("pos", 5.0)]
     assert [r.model for r in board_order(rows)] == ["pos", "zero", "neg", "none"]
+
+
+def test_a_self_reported_model_is_never_linked_to_by_another_runs_reference(board_runs, two_refs, tmp_path):
+    """Review of the fix: the maintainer's run whose reference is model b must not tie b's self-reported row (and its
+    own verdicts) into the rating — the link would carry b's submitted numbers into the maintainer model's rating."""
+    from leaderboard.build import battles, build_board
+    from leaderboard.trust import board_key
+
+    protocol = lenient(board_runs["a"])
+    key = board_key(create=True)
+    shutil.copytree(board_runs["b"], tmp_path / "subs" / "b")
+    as_submission = build_board([board_runs["a"], two_refs], protocol, untrusted=[tmp_path / "subs"], key=key)
+    b_id = next(e.run_id for e in as_submission.entries if e.trust == "self-reported")
+    fights = battles(as_submission.entries, protocol)
+    assert {(f.a, f.b) for f in fights if b_id in (f.a, f.b)} == {(b_id, "anchor")}
+    # the same run b made by the maintainer: then the maintainer's third-vs-b verdicts are a battle
+    own = build_board([board_runs["a"], two_refs, board_runs["b"]], protocol, key=key)
+    third = next(e.run_id for e in own.entries if e.run.path == two_refs)
+    assert (third, b_id) in {(f.a, f.b) for f in battles(own.entries, protocol)}
+
+
+def test_a_copy_of_a_maintainer_run_among_the_submissions_does_not_lower_it(board_runs, tmp_path):
+    """Review of the fix: a merged copy of a published run under submissions/ downgraded it in the ledger."""
+    board = board_file(lenient(board_runs["a"]), tmp_path)
+    site = tmp_path / "site"
+    first = build(board, site, runs=[board_runs["a"], board_runs["b"]])
+    a_id = row_of(first, load_run(board_runs["a"]).result.model)["run_id"]
+    shutil.copytree(site / "results" / a_id, tmp_path / "subs" / "copy")  # byte for byte the board's own run
+    for _ in range(2):  # and again from the ledger that build signed
+        again = build(board, site, runs=[board_runs["b"]], submissions=tmp_path / "subs")
+        assert row_of(again, load_run(board_runs["a"]).result.model)["trust"] == "maintainer"
+        assert json.loads((site / "ledger.json").read_text())["runs"][a_id]["trust"] == "maintainer"
+
+
+def test_a_malformed_manifest_or_a_long_name_is_a_refusal_or_a_safe_id_not_a_crash(board_runs, tmp_path):
+    sub = tmp_path / "subs" / "odd"
+    shutil.copytree(board_runs["c"], sub)
+    manifest = json.loads((sub / "manifest.json").read_text())
+    (sub / "manifest.json").write_text(json.dumps({**manifest, "candidate": "oops"}))
+    built = build(board_file(lenient(board_runs["a"]), tmp_path), tmp_path / "site", runs=[board_runs["a"]],
+                  submissions=tmp_path / "subs")
+    odd = [r for r in built["rows"] if r["trust"] == "self-reported"]
+    assert len(odd) == 1 and odd[0]["parameters"] is None
+
+
+def test_a_build_without_the_boards_key_is_refused_and_a_ledger_not_signed_by_it_too(board_runs, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """Review of the fix: a build on another machine (or CI without the secret) made a fresh key and signed a
+    ledger nobody could check, turning every published maintainer run self-reported."""
+    from leaderboard.trust import key_file
+
+    board = board_file(lenient(board_runs["a"]), tmp_path)
+    site = tmp_path / "site"
+    build(board, site, runs=[board_runs["a"]])
+    signed_with = json.loads((site / "ledger.json").read_text())["key_id"]
+    key_file().unlink()
+    args = ["leaderboard", "build", "--board", board, "--runs", str(board_runs["a"]), "--n-boot", "20", "--output",
+            str(site)]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"is signed with board key {signed_with!r}, and this machine has no board key: set EMPATHY_BOARD_KEY" in err
+    assert not key_file().exists()  # no key was made behind the maintainer's back
+    monkeypatch.setenv("EMPATHY_BOARD_KEY", "another-key-" * 4)
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is not this board's record (key_id: the record was signed with key" in err and "--reset-ledger" in err
+    assert main([*args, "--reset-ledger"]) == 0  # the maintainer's own word: a new record
+    assert json.loads((site / "ledger.json").read_text())["key_id"] != signed_with

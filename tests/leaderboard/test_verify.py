@@ -40,6 +40,7 @@ def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small
     honest = tmp_path / "verified-a"
     code = main(["leaderboard", "verify", str(board_runs["a"]), "--board", board, "--reference",
                  str(small_refs["base"]), *judge_args(tiny_models, board_runs["cache"]), "--regenerate", "2",
+                 "--model-dir", str(tiny_models["candidate"]),
                  "--device", "cpu", "--output", str(honest)])
     assert code == 0, capsys.readouterr().err
     record = json.loads((honest / "verification.json").read_text())

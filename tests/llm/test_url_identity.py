@@ -292,3 +292,14 @@ def test_lm_eval_log_lines_lose_the_query_and_the_api_key():
     clean = _Redacted(f"http://h:1/v1?{QUERY}").text(line)
     assert SECRET not in clean and "sk-live-abc" not in clean
     assert "http://h:1/v1/chat/completions?…" in clean and "'Bearer …'" in clean
+
+
+def test_redact_also_catches_a_query_a_client_re_encoded():
+    """aiohttp and requests re-encode a query (' ' → '+' or '%20', '/' → '%2F'): the exact text is not in the error."""
+    url = "http://bob:pa%20ss@h:1/v1?api_key=s3cr3t/x y"
+    for text in ("url='http://h:1/v1/chat/completions?api_key=s3cr3t/x+y' failed",
+                 "http://h:1/v1/chat/completions?api_key=s3cr3t%2Fx%20y) failed",
+                 "http://bob:pa%2520ss@h:1/v1/models failed"):
+        clean = redact(text, url)
+        assert "s3cr3t" not in clean and "pa%" not in clean and "failed" in clean, clean
+    assert redact("see http://other.example/?q=1", url) == "see http://other.example/?q=1"  # other URLs untouched
