@@ -23,13 +23,24 @@ if TYPE_CHECKING:
 
 def add_commands(sub: Subparsers) -> dict[str, Handler]:
     """Add ``validate-judge``; returns its handler."""
-    vj = sub.add_parser("validate-judge", help="measure a judge against human empathy ratings (+ stress tests)",
-                        description="Judge every within-dialogue pair of rated replies of a Welivita & Pu format "
-                                    "CSV in both orders; report agreement with the human ratings (with CIs), "
-                                    "Spearman, the ranking of the five sources, position and length bias, and "
-                                    "stress-test flip rates; write DIR/validity.json.")
-    vj.add_argument("--human-ratings", required=True, metavar="FILE.csv",
+    vj = sub.add_parser("validate-judge", help="measure a judge against human and expert empathy ratings",
+                        description="--human-ratings: judge every within-dialogue pair of rated replies of a Welivita & "
+                                    "Pu format CSV in both orders; report agreement with the human ratings (with CIs) "
+                                    "beside 'the longer reply wins' and 'the source rated higher on average wins', "
+                                    "Spearman (also within each source), the ranking of the five sources, position and "
+                                    "length bias, and stress-test flip rates. --experts: rate the listener of each "
+                                    "conversation 1-5 and report quadratic-weighted kappa and Spearman against three "
+                                    "experts beside the paper's own rows. Give either or both; writes DIR/validity.json.")
+    vj.add_argument("--human-ratings", default=None, metavar="FILE.csv",
                     help="ratings CSV in the Welivita & Pu format (dialog_id, …, response_<source>, rating_<source>)")
+    vj.add_argument("--experts", default=None, metavar="DIR",
+                    help="folder laid out like Kumar et al. 2025's data: annotations/empatheticdialogues/"
+                         "{expert1,expert2,expert3,gpt,claude,gemini,crowd}_ratings.csv and "
+                         "original_data/sample_empatheticdialogues.csv")
+    vj.add_argument("--prior-ratings", default=None, metavar="FILE.csv",
+                    help="ratings the 'source rated higher on average wins' baseline learns its source means from "
+                         "(default: the other paper split of --human-ratings; with --split all, a seeded 2-fold "
+                         "split by dialogue)")
     vj.add_argument("--split", default="all", help="all | paper_test | paper_train (the paper's rule)")
     vj.add_argument("--limit", type=int, default=None, help="first N dialogues (emotion-interleaved)")
     vj.add_argument("--rubric", action="store_true", help="also score every reply on the rubric (3 calls per reply)")
@@ -44,11 +55,22 @@ def cmd_validate_judge(args: argparse.Namespace) -> int:
     """Run ``empathy validate-judge``: the report's table on stdout, progress and where it went on stderr."""
     from harness.core.ui import console
     from harness.judge.judge import open_judge
+    from harness.score.experts import load_experts
     from harness.score.validity import validate_judge
 
-    ratings = Path(args.human_ratings)
-    if not ratings.is_file():
+    if args.human_ratings is None and args.experts is None:
+        raise HarnessError("validate-judge needs --human-ratings FILE.csv (Welivita & Pu ratings), --experts DIR "
+                           "(Kumar et al. 2025's expert ratings), or both")
+    ratings = Path(args.human_ratings) if args.human_ratings is not None else None
+    if ratings is not None and not ratings.is_file():
         raise HarnessError(f"--human-ratings {ratings}: no such file (give the ratings CSV in the Welivita & Pu format)")
+    prior = Path(args.prior_ratings) if args.prior_ratings is not None else None
+    if prior is not None and (ratings is None or not prior.is_file()):
+        raise HarnessError(f"--prior-ratings {prior}: " + ("it goes with --human-ratings" if ratings is None else
+                           "no such file (give a ratings CSV in the Welivita & Pu format)"))
+    experts = Path(args.experts) if args.experts is not None else None
+    if experts is not None:
+        load_experts(experts)  # a bad folder is an error before any model loads
     if args.stress_limit < 0:
         raise HarnessError(f"--stress-limit {args.stress_limit}: give the number of verdicts re-judged per stress "
                            "test, 0 or more (0 skips the stress tests; default 200)")
@@ -61,8 +83,8 @@ def cmd_validate_judge(args: argparse.Namespace) -> int:
     check_judge_server(settings)
     judge = open_judge(settings)
     try:
-        result = validate_judge(judge, ratings, output, split=args.split, limit=args.limit,
-                                rubric=args.rubric, stress_limit=args.stress_limit, seed=args.seed)
+        result = validate_judge(judge, ratings, output, split=args.split, limit=args.limit, rubric=args.rubric,
+                                stress_limit=args.stress_limit, seed=args.seed, prior_ratings=prior, experts=experts)
     finally:
         judge.backend.close()
         judge.cache.close()

@@ -12,6 +12,7 @@ from harness.core.errors import HarnessError, did_you_mean
 from harness.core.settings import (
     DEFAULT_JUDGE,
     DEFAULT_MIN_LABEL_MASS,
+    DEFAULT_TIE_BAND,
     GENERATE_MAX_NEW_TOKENS,
     JUDGE_MODES,
     JudgeSettings,
@@ -57,7 +58,11 @@ def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defaul
                    help="hf (local transformers model) or openai (any OpenAI-compatible server: vLLM, TGI, …)")
     if role == "judge":
         p.add_argument("--judge-mode", default="logits",
-                       help="logits (label probabilities) or generate (written verdict)")
+                       help="logits (label probabilities), generate (written verdict), or reward (a sequence-"
+                            "classification reward model scores each reply once; hf backend)")
+        p.add_argument("--judge-tie-band", type=float, default=DEFAULT_TIE_BAND,
+                       help="reward mode: a verdict is a tie when |sigmoid(r_cand - r_ref) - 0.5| < band/2 "
+                            f"(default {DEFAULT_TIE_BAND}; 0: ties only on equal rewards)")
         p.add_argument("--judge-max-new-tokens", type=int, default=GENERATE_MAX_NEW_TOKENS,
                        help=f"generate mode: tokens the judge may write (default {GENERATE_MAX_NEW_TOKENS})")
         p.add_argument("--judge-min-label-mass", type=float, default=DEFAULT_MIN_LABEL_MASS,
@@ -111,7 +116,8 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
                              concurrency=opt[f"{role}_concurrency"], timeout_s=opt[f"{role}_timeout"],
                              max_retries=opt[f"{role}_max_retries"], cache_dir=str(cache),
                              **({"max_new_tokens": opt["judge_max_new_tokens"],
-                                 "min_label_mass": opt["judge_min_label_mass"]} if role == "judge" else {}))
+                                 "min_label_mass": opt["judge_min_label_mass"],
+                                 "tie_band": opt["judge_tie_band"]} if role == "judge" else {}))
     except ValidationError as exc:
         flags = {"timeout_s": "timeout", "model": "", "retry_backoff_s": "retry-backoff"}
         problems = "; ".join(

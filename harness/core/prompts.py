@@ -18,7 +18,8 @@ from harness.core.io import load_config
 from harness.core.records import Dialogue
 from harness.core.resources import prompts_dir
 
-Mode = Literal["logits", "generate"]
+Mode = Literal["logits", "generate", "reward"]
+"""How a judge answers: label probabilities, written verdicts, or (reward) a score per reply from a reward model."""
 DIMENSIONS = ("cognitive", "affective", "compassionate")
 #: Marker shown to the judge in place of an empty or whitespace-only reply.
 EMPTY_RESPONSE = "(empty reply)"
@@ -125,6 +126,22 @@ class RubricPrompt(_Config):
         )
 
 
+class ListenerPrompt(_Config):
+    """Whole-conversation judge prompt (prompts/judge/listener.yaml): one 1-5 empathy rating of the listener."""
+
+    version: str
+    system: str
+    template: str
+    instructions: Instructions
+    scores: tuple[str, ...]
+    verdict_prefix: str
+
+    def render(self, situation: str, transcript: str, mode: Mode) -> str:
+        """The user turn asking for the rating of one conversation."""
+        return self.template.format(situation=situation.strip(), transcript=transcript,
+                                    instruction=getattr(self.instructions, mode))
+
+
 class TeacherPrompts(_Config):
     """Teacher prompt set for ``empathy distill`` (prompts/teacher/*.yaml)."""
 
@@ -211,6 +228,13 @@ def load_rubric_prompt(path: str | None = None) -> RubricPrompt:
     """The rubric judge prompt (default: prompts/judge/rubric.yaml)."""
     p = Path(path) if path else prompts_dir() / "judge" / "rubric.yaml"
     return _load(p, RubricPrompt)  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=8)
+def load_listener_prompt(path: str | None = None) -> ListenerPrompt:
+    """The whole-conversation listener prompt (default: prompts/judge/listener.yaml)."""
+    p = Path(path) if path else prompts_dir() / "judge" / "listener.yaml"
+    return _load(p, ListenerPrompt)  # type: ignore[return-value]
 
 
 _RUN_ON = re.compile(r"\n\s*(?:context|situation|speaker|listener|response|user|assistant)\s*:", re.IGNORECASE)

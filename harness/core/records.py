@@ -7,7 +7,7 @@ order. Each carries a ``schema_version`` so that files written by older versions
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,8 +53,7 @@ class Dialogue(_Record):
     source: str = "bundled"
     split: str = "test"
     reply: str | None = None
-    """A reply that comes with the dataset (e.g. the human listener's), if any; a starting point for the
-    improvement strategies of ``empathy distill``. Not part of the dataset hash."""
+    """The dataset's own reply (e.g. the human listener's), if any: a start for ``empathy distill``; not hashed."""
 
 
 class Decoding(BaseModel):
@@ -131,8 +130,7 @@ class Judgment(_Record):
     reference: str
     verdicts: tuple[PairVerdict, ...]
     outcome: Outcome | None
-    """Per-dialogue result: candidate if both orders prefer it, reference if both prefer it, else tie;
-    None (unscored) if any order could not be parsed."""
+    """Candidate (reference) if both orders prefer it, else tie; None (unscored) if any order could not be parsed."""
     flags: tuple[str, ...] = ()
     candidate_words: int
     reference_words: int
@@ -159,8 +157,8 @@ class JudgeFingerprint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     model: ModelIdentity
     backend: str
-    mode: Literal["logits", "generate"]
-    requested_mode: Literal["logits", "generate"]
+    mode: Literal["logits", "generate", "reward"]
+    requested_mode: Literal["logits", "generate", "reward"]
     mode_note: str | None = None
     pairwise_prompt_version: str
     pairwise_prompt_hash: str
@@ -176,14 +174,16 @@ class JudgeFingerprint(BaseModel):
     min_label_mass: float
     logprobs_probe: bool | None = None
     """Served judges in logits mode: whether the server returned ``top_logprobs`` when probed for this run."""
+    tie_band: float | None = None
+    """Reward mode: the tie band of the verdict rule. None (other modes) is left out of the hash: old ones hold."""
     fingerprint: str
     """Short hash of every field that shapes verdicts (not the mode asked for, its note, or how the model was named:
     the same judge folder written two ways is one judge). Checked on load."""
 
     def content_hash(self) -> str:
         """The hash :attr:`fingerprint` must equal."""
-        shaped = self.model_dump(mode="json", exclude={"fingerprint": True, "mode_note": True, "requested_mode": True,
-                                                        "model": {"name"}})
+        drop: dict[str, Any] = {"fingerprint": True, "mode_note": True, "requested_mode": True, "model": {"name"}}
+        shaped = self.model_dump(mode="json", exclude=drop | ({"tie_band": True} if self.tie_band is None else {}))
         return short_hash(json.dumps(shaped, sort_keys=True))
 
     def with_hash(self) -> JudgeFingerprint:
@@ -266,6 +266,8 @@ class RunHealth(BaseModel):
     position_flip_rate: float | None
     position_bias: float | None
     """P(the first-shown reply wins) − P(the second wins), over decisive read verdicts; 0 for an unbiased judge."""
+    order_free: bool = False
+    """The judge scores each reply alone (reward mode): position bias and flip rate are n/a (None), not a measured 0."""
     label_mass_mean: float | None = None
     label_mass_min: float | None = None
     n_low_label_mass: int = 0

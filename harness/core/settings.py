@@ -16,11 +16,14 @@ from harness.core.errors import HarnessError, did_you_mean
 
 #: The default judge: an open instruction model that needs no API key.
 DEFAULT_JUDGE = "Qwen/Qwen2.5-7B-Instruct"
-JUDGE_MODES = ("logits", "generate")
+#: logits/generate: an instruction LLM reads a prompt; reward: a sequence-classification reward model scores each reply.
+JUDGE_MODES = ("logits", "generate", "reward")
 #: Tokens a generate-mode judge may write: a short rationale, then the verdict.
 GENERATE_MAX_NEW_TOKENS = 96
 #: Logits mode: verdicts whose labels hold less next-token probability than this are unscored.
 DEFAULT_MIN_LABEL_MASS = 0.5
+#: Reward mode: a verdict is a tie when P(candidate) = σ(r_cand − r_ref) lies within half this band of ½.
+DEFAULT_TIE_BAND = 0.1
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -39,7 +42,7 @@ class JudgeSettings(BaseModel):
     model: str = DEFAULT_JUDGE
     revision: str | None = None
     backend: str = "hf"
-    mode: Literal["logits", "generate"] = "logits"
+    mode: Literal["logits", "generate", "reward"] = "logits"
     device: str = "auto"
     batch_size: int = Field(default=0, ge=0)
     """Local model: prompts per forward pass; 0 = auto (8 on a CPU, chosen from free memory on a GPU)."""
@@ -50,6 +53,8 @@ class JudgeSettings(BaseModel):
     """Generate mode: tokens the judge may write."""
     min_label_mass: float = Field(default=DEFAULT_MIN_LABEL_MASS, ge=0.0, le=1.0)
     """Logits mode: below this probability on the labels, a verdict is unscored."""
+    tie_band: float = Field(default=DEFAULT_TIE_BAND, ge=0.0, lt=1.0)
+    """Reward mode: a tie when |σ(r_cand − r_ref) − ½| < tie_band / 2 (see :mod:`harness.judge.reward`)."""
     # OpenAI-compatible servers (backend "openai"); the API key is read from the environment variable named
     # here, never stored in settings, results or logs.
     base_url: str | None = None
@@ -106,7 +111,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
 
     Accepted keys: ``judge`` (model id/folder), ``judge_revision``, ``judge_backend``, ``judge_mode``,
     ``judge_device``, ``judge_batch_size``, ``judge_prefix_reuse``, ``judge_base_url``, ``judge_api_key_env``, ``judge_concurrency``,
-    ``judge_timeout_s``, ``judge_max_retries``, ``judge_max_new_tokens``, ``judge_min_label_mass``,
+    ``judge_timeout_s``, ``judge_max_retries``, ``judge_max_new_tokens``, ``judge_min_label_mass``, ``judge_tie_band``,
     ``cache_dir``, ``references`` ({name: file}) or
     ``reference_base`` / ``reference_direct``, ``dataset``, ``limit``, ``seed``.
     """
@@ -134,6 +139,7 @@ def task_settings_from_metadata(metadata: Mapping[str, Any], env: Mapping[str, s
         "max_retries": md.get("judge_max_retries"),
         "max_new_tokens": md.get("judge_max_new_tokens"),
         "min_label_mass": md.get("judge_min_label_mass"),
+        "tie_band": md.get("judge_tie_band"),
         "cache_dir": md.get("cache_dir") or str(default_cache_dir(env)),
     }
     try:

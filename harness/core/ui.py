@@ -88,9 +88,11 @@ def print_summary(result: RunResult) -> None:
     for name, s in result.comparisons.items():
         table.add_row(name.removeprefix("vs_"), _fmt(s.win_rate), f"{_fmt(s.ci_low)}–{_fmt(s.ci_high)}",
                       _fmt(s.lc_win_rate), f"{_fmt(s.lc_ci_low)}–{_fmt(s.lc_ci_high)}", _fmt(s.tie_rate),
-                      _fmt(s.position_flip_rate), str(s.n_scored), str(s.n_unscored))
+                      "n/a" if result.health.order_free else _fmt(s.position_flip_rate), str(s.n_scored),
+                      str(s.n_unscored))
     out.print(table)
-    out.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)")
+    out.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)"
+              + ("; n/a: order-free judge (each reply scored alone)" if result.health.order_free else ""))
     rt = Table(title="rubric (1–5, judge)", title_justify="left")
     rt.add_column("system")
     for dim in result.rubric:
@@ -103,8 +105,9 @@ def print_summary(result: RunResult) -> None:
     total = sum(d.n_scored + d.n_unscored for d in result.rubric.values())
     unscored = sum(d.n_unscored for d in result.rubric.values())
     rubric = f", rubric parse rate {_fmt(h.rubric_parse_rate)} ({unscored} of {total} scores unscored)" if total else ""
+    bias = "n/a: order-free judge" if h.order_free else _fmt(h.position_bias, False)
     out.print(f"judge health: parse rate {_fmt(h.parse_rate)}{rubric}, tie-label rate {_fmt(h.tie_rate)}, position bias "
-              f"{_fmt(h.position_bias, False)}, label mass {_fmt(h.label_mass_mean, False)} (min "
+              f"{bias}, label mass {_fmt(h.label_mass_mean, False)} (min "
               f"{_fmt(h.label_mass_min, False)}); judge {result.judge.fingerprint}")
     for w in result.warnings:
         out.print(f"[yellow]warning:[/] {w}")

@@ -28,7 +28,7 @@ from harness.core.records import (
 from harness.data.selection import ids_hash
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
-from harness.score.health import UNHEALTHY, label_masses, mass_summary, run_health
+from harness.score.health import UNHEALTHY, label_masses, mass_summary, order_free_judge, run_health
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 from harness.score.stats import comparison_stats, rubric_stats
 
@@ -49,15 +49,20 @@ class RunInputs:
 
 
 def lm_eval_view(
-    judgments: dict[str, list[Judgment]], rubric: Sequence[RubricScore], gens: Sequence[Generation]
+    judgments: dict[str, list[Judgment]], rubric: Sequence[RubricScore], gens: Sequence[Generation],
+    order_free: bool = False,
 ) -> dict[str, dict[str, float | str | None]]:
-    """The same per-task metrics lm-eval reports for the empathy tasks (mean and its standard error)."""
+    """The same per-task metrics lm-eval reports for the empathy tasks (mean and its standard error).
+
+    ``order_free``: the judge's verdicts cannot depend on the order, so ``position_flip`` is left out (n/a, not 0).
+    """
     per_task: dict[str, dict[str, list[float]]] = {}
     for name, js in judgments.items():
         task = per_task.setdefault(f"empathy_winrate_{name}", {})
         for j in js:
             for k, v in judgment_metrics(j).items():
-                task.setdefault(f"{k},judge", []).append(v)
+                if not (order_free and k == "position_flip"):
+                    task.setdefault(f"{k},judge", []).append(v)
     rub = per_task.setdefault("empathy_rubric", {})
     for s in rubric:
         for k, v in rubric_metrics(s).items():
@@ -80,10 +85,13 @@ def lm_eval_view(
     return out
 
 
-def _comparison(name: str, js: Sequence[Judgment], references: dict[str, SystemInfo], seed: int) -> ComparisonStats:
+def _comparison(name: str, js: Sequence[Judgment], references: dict[str, SystemInfo], seed: int,
+                order_free: bool = False) -> ComparisonStats:
     ref = name.removeprefix("vs_")
     mean_mass, min_mass = mass_summary(label_masses(js))
     stats = strict_json(comparison_stats(js, seed=seed))
+    if order_free:  # both orders got one verdict by construction: no flip was measured
+        stats["position_flip_rate"] = None
     return ComparisonStats(**stats, label_mass_mean=mean_mass, label_mass_min=min_mass, reference=ref,
                            reference_model=references[ref].model)
 
@@ -95,12 +103,15 @@ def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, Dimension
 def computed_parts(
     judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore], gens: Sequence[Generation],
     references: dict[str, SystemInfo], min_label_mass: float, seed: int, probe: Sequence[JudgeProbe] = (),
+    order_free: bool = False,
 ) -> dict[str, Any]:
     """Every number of a RunResult that follows from the verdicts — the loader recomputes these to check a run.
 
     ``probe``: the judge's sanity-probe verdicts (``probe.jsonl``), which decide ``health.judge_ok`` with the rest.
+    ``order_free``: the judge is order-free (:func:`~harness.score.health.order_free_judge`): position bias and
+    flip rates are None ("n/a: order-free judge"), never a measured 0.
     """
-    comparisons = {name: _comparison(name, js, references, seed) for name, js in judgments.items()}
+    comparisons = {name: _comparison(name, js, references, seed, order_free) for name, js in judgments.items()}
     candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
     reference_systems = sorted({r.system for r in rubric_scores} - {"candidate"})
     return {
@@ -111,8 +122,8 @@ def computed_parts(
         "rubric_references": {n: _dimensions([r for r in rubric_scores if r.system == n], seed)
                               for n in reference_systems},
         "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
-                             min_label_mass=min_label_mass, probe=probe),
-        "results": strict_json(lm_eval_view(judgments, candidate_scores, gens)),
+                             min_label_mass=min_label_mass, probe=probe, order_free=order_free),
+        "results": strict_json(lm_eval_view(judgments, candidate_scores, gens, order_free)),
     }
 
 
@@ -154,7 +165,7 @@ def assemble_result(
 ) -> RunResult:
     """Every statistic of a run, typed, with the fingerprints of what produced it (and the judge's probe)."""
     parts = computed_parts(judgments, rubric_scores, gens, inputs.references, inputs.judge.min_label_mass,
-                           inputs.seed, probe)
+                           inputs.seed, probe, order_free=order_free_judge(inputs.judge))
     prompt = load_generation_prompt()
     return RunResult(
         model=model,

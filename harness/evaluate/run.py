@@ -47,6 +47,7 @@ from harness.generate.replies import (
 )
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.judge.probe import run_probe
+from harness.judge.reward import RubricUnavailable
 
 #: The system name of the evaluated model in judgments and rubric scores (references go by their names).
 CANDIDATE = "candidate"
@@ -104,12 +105,16 @@ def _judge_comparisons(judge: Judge, gens: Sequence[Generation], refs: dict[str,
 
 
 def _rubric(judge: Judge, gens: Sequence[Generation], refs: dict[str, ReferenceSet],
-            dialogues: Sequence[Dialogue]) -> list[RubricScore]:
+            dialogues: Sequence[Dialogue]) -> tuple[list[RubricScore], str | None]:
+    """Rubric scores of every system, or none and why, for a judge that has no rubric (a one-output reward model)."""
     by_id = {g.dialogue_id: g for g in gens}
     items = [RubricItem(dialogue=d, system=CANDIDATE, response=by_id[d.id].response) for d in dialogues]
     for name, ref in refs.items():
         items += [RubricItem(dialogue=d, system=name, response=ref.generations[d.id].response) for d in dialogues]
-    return judge.score_rubric(items)
+    try:
+        return judge.score_rubric(items), None
+    except RubricUnavailable as exc:
+        return [], f"rubric: not scored (no rubric score in this run) — {exc}"
 
 
 def _file_references(cfg: EvalConfig, dialogues: Sequence[Dialogue], digest: str
@@ -239,7 +244,7 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
     t_judge = time.perf_counter()
     console.print(f"[bold]phase 3/3[/]: judging with {cfg.judge.model} ({judge.mode} mode)")
     judgments = _judge_comparisons(judge, gens, refs, dialogues)
-    rubric_scores = _rubric(judge, gens, refs, dialogues)
+    rubric_scores, rubric_note = _rubric(judge, gens, refs, dialogues)
     probe = run_probe(judge)  # can this judge tell replies apart at all? (cached: free on a re-run)
     judge_fp = judge.fingerprint
     inputs = RunInputs(
@@ -252,6 +257,8 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
         inputs = dataclasses.replace(inputs, candidate=cfg.declared)
     result = assemble_result(cfg.declared.model.name if cfg.declared else cfg.candidate.model, judgments,
                              rubric_scores, gens, inputs, probe)
+    if rubric_note:
+        result = result.model_copy(update={"warnings": [*result.warnings, rubric_note]})
     if cfg.demo:
         result = result.model_copy(update={"demo": True, "warnings": [
             "demo: these numbers come from random weights (or a 135M judge) and are noise — do not quote them",

@@ -26,6 +26,7 @@ from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, 
 from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
 from harness.judge.parse import combine_orders
+from harness.score.health import order_free_judge
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
@@ -203,7 +204,7 @@ def _check_consistent(run: Run) -> RunHealth:
     if len(probe_ids) != len(set(probe_ids)):
         raise RunError(f"{where}: {PROBE} repeats a probe pair")
     parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
-                           r.provenance.seed, run.probe)
+                           r.provenance.seed, run.probe, order_free=order_free_judge(r.judge))
     recorded = r.model_dump(mode="json")
     for field_name in JUDGEMENT_FIELDS:
         recorded["health"].pop(field_name, None)

@@ -144,10 +144,14 @@ def head_to_head_warning(baseline: Run, candidate: Run) -> str | None:
 
 
 def health_checks(run: Run, role: str, floors: Floors) -> list[HealthCheck]:
-    """The run's health against the floors (label mass only where the judge reports it)."""
+    """The run's health against the floors (label mass only where the judge reports it).
+
+    An order-free judge (reward mode) has no flip rate to check: its verdict cannot change with the order.
+    """
     h = run.result.health
-    checks = [("parse_rate", h.parse_rate, floors.min_parse_rate, True),
-              ("position_flip_rate", h.position_flip_rate, floors.max_flip_rate, False)]
+    checks = [("parse_rate", h.parse_rate, floors.min_parse_rate, True)]
+    if not h.order_free:
+        checks.append(("position_flip_rate", h.position_flip_rate, floors.max_flip_rate, False))
     if h.label_mass_mean is not None:
         checks.append(("label_mass", h.label_mass_mean, floors.min_label_mass, True))
     if h.rubric_parse_rate is not None:  # (None: the run scored no rubric)
@@ -203,7 +207,9 @@ def gated_metrics(baseline: Run, candidate: Run, options: CheckOptions) -> tuple
                                     outcomes=True))
         metrics.append(PairedMetric(f"lc_win_rate:{name}", bv, cv, _margin(f"lc_win_rate:{name}", options.margins),
                                     statistic="lc", baseline_len=bl, candidate_len=cl))
-    for dim in (d for d in baseline.result.rubric if d in candidate.result.rubric):
+    for dim in (d for d in baseline.result.rubric if d in candidate.result.rubric and any(
+            s.n_scored + s.n_unscored for s in (baseline.result.rubric[d], candidate.result.rubric[d]))):
+        # (a rubric neither run asked for — a one-output reward judge has none — is no metric at all)
         metrics.append(PairedMetric(f"rubric:{dim}", _rubric(baseline, dim), _rubric(candidate, dim),
                                     _margin(f"rubric:{dim}", options.margins)))
     has_h2h = HEAD_TO_HEAD in candidate.result.comparisons

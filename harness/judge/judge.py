@@ -261,6 +261,13 @@ def _unscored_reason(verdicts: Sequence[PairVerdict]) -> str | None:
 
 
 def open_judge(settings: JudgeSettings) -> Judge:
-    """A judge for the given settings, with its cache; the model loads only if an answer is not cached."""
+    """A judge for the given settings, with its cache; the model loads only if an answer is not cached.
+
+    Mode ``reward``: a :class:`~harness.judge.reward.RewardJudge` (a reward model scoring each reply once).
+    """
+    if settings.mode == "reward":
+        from harness.judge.reward import open_reward_judge
+
+        return open_reward_judge(settings)
     return Judge(client=open_client(settings), max_new_tokens=settings.max_new_tokens,
                  min_label_mass=settings.min_label_mass)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.core.records import JudgeProbe, Judgment, RubricScore, RunHealth
+from harness.core.records import JudgeFingerprint, JudgeProbe, Judgment, RubricScore, RunHealth
 from harness.score.stats import mean_or_nan, position_flip
 
 #: Below this share of probe orders won by the caring reply, the judge fails the sanity probe.
@@ -22,6 +22,15 @@ MAX_FLIP_RATE = 0.6
 UNHEALTHY = "this judge cannot tell replies apart"
 #: The opt-out every consumer of runs (gate, board, submission) takes for a judge that failed its health check.
 ALLOW_FLAG = "--allow-unhealthy-judge"
+#: What position bias and flip rate read for a judge that scores each reply alone (reward mode): not measured.
+ORDER_FREE_NOTE = "n/a: order-free judge"
+#: Judge modes whose verdict cannot depend on the order the replies are shown in.
+ORDER_FREE_MODES = frozenset({"reward"})
+
+
+def order_free_judge(judge: JudgeFingerprint) -> bool:
+    """Whether the judge's verdicts are order-free by construction (its position bias is n/a, never a measured 0)."""
+    return judge.mode in ORDER_FREE_MODES
 
 
 def unhealthy_refusal(what: str, problem: str | None) -> str:
@@ -81,7 +90,8 @@ def judge_problem(*, probe_accuracy: float | None, position_bias: float | None, 
     """Why the judge cannot tell replies apart (every failed check, '; '-joined), or None when it can.
 
     The checks: the sanity probe, position bias, the tie-label share, the mean label mass (logits mode, against
-    the judge's own ``min_label_mass``) and the position-flip rate (:data:`MAX_FLIP_RATE`).
+    the judge's own ``min_label_mass``) and the position-flip rate (:data:`MAX_FLIP_RATE`). A check whose number is
+    None (not measured — e.g. the position checks of an order-free judge) passes.
     """
     out = []
     if probe_accuracy is not None and probe_accuracy < MIN_PROBE_ACCURACY:
@@ -102,11 +112,13 @@ def judge_problem(*, probe_accuracy: float | None, position_bias: float | None, 
 
 
 def run_health(judgments: Sequence[Judgment], rubric: Sequence[RubricScore], *, min_label_mass: float,
-               probe: Sequence[JudgeProbe] = ()) -> RunHealth:
+               probe: Sequence[JudgeProbe] = (), order_free: bool = False) -> RunHealth:
     """Parse rate, tie rate, flip rate, position bias and label mass over every pairwise verdict of the run.
 
     Position bias and the tie-label rate come from the run's own verdicts, the probe accuracy from ``probe``
-    only (its pairs are not the run's dialogues); together they decide ``judge_ok``.
+    only (its pairs are not the run's dialogues); together they decide ``judge_ok``. ``order_free``
+    (:func:`order_free_judge`): both orders got one verdict by construction, so position bias and flip rate are
+    None with ``order_free`` set (:data:`ORDER_FREE_NOTE`) — not a measured 0 — and no position check applies.
     """
     verdicts = [v for j in judgments for v in j.verdicts]
     read = [v for v in verdicts if v.winner is not None]
@@ -118,9 +130,9 @@ def run_health(judgments: Sequence[Judgment], rubric: Sequence[RubricScore], *, 
     mean_mass, min_mass = mass_summary(masses)
     dims = [s for r in rubric for s in r.scores.values()]
     tie_rate = sum(v.winner == "tie" for v in read) / len(read) if read else None
-    bias = 2 * mean_or_nan(first_wins) - 1 if first_wins else None
+    bias = 2 * mean_or_nan(first_wins) - 1 if first_wins and not order_free else None
     accuracy = probe_accuracy(probe)
-    flip_rate = mean_or_nan([float(f) for f in flips]) if flips else None
+    flip_rate = mean_or_nan([float(f) for f in flips]) if flips and not order_free else None
     problem = judge_problem(probe_accuracy=accuracy, position_bias=bias, tie_rate=tie_rate, label_mass=mean_mass,
                             min_label_mass=min_label_mass, flip_rate=flip_rate)
     return RunHealth(
@@ -129,6 +141,7 @@ def run_health(judgments: Sequence[Judgment], rubric: Sequence[RubricScore], *, 
         tie_rate=tie_rate,
         position_flip_rate=flip_rate,
         position_bias=bias,
+        order_free=order_free,
         label_mass_mean=mean_mass,
         label_mass_min=min_mass,
         n_low_label_mass=sum(m < min_label_mass for m in masses),

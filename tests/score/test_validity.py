@@ -156,3 +156,22 @@ def test_bad_ratings_file_errors(tmp_path, capsys):
     assert main(["validate-judge", "--human-ratings", str(tmp_path / "none.csv"), "--judge", "x",
                  "--output", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_reward_model_judge_is_validated_and_its_position_flips_are_not_a_measured_zero(tmp_path):
+    """An order-free judge (a reward model: one score per reply) says "n/a", in validity.json and in its table."""
+    from harness.cli.main import main
+    from harness.llm.tiny import build_tiny_reward_model
+
+    judge = build_tiny_reward_model(tmp_path / "rm", favour={"sorry": 1.0})
+    ratings = write_ratings(tmp_path / "ratings.csv")
+    out = tmp_path / "out"
+    assert main(["validate-judge", "--human-ratings", str(ratings), "--judge", str(judge), "--judge-mode", "reward",
+                 "--judge-device", "cpu", "--stress-limit", "0", "--cache-dir", str(tmp_path / "cache"),
+                 "--output", str(out)]) == 0
+    result = json.loads((out / "validity.json").read_text())
+    assert result["position_flip_rate"]["value"] is None and result["position_flip_rate"]["note"] == \
+        "n/a: order-free judge"
+    assert result["judge_health"]["order_free"] and result["judge_health"]["position_flip_rate"] is None
+    # it learnt 'sorry' is better: it agrees with the people who rated 'sorry' replies 3 on every non-tied pair
+    assert result["at_a_glance"]["agreement"]["value"] == 1.0
