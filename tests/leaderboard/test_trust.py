@@ -76,7 +76,8 @@ def test_a_self_reported_run_cannot_move_another_models_rating(board_runs, two_r
     submitted = build(board, tmp_path / "submitted", runs=[board_runs["a"], board_runs["b"]],
                       submissions=tmp_path / "subs")
     b = rival.result.model
-    assert row_of(submitted, b)["bt"] == row_of(before, b)["bt"]  # the rival's rating did not move
+    moved, kept = row_of(submitted, b)["bt"], row_of(before, b)["bt"]  # the rival's rating did not move (only the
+    assert moved == pytest.approx(kept, abs=1e-6)  # optimiser's last digits, from the other model in the joint fit)
     me = row_of(submitted, load_run(forged).result.model)
     assert me["trust"] == "self-reported" and me["anchor_only"] and me["bt"]["value"] is not None
     # the same verdicts from a run the maintainer made are the board's own: then they do rate b
