@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import load_run
+from harness.evaluate.runs import Run, load_run
 from leaderboard.admit import safe_run_id
 from leaderboard.hub import check_reachable, hub_api, hub_error
 from leaderboard.publish import refuse_token
@@ -17,7 +17,7 @@ SUBMISSIONS = "submissions"
 
 
 def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None, token: str | None = None,
-           note: str | None = None) -> str:
+           note: str | None = None, run: Run | None = None) -> str:
     """Open a pull request on the board's dataset repo adding ``submissions/<run_id>/`` with the run's files.
 
     The run is validated with :func:`~harness.evaluate.runs.load_run` first: an invalid run is never sent.
@@ -29,6 +29,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
         endpoint: The Hub URL (default: the one ``huggingface_hub`` is configured with).
         token: A Hub token (read access is enough to open a pull request); sent only in the Authorization header.
         note: The first line of the pull request's description (the unhealthy-judge banner, when there is one).
+        run: ``run_dir`` as :func:`~harness.evaluate.runs.load_run` just read it (not read again).
 
     Returns:
         The pull request's URL.
@@ -39,7 +40,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
     """
     from huggingface_hub import CommitOperation, CommitOperationAdd
 
-    run = load_run(run_dir)
+    run = run if run is not None and run.path == run_dir else load_run(run_dir)  # (the caller's, already checked)
     if not safe_run_id(run_id):
         raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
                            "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")

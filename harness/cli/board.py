@@ -324,8 +324,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         problems = mismatches(run.result, load_protocol(args.board))
         if problems:
             raise HarnessError(f"{args.run} would be refused by the board: {'; '.join(problems)}")
-    url = submit(Path(args.run), repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token(),
-                 note=banner)
+    url = submit(run.path, repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token(),
+                 note=banner, run=run)
     if banner:
         print(banner)
     print(f"pull request opened: {url}")
