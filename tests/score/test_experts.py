@@ -46,7 +46,7 @@ def write_experts(root: Path, n: int = 25, seed: int = 0) -> Path:
     gpt/claude as '3.0' floats with an unnamed index column, gemini with a quoted multi-line conversation column,
     crowd as half-point means."""
     rng = np.random.default_rng(seed)
-    ids = [f"hit:{i}_conv:{2 * i}" for i in range(n)]
+    ids = [f"dlg{i}-c{2 * i}" for i in range(n)]
     rows = []
     for i, cid in enumerate(ids):
         texts = [f"Something happened_comma_ day {i}.", f"Listener line {i}: care level {care(i)}.",
@@ -238,11 +238,11 @@ def test_a_score_texts_judge_is_mapped_by_its_own_quintiles(tmp_path):
      "expert2_ratings.csv: missing. --experts wants a folder laid out like"),
     (lambda d: (d / "original_data/sample_empatheticdialogues.csv").unlink(),
      "sample_empatheticdialogues.csv: missing. --experts wants a folder laid out like"),
-    (lambda d: _edit(d / "annotations/empatheticdialogues/crowd_ratings.csv", "hit:4_conv:8,", "hit:99_conv:1,"),
+    (lambda d: _edit(d / "annotations/empatheticdialogues/crowd_ratings.csv", "dlg4-c8,", "dlg99-c1,"),
      "crowd_ratings.csv: its conv ids do not match the 25 conversations of"),
-    (lambda d: _edit(d / "annotations/empatheticdialogues/expert3_ratings.csv", "hit:4_conv:8,4,", "hit:4_conv:8,6,"),
+    (lambda d: _edit(d / "annotations/empatheticdialogues/expert3_ratings.csv", "dlg4-c8,4,", "dlg4-c8,6,"),
      "expert3_ratings.csv:6: empathy is '6'; ratings are numbers from 1 to 5"),
-    (lambda d: _edit(d / "annotations/empatheticdialogues/expert1_ratings.csv", "hit:4_conv:8,4,", "hit:4_conv:8,high,"),
+    (lambda d: _edit(d / "annotations/empatheticdialogues/expert1_ratings.csv", "dlg4-c8,4,", "dlg4-c8,high,"),
      "expert1_ratings.csv:6: empathy is 'high'; ratings are numbers from 1 to 5"),
     (lambda d: _edit(d / "annotations/empatheticdialogues/gpt_ratings.csv", "empathy", "warmth"),
      "gpt_ratings.csv: no column empathy"),
@@ -266,10 +266,10 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 def _fix_row(folder: Path) -> None:
-    """Give conversation hit:4 the rating 4 in expert1 and expert3 (row 6), so the damage above is predictable."""
+    """Give conversation dlg4 the rating 4 in expert1 and expert3 (row 6), so the damage above is predictable."""
     for rater in ("expert1", "expert3"):
         path = folder / f"annotations/empatheticdialogues/{rater}_ratings.csv"
-        path.write_text(re.sub(r"hit:4_conv:8,[^\n]*", "hit:4_conv:8,4,4,4", path.read_text()))
+        path.write_text(re.sub(r"dlg4-c8,[^\n]*", "dlg4-c8,4,4,4", path.read_text()))
 
 
 def test_the_cli_needs_ratings_or_experts(tmp_path, capsys):
