@@ -52,6 +52,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
                              "(backend openai-chat), e.g. http://127.0.0.1:8001/v1")
     ev.add_argument("--refs-dir", default=None, help="where on-the-fly reference sets are kept (default: cache dir)")
     add_judge_options(ev)
+    ev.add_argument("--judge-validity", default=None, metavar="FILE",
+                    help="validity.json of this judge from 'empathy validate-judge': its agreement with people is "
+                         "written beside the results (default: a reward model's own training.json, if any)")
     ev.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     ev.add_argument("--output", required=True, help="output folder")
     ev.add_argument("--overwrite", action="store_true",
@@ -79,10 +82,16 @@ def add_demo_command(sub: Subparsers) -> dict[str, Handler]:
     demo.add_argument("--output", required=True, help="output folder")
     demo.add_argument("--overwrite", action="store_true", help="replace a run of another model in --output")
     demo.add_argument("--limit", type=int, default=None, help="number of bundled dialogues (default 24; 6 with --real)")
-    demo.add_argument("--judge-mode", default="logits", help="logits or generate")
+    demo.add_argument("--judge-mode", default="logits",
+                      help="logits, generate or reward (offline: a tiny random reward model; --real: needs --judge)")
     demo.add_argument("--real", action="store_true",
                       help="real weights: SmolLM2-135M-Instruct (empathy models fetch smollm2) as candidate, "
                            "reference and judge; a few minutes on CPU. Its 135M judge measures only its position bias")
+    demo.add_argument("--judge", default=None, metavar="DIR",
+                      help="--real: judge with this model instead, e.g. a reward model from 'empathy judge train' "
+                           "(its held-out validity is shown beside the result)")
+    demo.add_argument("--judge-validity", default=None, metavar="FILE",
+                      help="--real --judge: the judge's validity.json from 'empathy validate-judge'")
     demo.add_argument("--cache-dir", default=None,
                       help="where SmolLM2 is converted (default: $EMPATHY_HARNESS_CACHE or ~/.cache/empathy-harness)")
     return {"demo": cmd_demo}
@@ -124,6 +133,7 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
         limit=args.limit,
         seed=args.seed,
         overwrite=args.overwrite,
+        judge_validity=Path(args.judge_validity).expanduser() if args.judge_validity else None,
     )
 
 
@@ -142,6 +152,9 @@ def preflight(cfg: EvalConfig) -> None:
     check_model_option("--judge", cfg.judge.model, backend=cfg.judge.backend, revision=cfg.judge.revision,
                        revision_option="--judge-revision")
     check_judge_server(cfg.judge)
+    if cfg.judge_validity is not None and not cfg.judge_validity.is_file():
+        raise HarnessError(f"--judge-validity {cfg.judge_validity}: no such file (give the validity.json that "
+                           "'empathy validate-judge --output DIR' wrote for this judge)")
 
 
 def nothing_scored(result: RunResult, output: Path) -> str | None:
@@ -228,6 +241,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     check_judge_mode(args.judge_mode)
     output = writable_folder("--output", args.output)
+    judge = Path(args.judge).expanduser() if args.judge else None
+    if judge is not None and not judge.is_dir():
+        raise HarnessError(f"--judge {judge}: no such folder (give a judge model folder, e.g. the output of "
+                           "'empathy judge train')")
     result = run_demo(output, limit=args.limit, judge_mode=args.judge_mode, real=args.real,
-                      cache_dir=Path(args.cache_dir) if args.cache_dir else None, overwrite=args.overwrite)
+                      cache_dir=Path(args.cache_dir) if args.cache_dir else None, overwrite=args.overwrite,
+                      judge=judge, judge_validity=Path(args.judge_validity).expanduser() if args.judge_validity else None)
     return report_run(result, output)

@@ -46,6 +46,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
                     help="fast: encoder layers trained on top of the frozen ones (default 1; 0 = pooler and "
                          "classifier only)")
     tr.add_argument("--lora-r", type=int, default=None, help="lora: LoRA rank (default 16)")
+    tr.add_argument("--experts", default=None, metavar="DIR",
+                    help="a Kumar et al. 2025 folder: the trained model rates its 50 conversations and the expert "
+                         "table (kappa vs each expert and their median, beside the paper's rows) joins the card")
     tr.add_argument("--eval-dataset", default="bundled", help="the evaluation set whose dialogues are refused")
     tr.add_argument("--eval-limit", type=int, default=None, help="only the first N evaluation dialogues are refused")
     tr.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
@@ -73,7 +76,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
         ratings=Path(args.ratings), output=output, recipe=args.recipe,
         backbone=Path(args.backbone).expanduser() if args.backbone else None, val_fraction=args.val_fraction,
         seed=args.seed, eval_dataset=args.eval_dataset, eval_limit=args.eval_limit, device=args.device,
-        cache_dir=cache_dir(args), overrides=overrides))
+        cache_dir=cache_dir(args), experts=Path(args.experts).expanduser() if args.experts else None,
+        overrides=overrides))
     table = Table(title=f"reward model — held-out validity ({record['split']['validation']['dialogues']} dialogues)",
                   title_justify="left")
     table.add_column("measure")
@@ -81,6 +85,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     for what, value in figure_rows(record["validity"]):
         table.add_row(what, value)
     report_console(pipe_width=150).print(table)
+    if "experts" in record:
+        from harness.score.experts import print_experts
+
+        print_experts(record["experts"], report_console(pipe_width=150))
     console.print(f"reward model written to {output} (model card: README.md; figures: training.json) in "
                   f"{record['seconds']['total']} s", soft_wrap=True)
     return 0

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.core.io import short_hash
+from harness.core.validity import JudgeValidity
 
 SCHEMA_VERSION = 2
 #: A short fingerprint: 16 lower-case hex characters.
@@ -262,7 +263,6 @@ class RunHealth(BaseModel):
     parse_rate: float | None
     """Share of pairwise verdicts (one per order) that were read."""
     tie_rate: float | None
-    """Share of read verdicts that named the tie label."""
     position_flip_rate: float | None
     position_bias: float | None
     """P(the first-shown reply wins) − P(the second wins), over decisive read verdicts; 0 for an unbiased judge."""
@@ -286,7 +286,6 @@ class SystemInfo(BaseModel):
     backend: str
     chat_template: bool | None = None
     dtype: str | None = None
-    """The precision its replies were generated in."""
     reference_file: str | None = None
     reference_file_hash: str | None = None
 
@@ -328,6 +327,7 @@ class RunResult(_Record):
     versions: dict[str, float]
     warnings: list[str] = Field(default_factory=list)
     provenance: Provenance
+    judge_validity: JudgeValidity | None = None  # the judge's agreement with people, measured elsewhere (see its module)
     demo: bool = False
     """Made by ``empathy demo``: models of random weights (or a 135M judge) — the numbers are noise; never quote them."""
 

@@ -93,21 +93,25 @@ def print_summary(result: RunResult) -> None:
     out.print(table)
     out.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)"
               + ("; n/a: order-free judge (each reply scored alone)" if result.health.order_free else ""))
-    rt = Table(title="rubric (1–5, judge)", title_justify="left")
-    rt.add_column("system")
-    for dim in result.rubric:
-        rt.add_column(dim, justify="right")
-    for system, dims in {"candidate": result.rubric, **result.rubric_references}.items():
-        rt.add_row(system, *(f"{_fmt(d.mean, False)} [{_fmt(d.ci_low, False)}–{_fmt(d.ci_high, False)}]"
-                             for d in dims.values()))
-    out.print(rt)
     h = result.health
     total = sum(d.n_scored + d.n_unscored for d in result.rubric.values())
     unscored = sum(d.n_unscored for d in result.rubric.values())
+    if total:  # a judge without rubric scores (a one-output reward model): no table of dashes, its warning says why
+        rt = Table(title="rubric (1–5, judge)", title_justify="left")
+        rt.add_column("system")
+        for dim in result.rubric:
+            rt.add_column(dim, justify="right")
+        for system, dims in {"candidate": result.rubric, **result.rubric_references}.items():
+            rt.add_row(system, *(f"{_fmt(d.mean, False)} [{_fmt(d.ci_low, False)}–{_fmt(d.ci_high, False)}]"
+                                 for d in dims.values()))
+        out.print(rt)
     rubric = f", rubric parse rate {_fmt(h.rubric_parse_rate)} ({unscored} of {total} scores unscored)" if total else ""
     bias = "n/a: order-free judge" if h.order_free else _fmt(h.position_bias, False)
+    mass = "" if h.order_free else f", label mass {_fmt(h.label_mass_mean, False)} (min {_fmt(h.label_mass_min, False)})"
     out.print(f"judge health: parse rate {_fmt(h.parse_rate)}{rubric}, tie-label rate {_fmt(h.tie_rate)}, position bias "
-              f"{bias}, label mass {_fmt(h.label_mass_mean, False)} (min "
-              f"{_fmt(h.label_mass_min, False)}); judge {result.judge.fingerprint}")
+              f"{bias}{mass}; judge {result.judge.fingerprint}")
+    v = result.judge_validity
+    out.print(v.line() if v else "judge validity: not measured — 'empathy validate-judge' measures this judge against "
+              "human ratings (then --judge-validity)", soft_wrap=True)
     for w in result.warnings:
         out.print(f"[yellow]warning:[/] {w}")

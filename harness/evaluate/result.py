@@ -60,9 +60,8 @@ def lm_eval_view(
     for name, js in judgments.items():
         task = per_task.setdefault(f"empathy_winrate_{name}", {})
         for j in js:
-            for k, v in judgment_metrics(j).items():
-                if not (order_free and k == "position_flip"):
-                    task.setdefault(f"{k},judge", []).append(v)
+            for k, v in judgment_metrics(j, order_free=order_free).items():
+                task.setdefault(f"{k},judge", []).append(v)
     rub = per_task.setdefault("empathy_rubric", {})
     for s in rubric:
         for k, v in rubric_metrics(s).items():

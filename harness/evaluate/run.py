@@ -33,6 +33,7 @@ from harness.core.records import (
 )
 from harness.core.settings import JudgeSettings
 from harness.core.ui import console
+from harness.core.validity import JudgeValidity, judge_validity_for
 from harness.data.references import check_compatible, load_reference
 from harness.data.selection import run_dialogues
 from harness.evaluate.references import ensure_reference, now, spec_identity
@@ -75,6 +76,8 @@ class EvalConfig:
     model identity; the replies file's own hash is in the manifest)."""
     overwrite: bool = True
     """False (``empathy eval`` without ``--overwrite``): refuse an output folder holding another model's run."""
+    judge_validity: Path | None = None
+    """``--judge-validity``: a validity.json of this judge (default: a reward model's own training.json, if any)."""
 
 
 def model_parameters(identity: ModelIdentity) -> int | None:
@@ -220,17 +223,19 @@ def run_eval(cfg: EvalConfig) -> RunResult:
         check_other_run(cfg.output, fingerprint=candidate[1].fingerprint, model=cfg.candidate.model)
     judge = open_judge(cfg.judge)
     try:
-        _ = judge.fingerprint  # resolves the judge's identity (and probes a server) before any work
+        fp = judge.fingerprint  # resolves the judge's identity (and probes a server) before any work
+        validity = judge_validity_for(fp.fingerprint, fp.model.kind, fp.model.name, fp.model.fingerprint,
+                                      cfg.judge_validity)
         references = _file_references(cfg, dialogues, digest)
         with run_folder(cfg.output):
-            return _evaluate(cfg, judge, candidate, dialogues, digest, references, t0)
+            return _evaluate(cfg, judge, candidate, dialogues, digest, references, t0, validity)
     finally:
         judge.client.close()
 
 
 def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelIdentity], dialogues: list[Dialogue],
               digest: str, references: tuple[dict[str, ReferenceSet], dict[str, SystemInfo], dict[str, Any]],
-              t0: float) -> RunResult:
+              t0: float, validity: tuple[JudgeValidity | None, str | None] = (None, None)) -> RunResult:
     """The three phases (references, generation, judging), then the run folder's files."""
     refs, infos, notes = references
     candidate_spec, candidate_id = candidate
@@ -257,8 +262,8 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
         inputs = dataclasses.replace(inputs, candidate=cfg.declared)
     result = assemble_result(cfg.declared.model.name if cfg.declared else cfg.candidate.model, judgments,
                              rubric_scores, gens, inputs, probe)
-    if rubric_note:
-        result = result.model_copy(update={"warnings": [*result.warnings, rubric_note]})
+    extra = [n for n in (rubric_note, validity[1]) if n]
+    result = result.model_copy(update={"warnings": [*result.warnings, *extra], "judge_validity": validity[0]})
     if cfg.demo:
         result = result.model_copy(update={"demo": True, "warnings": [
             "demo: these numbers come from random weights (or a 135M judge) and are noise — do not quote them",

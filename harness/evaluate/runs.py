@@ -200,6 +200,11 @@ def _check_consistent(run: Run) -> RunHealth:
     missing = {c.removeprefix("vs_") for c in r.comparisons} - set(references)
     if missing or "candidate" not in r.provenance.systems:
         raise RunError(f"{where}: provenance.systems lacks {sorted(missing) or ['candidate']}")
+    v = r.judge_validity
+    if v is not None and v.fingerprint != (r.judge.fingerprint if v.matches == "judge fingerprint" else
+                                           r.judge.model.fingerprint):
+        raise RunError(f"{where}: judge_validity was measured for {v.matches} {v.fingerprint}, not this run's judge "
+                       f"({r.judge.fingerprint}, model {r.judge.model.fingerprint}): judge_validity.fingerprint differs")
     probe_ids = [p.probe_id for p in run.probe]
     if len(probe_ids) != len(set(probe_ids)):
         raise RunError(f"{where}: {PROBE} repeats a probe pair")

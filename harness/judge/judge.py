@@ -220,6 +220,10 @@ class Judge:
 
     # -- rubric -------------------------------------------------------------------------------------------
 
+    def rubric_problem(self) -> str | None:
+        """Why this judge cannot score rubric dimensions (None: it can; every LLM judge can)."""
+        return None
+
     def score_rubric(self, items: Sequence[RubricItem]) -> list[RubricScore]:
         """Score every response 1-5 on each dimension; logits mode gives the expected score."""
         self.resolve_mode()

@@ -29,7 +29,7 @@ from typing import Any
 from harness.core.errors import HarnessError
 from harness.core.io import file_hash
 from harness.core.prompts import cut_reply, load_generation_prompt
-from harness.core.records import Dialogue, Judgment, RubricScore
+from harness.core.records import Dialogue, JudgeFingerprint, Judgment, RubricScore
 from harness.core.settings import JudgeSettings, TaskSettings, task_settings_from_metadata
 from harness.core.urls import public_url
 from harness.data.references import check_compatible, load_reference
@@ -37,6 +37,7 @@ from harness.data.selection import run_dialogues
 from harness.generate.replies import default_decoding
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.judge.probe import run_probe
+from harness.score.health import order_free_judge
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 
 DIALOGUE_FIELDS = ("id", "emotion", "sentiment", "situation", "utterance")
@@ -123,8 +124,15 @@ def vs_direct_docs(**metadata: Any) -> Any:
 
 
 def rubric_docs(**metadata: Any) -> Any:
-    """Documents of ``empathy_rubric``."""
+    """Documents of ``empathy_rubric``.
+
+    A judge without rubric scores (a one-output reward model) is refused here, before any reply is generated.
+    """
     settings = task_settings_from_metadata(metadata)
+    problem = judge_for(settings.judge).rubric_problem()
+    if problem:
+        raise HarnessError(f"empathy_rubric: {problem} — run the win-rate tasks alone (--tasks "
+                           "empathy_winrate_vs_base,empathy_winrate_vs_direct) or give such a judge in --metadata")
     dialogues, _ = _dialogues(settings, metadata)
     run = _run_json(settings, reference="", reference_file="")
     return _dataset([_doc(d, run=run) for d in dialogues])
@@ -217,8 +225,19 @@ def gen_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]
 
 
 def pairwise_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:
-    """lm-eval ``process_results`` of the win-rate tasks."""
-    return judgment_metrics(Judgment.model_validate_json(results[0]))
+    """lm-eval ``process_results`` of the win-rate tasks (an order-free judge's documents have no position_flip)."""
+    return judgment_metrics(Judgment.model_validate_json(results[0]), order_free=_order_free(doc["run"]))
+
+
+_ORDER_FREE: dict[str, bool] = {}
+
+
+def _order_free(run: str) -> bool:
+    """Whether the judge a document's run names is order-free (one answer per distinct run settings)."""
+    if run not in _ORDER_FREE:
+        fingerprint = JudgeFingerprint.model_validate(json.loads(run)["judge_fingerprint"])
+        _ORDER_FREE[run] = order_free_judge(fingerprint)
+    return _ORDER_FREE[run]
 
 
 def rubric_results(doc: dict[str, Any], results: Sequence[str]) -> dict[str, float]:

@@ -231,13 +231,21 @@ def expert_report(judge: Judge | TextScorer, folder: Path, *, seed: int) -> tupl
     return report, rated
 
 
+def fmt3(x: Any) -> str:
+    """A κ or ρ of the expert table: 3 decimals (no "-0.000"), "—" when undefined."""
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{round(x, 3) + 0.0:.3f}"
+
+
+def rating_rule(how: Mapping[str, Any]) -> str:
+    """How the judge's 1–5 ratings were made: its prompt, or the rule mapping a reward model's scores."""
+    return f"prompt {how['prompt_version']} {how['prompt_hash']}" if how["kind"] == "llm" else str(how.get("rule", ""))
+
+
 def print_experts(report: Mapping[str, Any], console: Console) -> None:
     """The expert table and the verdict line."""
     from rich.table import Table
 
-    def num(x: Any) -> str:
-        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{round(x, 3) + 0.0:.3f}"
-
+    num = fmt3
     how = report["judge_rating"]
     prompt = f", prompt {how['prompt_version']} {how['prompt_hash']}" if how["kind"] == "llm" else ""
     t = Table(title=f"agreement with experts — {report['n_conversations']} conversations, "

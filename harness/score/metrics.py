@@ -12,13 +12,17 @@ def reply_metrics(reply: str) -> dict[str, float]:
     return {"words": float(len(reply.split())), "empty": float(not reply.strip())}
 
 
-def judgment_metrics(judgment: Judgment) -> dict[str, float]:
-    """The numbers one pairwise judgment contributes (unscored ones omit win_rate and tie)."""
+def judgment_metrics(judgment: Judgment, *, order_free: bool = False) -> dict[str, float]:
+    """The numbers one pairwise judgment contributes (unscored ones omit win_rate and tie).
+
+    ``order_free``: the judge's verdicts cannot depend on the order, so ``position_flip`` is omitted (n/a), never 0.
+    """
     out: dict[str, float] = {"scored": float(judgment.outcome is not None)}
     if judgment.outcome is not None:
         out["win_rate"] = OUTCOME_SCORE[judgment.outcome]
         out["tie"] = float(judgment.outcome == "tie")
-        out["position_flip"] = float(bool(position_flip(judgment)))
+        if not order_free:
+            out["position_flip"] = float(bool(position_flip(judgment)))
     probs = [v.p_candidate for v in judgment.verdicts]
     if probs and all(p is not None for p in probs):
         out["preference"] = sum(p for p in probs if p is not None) / len(probs)

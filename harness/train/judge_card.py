@@ -87,8 +87,36 @@ def model_card(m: dict[str, Any]) -> str:
         "Agreement: 1 when the reply with the higher r is the one people rated higher, ½ when r ties, 0 otherwise, "
         "on validation pairs whose ratings differ. The baselines know nothing of empathy: a judge should beat both.",
         "",
+        *expert_section(m.get("experts")),
         "## Terms",
         data["terms"],
         "",
     ]
     return "\n".join(lines)
+
+
+def expert_section(report: dict[str, Any] | None) -> list[str]:
+    """The expert table (``--experts``): this model's rows beside the paper's, recomputed, and the verdict."""
+    if not report:
+        return []
+
+    from harness.score.experts import fmt3 as num
+    from harness.score.experts import rating_rule
+
+    rows = [f"| {r['a']} – {r['b']} | {num(r['kappa'])} | {num(r['kappa_ci_low'])}–{num(r['kappa_ci_high'])} | "
+            f"{num(r['spearman'])} | {r['n']} | {'' if r['paper_kappa'] is None else format(r['paper_kappa'], '.2f')} |"
+            for r in [*report["judge_rows"], *report["paper_rows"]]]
+    return [
+        "## Agreement with experts (Kumar et al. 2025, EmpatheticDialogues)",
+        "",
+        f"The model rates the listener's empathy in each of the experts' conversations on 1–5 "
+        f"({rating_rule(report['judge_rating'])}); quadratic-weighted κ and Spearman against each expert and the expert median, "
+        "beside the paper's rows recomputed from the same files by the same code.",
+        "",
+        "| raters | κ (quadratic) | 95 % CI | Spearman | n | paper κ |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"**Verdict:** {report['verdict']['line']}",
+        "",
+    ]

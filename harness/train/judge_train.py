@@ -54,6 +54,8 @@ class JudgeTrainConfig:
     eval_limit: int | None = None
     device: str = "auto"
     cache_dir: Path | None = None
+    experts: Path | None = None
+    """A Kumar et al. 2025 folder: the trained model also rates its 50 conversations (the expert table)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Recipe hyper-parameters set on the command line (the rest: the recipe's defaults)."""
 
@@ -117,6 +119,10 @@ def run_judge_train(cfg: JudgeTrainConfig) -> dict[str, Any]:
     backbone = resolve_backbone(cfg)
     device = resolve_device(cfg.device)
     groups = load_groups(cfg.ratings)
+    if cfg.experts is not None:
+        from harness.score.experts import load_experts
+
+        load_experts(cfg.experts)  # a folder with missing raters or ids: an error before training, not after
     kept, guard_report = guard(groups, cfg.eval_dataset, cfg.eval_limit)
     train, val = split_by_dialogue(kept, cfg.val_fraction, cfg.seed)
     split = split_summary(train, val, cfg.seed, cfg.val_fraction)
@@ -147,8 +153,29 @@ def run_judge_train(cfg: JudgeTrainConfig) -> dict[str, Any]:
         "seconds": {"total": round(seconds, 1), "encoding": round(trained.encoding_seconds, 1)}, "device": device,
         "software": _software(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    save(trained, record, val, cfg.output, s.max_length)
+    save(trained, record, val, cfg.output, s.max_length, cfg.cache_dir)
+    if cfg.experts is not None:
+        add_expert_table(cfg, record)
     return record
+
+
+def add_expert_table(cfg: JudgeTrainConfig, record: dict[str, Any]) -> None:
+    """The saved model, as a reward judge, rates the experts' conversations; the table joins the record and card."""
+    from harness.core.io import write_json
+    from harness.core.settings import JudgeSettings
+    from harness.judge.reward import open_reward_judge
+    from harness.score.experts import expert_report
+    from harness.train.judge_card import model_card
+
+    assert cfg.experts is not None
+    judge = open_reward_judge(JudgeSettings(model=str(cfg.output), mode="reward", device=cfg.device,
+                                            cache_dir=str(cfg.cache_dir or "")))
+    try:
+        record["experts"], _ = expert_report(judge, cfg.experts, seed=cfg.seed)
+    finally:
+        judge.client.close()
+    write_json(cfg.output / "training.json", record)
+    (cfg.output / "README.md").write_text(model_card(record), encoding="utf-8")
 
 
 def backbone_name(folder: Path) -> str:
@@ -211,8 +238,10 @@ def figures(train: Sequence[Group], val: Sequence[Group], scores: Sequence[Seque
     return out
 
 
-def save(trained: Trained, record: dict[str, Any], val: Sequence[Group], output: Path, max_length: int) -> None:
+def save(trained: Trained, record: dict[str, Any], val: Sequence[Group], output: Path, max_length: int,
+         cache_dir: Path | None = None) -> None:
     """Model, tokenizer, model card and training.json, built aside, checked by reloading, renamed into place."""
+    from harness.core.fingerprint import model_identity
     from harness.core.io import write_json
     from harness.train.judge_card import model_card
     from harness.train.judge_model import contract, quiet_transformers
@@ -229,6 +258,9 @@ def save(trained: Trained, record: dict[str, Any], val: Sequence[Group], output:
         trained.tokenizer.model_max_length = max_length  # the judge truncates where training did
         trained.tokenizer.save_pretrained(str(aside))
         record["reload_check"] = reload_check(aside, val, trained.val_scores, max_length)
+        # what the validity figures belong to: the content hash of the model files (judges match it, see
+        # harness.core.validity); the folder's name and path are not part of it
+        record["model_fingerprint"] = model_identity(str(aside), cache_dir=cache_dir).fingerprint
         write_json(aside / "training.json", record)
         (aside / "README.md").write_text(model_card(record), encoding="utf-8")
         old = output.parent / f".{output.name}.old-{os.getpid()}"
