@@ -6,6 +6,7 @@ import html
 import re
 
 from leaderboard.models import Board
+from leaderboard.page import validity_line
 from leaderboard.protocol import BoardProtocol
 
 _MARKUP = re.compile(r"([\\`*_\[\]|~!])")
@@ -50,6 +51,8 @@ An empathy leaderboard built with empathy-harness: every model's replies to the 
 (a fixed reply, verbose padding, the anchor against itself, human replies) are judged like models and never ranked.
 Trust is set by the board: *maintainer* (run by the board), *verified* (every comparison re-judged by the board's
 judge and agreed), *self-reported* (as submitted; rated against the anchor only, it moves no other model's rating).
+
+{md_text(validity_line(board))}
 
 {(chr(10) * 2).join(f"> **Warning:** {md_text(w)}" for w in board.notices)}
 

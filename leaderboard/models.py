@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.core.validity import JudgeValidity
+
 BOARD_SCHEMA_VERSION = 2
 
 ControlKind = Literal["null_model", "verbose_padding", "anchor_self", "human"]
@@ -108,6 +110,8 @@ class Board(_Frozen):
     rejected: list[Rejection] = Field(default_factory=list)
     built_at: str
     harness_version: str
+    judge_validity: JudgeValidity | None = None
+    """The judge's agreement with people, from the board's own runs (maintainer / verified / control), if measured."""
     built_from_commit: str | None = None
     """With ``--from-hub``: the board repo's commit the runs were read from; publishing refuses a board that has
     moved on since (another maintainer published in between)."""

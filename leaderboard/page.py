@@ -125,7 +125,17 @@ def _header(board: Board) -> str:
             ("Built", escape(board.built_at)), ("Harness", escape(board.harness_version)),
             ("Models", f"{sum(not r.control for r in board.rows)} ranked · {sum(bool(r.control) for r in board.rows)} controls")]
     items = "".join(f"<span>{k}: <b>{v}</b></span>" for k, v in meta)
-    return f'<header>\n<h1>{escape(board.name)}</h1>\n<div class="meta">{items}</div>\n</header>'
+    return (f'<header>\n<h1>{escape(board.name)}</h1>\n<div class="meta">{items}</div>\n'
+            f'<p class="validity" id="judge-validity">{escape(validity_line(board))}</p>\n</header>')
+
+
+def validity_line(board: Board) -> str:
+    """What is known of the judge's agreement with people (the page and the dataset card)."""
+    v = board.judge_validity
+    if v is None:
+        return ("Judge validity: not measured — no run of this board carries figures of its judge against human "
+                "ratings ('empathy validate-judge', then 'empathy eval --judge-validity').")
+    return v.line()[0].upper() + v.line()[1:]
 
 
 def _banner(banner: str | None) -> str:
