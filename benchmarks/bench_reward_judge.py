@@ -80,10 +80,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from bench_judge_prefix import judge_model
     from rich.console import Console
     from rich.table import Table
 
-    from bench_judge_prefix import judge_model
     from harness.core.settings import JudgeSettings
     from harness.judge.judge import open_judge
 
