@@ -105,7 +105,7 @@ def _protocol(result: RunResult, p: Any, name: str, comparison: str, anchor: str
         min_scored=min_scored,
         **health,
         comparisons=tuple(c for c in result.comparisons if c != comparison),
-        rubric=tuple(result.rubric),
+        rubric=tuple(d for d, s in result.rubric.items() if s.n_scored),  # none from a one-output reward judge
     )
 
 
