@@ -81,7 +81,7 @@ from scipy.stats import binomtest, norm
 from harness.gate.metrics import HeadToHead, PairedMetric, no_information, uninformative_verdict
 from harness.gate.models import MetricOutcome, MetricVerdict
 from harness.gate.power import DEFAULT_DROP, POWER, critical, min_n_boot, n_to_flag, widening
-from harness.score.lc import length_controlled_win_rate
+from harness.score.lc import lc_batch, length_controlled_win_rate
 
 Array = NDArray[np.float64]
 __all__ = ["HeadToHead", "PairedMetric", "evaluate_gate", "no_information"]
@@ -185,7 +185,7 @@ def _paired_boot(metric: PairedMetric, *, n_boot: int, seed: int) -> _Boot:
     else:
         b_len, c_len = _lengths(metric, ids, "baseline"), _lengths(metric, ids, "candidate")
         base, cand = _lc(b, b_len), _lc(c, c_len)
-        deltas = np.array([_lc(c[i], c_len[i]) - _lc(b[i], b_len[i]) for i in idx])
+        deltas = lc_batch(c[idx], c_len[idx]) - lc_batch(b[idx], b_len[idx])  # every resample refitted at once
         sd = float(deltas.std(ddof=1) * math.sqrt(n) * math.sqrt(n / (n - 1))) if n_boot > 1 and n > 1 else None
     return _Boot(name=metric.name, kind="paired", margin=metric.margin, baseline=base, candidate=cand,
                  delta=cand - base, deltas=np.sort(deltas), n=n, units=n, sd=sd)
