@@ -22,6 +22,8 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from harness.score.resample import resample_indices
+
 L2_SLOPE = 1e-3
 """L2 penalty on the slope, against the summed log-likelihood (a weak prior: negligible beside n ≥ 20)."""
 N_LC_BOOTSTRAP = 1000
@@ -117,41 +119,47 @@ def lc_batch(outcomes: Array, length_diffs: Array, *, l2: float = L2_SLOPE, star
         total: Array = np.sum(np.logaddexp(0.0, z) - yy * z, axis=1) + 0.5 * l2 * c1**2
         return total
 
-    z = b0[:, None] + b1[:, None] * x
-    rows = np.arange(len(y))  # the rows still iterating; converged ones drop out
+    # the rows still iterating, compacted (x, y, z, coefficients) only when some converge: no copy per iteration
+    rows = np.arange(len(y))
+    c0, c1 = b0.copy(), b1.copy()
+    z = c0[:, None] + c1[:, None] * x
     for _ in range(max_iter):
-        xs, ys, zs = x[rows], y[rows], z[rows]
-        p = expit(zs)
-        r, w = p - ys, p * (1 - p)
-        g0, g1 = r.sum(axis=1), (r * xs).sum(axis=1) + l2 * b1[rows]
+        p = expit(z)
+        r = p - y
+        w = p * (1 - p)
+        g0, g1 = r.sum(axis=1), np.einsum("ij,ij->i", r, x) + l2 * c1
         going = np.maximum(np.abs(g0), np.abs(g1)) > tol * n
         if not going.all():
-            rows, xs, ys, zs, r, w, g0, g1 = (a[going] for a in (rows, xs, ys, zs, r, w, g0, g1))
-        if rows.size == 0:
-            break
-        wx = w * xs
-        h00, h01, h11 = w.sum(axis=1), wx.sum(axis=1), (wx * xs).sum(axis=1) + l2
+            b0[rows], b1[rows] = c0, c1
+            rows, x, y, z, w, g0, g1, c0, c1 = (a[going] for a in (rows, x, y, z, w, g0, g1, c0, c1))
+            if rows.size == 0:
+                break
+        wx = w * x
+        h00, h01, h11 = w.sum(axis=1), wx.sum(axis=1), np.einsum("ij,ij->i", wx, x) + l2
         det = h00 * h11 - h01 * h01
         safe = det > 1e-300
         s0 = np.where(safe, (h11 * g0 - h01 * g1) / np.where(safe, det, 1.0), g0)
         s1 = np.where(safe, (h00 * g1 - h01 * g0) / np.where(safe, det, 1.0), g1)
-        n0, n1 = b0[rows] - s0, b1[rows] - s1
-        zn = n0[:, None] + n1[:, None] * xs
         # a short Newton step on this convex loss is taken as is; a long one (far from the optimum, or separation)
         # is halved until the row's loss does not rise
         long = np.flatnonzero(np.maximum(np.abs(s0), np.abs(s1)) > 0.25)
         if long.size:
-            before = loss(zs[long], ys[long], b1[rows[long]])
+            before = loss(z[long], y[long], c1[long])
             step = np.ones(long.size)
             for _ in range(60):
-                t0, t1 = b0[rows[long]] - step * s0[long], b1[rows[long]] - step * s1[long]
-                zt = t0[:, None] + t1[:, None] * xs[long]
-                worse = (loss(zt, ys[long], t1) > before + 1e-12 * np.abs(before)) & (step > 1e-12)
+                zt = (c0[long] - step * s0[long])[:, None] + (c1[long] - step * s1[long])[:, None] * x[long]
+                worse = (loss(zt, y[long], c1[long] - step * s1[long]) > before + 1e-12 * np.abs(before)) \
+                    & (step > 1e-12)
                 if not worse.any():
                     break
                 step = np.where(worse, step / 2, step)
-            n0[long], n1[long], zn[long] = t0, t1, zt
-        b0[rows], b1[rows], z[rows] = n0, n1, zn
+            s0[long] *= step
+            s1[long] *= step
+        c0 -= s0
+        c1 -= s1
+        z = c0[:, None] + c1[:, None] * x
+    else:
+        b0[rows], b1[rows] = c0, c1
     out[fit] = expit(b0)
     return out
 
@@ -170,8 +178,7 @@ def lc_bootstrap_ci(
     if y.size == 0:
         return math.nan, math.nan
     _, beta = _lc(y, length_feature(d), l2=l2, start=None)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, y.size, size=(n_boot, y.size))
+    idx = resample_indices(seed, y.size, n_boot)
     values = lc_batch(y[idx], d[idx], l2=l2, start=beta)  # every resample refitted, in one vectorised solve
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)

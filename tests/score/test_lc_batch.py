@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from harness.score.lc import L2_SLOPE, _lc, lc_batch, lc_bootstrap_ci, length_controlled_win_rate, length_feature
+from harness.score.lc import (
+    L2_SLOPE,
+    _lc,
+    lc_batch,
+    lc_bootstrap_ci,
+    length_controlled_win_rate,
+    length_feature,
+)
 
 
 def per_resample(y, d, idx, start):

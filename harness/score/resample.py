@@ -1,0 +1,21 @@
+"""Bootstrap resample indices, drawn once per (seed, n, n_boot) in a process and shared by every statistic.
+
+Every bootstrap in the harness draws its indices as ``np.random.default_rng(seed).integers(0, n, size=(n_boot, n))``;
+a run's metrics share the seed and mostly the number of scored dialogues, so the draw (the costly part of a
+bootstrap of a mean) is made once and reused — the indices, and so every CI, are exactly those of a fresh draw.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@lru_cache(maxsize=16)
+def resample_indices(seed: int, n: int, n_boot: int) -> NDArray[np.int64]:
+    """``default_rng(seed).integers(0, n, size=(n_boot, n))``, read-only (shared between callers)."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx.setflags(write=False)
+    return idx
