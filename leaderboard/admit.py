@@ -1,6 +1,7 @@
 """Which runs are on the board, and how far the board trusts each.
 
-Every run folder is read through ``load_run``, checked against the protocol, given a trust level by the board
+Every run folder is read through ``load_run`` (:mod:`leaderboard.loading`: in parallel, and once per content),
+checked against the protocol, given a trust level by the board
 (:mod:`leaderboard.trust`), and one run per model kept.
 
 Refused (each with one reason, written to ``rejected.json``): folders ``load_run`` refuses, runs that differ from
@@ -20,11 +21,12 @@ from typing import Literal
 
 from harness.core.errors import HarnessError
 from harness.evaluate.references import now
-from harness.evaluate.runs import Run, load_run
+from harness.evaluate.runs import Run
 from leaderboard.ledger import Arrival
+from leaderboard.loading import BoardRun, load_board_runs
 from leaderboard.models import ControlKind, Rejection, Trust
 from leaderboard.protocol import BoardProtocol, mismatches
-from leaderboard.trust import CONTROL, TRUST_RANK, VERIFICATION, files_sha256, read_record, record_problem
+from leaderboard.trust import CONTROL, TRUST_RANK, VERIFICATION, read_record, record_problem
 
 CONTROL_PREFIX = "control-"
 CONTROLS: tuple[ControlKind, ...] = ("null_model", "verbose_padding", "anchor_self", "human")
@@ -40,7 +42,7 @@ RUN_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", re.ASCII)
 class Entry:
     """An admitted run, how the board names it, and how far the board trusts it."""
 
-    run: Run
+    run: BoardRun
     run_id: str
     trust: Trust
     control: ControlKind | None
@@ -82,14 +84,15 @@ def safe_run_id(run_id: str) -> bool:
         len(part) <= MAX_SLUG for part in run_id.split("/"))
 
 
-def run_id(run: Run) -> str:
+def run_id(run: Run | BoardRun) -> str:
     """``<org>__<model>/<hash of results.json>``: stable, unique, safe as a path in the board's repo."""
     name = run.result.model
     if run.result.provenance.systems["candidate"].model.kind in ("local", "replies"):
         name = "/".join(Path(name).parts[-2:])
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "__"))
     slug = re.sub(r"\.{2,}", ".", slug)[:MAX_SLUG].strip("-.") or "model"  # never '.', '..' or a hidden folder
-    digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:12]
+    full = run.results_sha256 if isinstance(run, BoardRun) else ""
+    digest = (full or hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest())[:12]
     return f"{slug}/{digest}"
 
 
@@ -104,7 +107,7 @@ class Standing:
     submitter's)."""
 
 
-def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
+def _trust(run: BoardRun, source: Source, protocol: BoardProtocol, key: bytes | None,
            ledger: Mapping[str, Arrival], rid: str) -> Standing:
     """The trust the board gives ``run`` (from where it came and the board's own signed records).
 
@@ -141,7 +144,7 @@ def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
     if source == "runs" and not (isinstance(candidate, dict) and candidate.get("declared")):
         return Standing("maintainer")  # the maintainer's own run (a re-judged submission declares its model instead)
     known = ledger.get(rid)
-    if known is not None and known.trust == "maintainer" and known.files_sha256 == files_sha256(run.path):
+    if known is not None and known.trust == "maintainer" and known.files_sha256 == run.files_sha256:
         return Standing("maintainer")  # byte for byte the run the board recorded as its own, wherever it lies now
     return Standing("self-reported")
 
@@ -149,6 +152,7 @@ def _trust(run: Run, source: Source, protocol: BoardProtocol, key: bytes | None,
 def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
           published: Sequence[Path] = (), ledger: Mapping[str, Arrival] | None = None, key: bytes | None = None,
           built_from: str | None = None, landed: Mapping[Path, tuple[str, str]] | None = None,
+          cache: Path | None = None, workers: int | None = None,
           ) -> tuple[list[Entry], list[Rejection], dict[str, Arrival]]:
     """Admitted runs (one per model), refused ones with their reasons, and the board's updated ledger.
 
@@ -163,16 +167,21 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
         built_from: The board repo commit the runs were read from (recorded for new arrivals).
         landed: For run folders read from the board repo: (date, commit) of the commit that last changed their
             results.json there — the order in which new submissions arrived.
+        cache: Where what admission computed per run is kept (:mod:`leaderboard.loading`); None: nothing kept.
+        workers: Processes that check runs in parallel (default: the CPU count, at most 8).
     """
     ledger = dict(ledger or {})
     rejected: list[Rejection] = []
-    found: list[tuple[Run, str, Standing, Source]] = []
+    found: list[tuple[BoardRun, str, Standing, Source]] = []
     sources: list[tuple[Path, Source]] = [*((p, "runs") for p in find_runs(paths)),
                                           *((p, "published") for p in find_runs(published)),
                                           *((p, "submissions") for p in find_runs(untrusted))]
+    loaded = load_board_runs([p for p, _ in sources], protocol.hash, cache, workers=workers)
     for path, source in sources:
         try:
-            run = load_run(path)
+            run = loaded[path]
+            if isinstance(run, HarnessError):
+                raise run
             problems = mismatches(run.result, protocol)
             if problems:
                 raise HarnessError("; ".join(problems))
@@ -193,7 +202,7 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
         if rid not in ledger:
             date, commit = landed.get(run.path, (stamp, built_from))
             ledger[rid] = Arrival(seq=nxt, arrived=date, built_from_commit=commit, trust=standing.trust,
-                                  control=standing.control, files_sha256=files_sha256(run.path))
+                                  control=standing.control, files_sha256=run.files_sha256)
             nxt += 1
     candidates = [Entry(run, rid, st.trust, st.control, source, ledger[rid], st.disputed)
                   for run, rid, st, source in found]

@@ -20,12 +20,11 @@ from typing import Any
 from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
-from harness.core.records import ComparisonStats, Judgment
+from harness.core.records import ComparisonStats
 from harness.core.validity import JudgeValidity
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import unhealthy_banner
-from harness.score.stats import OUTCOME_SCORE
 from leaderboard.admit import Entry, admit, safe_run_id
 from leaderboard.ledger import Arrival, ledger_record, load_ledger
 from leaderboard.models import Board, Health, Interval, Rejection, Row
@@ -62,9 +61,7 @@ def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
                 continue
             if other == entry.run_id:
                 continue  # a model against its own replies (an unchanged checkpoint's head to head) is no battle
-            js: list[Judgment] = [j for j in entry.run.judgments if j.comparison == name and j.outcome is not None]
-            out += [Battle(j.dialogue_id, entry.run_id, other, OUTCOME_SCORE[j.outcome]) for j in js
-                    if j.outcome is not None]
+            out += [Battle(dialogue, entry.run_id, other, score) for dialogue, score in entry.run.outcomes[name]]
     return out
 
 
@@ -188,13 +185,15 @@ class Built:
 def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence[Path] = (),
                 published: Sequence[Path] = (), ledgers: Sequence[Path] = (), key: bytes | None = None,
                 n_boot: int = 1000, seed: int = 0, built_from: str | None = None,
-                landed: Mapping[Path, tuple[str, str]] | None = None, reset_ledger: bool = False) -> Built:
+                landed: Mapping[Path, tuple[str, str]] | None = None, reset_ledger: bool = False,
+                cache: Path | None = None, workers: int | None = None) -> Built:
     """The board from run folders: admission, ratings, rows (ranked models first, then controls).
 
     ``paths`` are the maintainer's runs, ``published`` the board's published ``results/``, ``untrusted`` submissions
     (see :func:`leaderboard.admit.admit`); ``ledgers`` are folders whose ``ledger.json`` (checked with ``key``)
     records the runs the board saw before — one that is not signed with ``key`` is refused, unless
-    ``reset_ledger`` (then its runs count as self-reported and as new arrivals).
+    ``reset_ledger`` (then its runs count as self-reported and as new arrivals). ``cache`` / ``workers``: see
+    :func:`leaderboard.admit.admit`.
     """
     if n_boot < 0:
         raise HarnessError(f"--n-boot must be 0 or more (got {n_boot})")
@@ -204,7 +203,7 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Se
                            "(the last commit 'leaderboard publish' made), use the board's key, or give --reset-ledger "
                            "to start the board's record anew")
     entries, rejected, ledger = admit(paths, protocol, untrusted=untrusted, published=published, ledger=known,
-                                      key=key, built_from=built_from, landed=landed)
+                                      key=key, built_from=built_from, landed=landed, cache=cache, workers=workers)
     if not any(e.control is None for e in entries):
         reasons = "; ".join(f"{r.run}: {r.reason}" for r in rejected[:3])
         raise HarnessError(f"no model run was admitted ({len(rejected)} refused{': ' + reasons if reasons else ''}) "

@@ -161,8 +161,10 @@ def _build(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
+    from harness.core.settings import default_cache_dir
     from harness.core.ui import console
     from leaderboard.build import build_board, write_site
+    from leaderboard.loading import CACHE_FOLDER
     from leaderboard.protocol import load_protocol
     protocol = load_protocol(args.board)
     paths = [Path(p) for p in args.runs]
@@ -185,7 +187,7 @@ def _build(args: argparse.Namespace) -> int:
         key = build_key(ledgers)
         built = build_board(paths, protocol, untrusted=untrusted, published=published, ledgers=ledgers, key=key,
                             n_boot=args.n_boot, seed=args.seed, built_from=built_from, landed=landed,
-                            reset_ledger=args.reset_ledger)
+                            reset_ledger=args.reset_ledger, cache=default_cache_dir() / CACHE_FOLDER)
         files = write_site(built, protocol, Path(args.output), key=key)
     for note in built.notes:
         console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)

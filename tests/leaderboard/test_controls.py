@@ -89,8 +89,10 @@ def test_a_run_against_its_own_replies_is_no_battle(board_runs):
     me = run.result.provenance.systems["candidate"].model
     self_cmp = run.result.comparisons["vs_base"].model_copy(update={"reference_model": me})
     result = run.result.model_copy(update={"comparisons": {**run.result.comparisons, "vs_self": self_cmp}})
-    judgments = [*run.judgments, *(j.model_copy(update={"comparison": "vs_self"}) for j in run.judgments)]
-    entry = SimpleNamespace(run=SimpleNamespace(result=result, judgments=judgments), run_id="me", trust="maintainer",
-                            control=None)
+    from harness.score.stats import OUTCOME_SCORE
+
+    scored = tuple((j.dialogue_id, OUTCOME_SCORE[j.outcome]) for j in run.judgments if j.outcome is not None)
+    entry = SimpleNamespace(run=SimpleNamespace(result=result, outcomes={"vs_base": scored, "vs_self": scored}),
+                            run_id="me", trust="maintainer", control=None)
     fights = battles([entry], protocol)
     assert fights and all(b.b == "anchor" for b in fights)  # only the anchor comparison, no me-vs-me
