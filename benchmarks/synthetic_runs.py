@@ -75,6 +75,8 @@ def clone_runs(template: Path, out: Path, n: int, *, seed: int = 0) -> list[Path
             candidate = p.systems["candidate"].model_copy(update={"model": identity})
             strength = rng.uniform(0.2, 0.8)
             judgments = [_fresh(j, strength, rng, PairVerdict, Judgment, combine_orders) for j in run.judgments]
+            probe = [q.model_copy(update={"verdicts": tuple(v.model_copy(update={
+                "winner": "candidate", "p_candidate": 0.9, "label_mass": 0.9}) for v in q.verdicts)}) for q in run.probe]
             by_comparison: dict[str, list[Any]] = {}
             for j in judgments:
                 by_comparison.setdefault(j.comparison, []).append(j)
@@ -82,25 +84,25 @@ def clone_runs(template: Path, out: Path, n: int, *, seed: int = 0) -> list[Path
                                dialogues=dialogues, candidate=candidate,
                                references={name: s for name, s in p.systems.items() if name != "candidate"},
                                decoding=p.decoding, judge=r.judge, seed=p.seed)
-            result = assemble_result(identity.name, by_comparison, run.rubric, run.generations, inputs, run.probe)
+            result = assemble_result(identity.name, by_comparison, run.rubric, run.generations, inputs, probe)
             manifest = {**run.manifest, "systems": {name: s.model.model_dump(mode="json")
                                                     for name, s in result.provenance.systems.items()},
                         "candidate": {**run.manifest["candidate"], "model": identity.name,
                                       "identity": identity.model_dump(), "parameters": 135_000_000}}
             dest = out / f"model-{k:05d}"
-            write_run(dest, result, run.generations, judgments, run.rubric, manifest, run.probe)
+            write_run(dest, result, run.generations, judgments, run.rubric, manifest, probe)
             paths.append(dest)
             progress.advance(task)
     return paths
 
 
 def _fresh(j: Any, strength: float, rng: random.Random, verdict: Any, judgment: Any, combine: Any) -> Any:
-    """The template's judgment with new verdicts: each order a win with P = strength, a tie with P = TIE."""
-    verdicts = []
-    for v in j.verdicts:
-        u = rng.random()
-        winner = "tie" if u < TIE else "candidate" if u < TIE + (1 - TIE) * strength else "reference"
-        p_cand = {"candidate": 0.8, "tie": 0.5, "reference": 0.2}[winner]
-        verdicts.append(verdict(order=v.order, winner=winner, p_candidate=p_cand, raw=v.raw, label_mass=v.label_mass))
+    """The template's judgment with new verdicts from a healthy judge: the first order a win with P = strength (a
+    tie with P = TIE), the second order the same answer 85 % of the time; label mass 0.9."""
+    u = rng.random()
+    first = "tie" if u < TIE else "candidate" if u < TIE + (1 - TIE) * strength else "reference"
+    second = first if rng.random() < 0.85 else rng.choice([w for w in ("candidate", "tie", "reference") if w != first])
+    verdicts = [verdict(order=v.order, winner=w, p_candidate={"candidate": 0.8, "tie": 0.5, "reference": 0.2}[w],
+                        raw=v.raw, label_mass=0.9) for v, w in zip(j.verdicts, (first, second), strict=True)]
     return judgment(**{**j.model_dump(), "verdicts": tuple(verdicts), "outcome": combine(verdicts),
                        "unscored_reason": None})

@@ -76,7 +76,9 @@ def write_run(out: Path, result: RunResult, generations: Sequence[Generation], j
     write_jsonl(out / "judgments.jsonl", judgments)
     write_jsonl(out / "rubric.jsonl", rubric)
     write_json(out / "manifest.json", manifest)
-    write_json(out / RESULTS, result.model_dump(mode="json"))
+    # no judge_validity key when there is none: a results.json without figures stays readable by older harnesses
+    write_json(out / RESULTS, result.model_dump(mode="json", exclude={"judge_validity"} if result.judge_validity is None
+                                                else None))
 
 
 def load_run(path: Path | str) -> Run:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import norm
-from scipy.stats import t as student_t
+from scipy.special import ndtri, stdtrit  # norm.ppf and t.ppf of scipy.stats, without importing scipy.stats
 
 DEFAULT_DROP = 0.02
 """When a metric's margin is 0, ``n_needed`` is sized for a drop of margin + this (a 2-point drop of a rate)."""
@@ -35,7 +34,7 @@ def required_n(sd: float, drop: float, *, alpha: float, power: float = POWER) ->
         raise ValueError(f"required_n: alpha={alpha} and power={power} must both lie in (0, 1)")
     if not (math.isfinite(sd) and sd > 0 and math.isfinite(drop) and drop > 0):
         return None
-    z = float(norm.ppf(1 - alpha) + norm.ppf(power))
+    z = float(ndtri(1 - alpha) + ndtri(power))
     return max(1, math.ceil((z * sd / drop) ** 2))
 
 
@@ -54,7 +53,7 @@ def min_n_boot(m: int, alpha: float) -> int:
 
 def t_ratio(n: int, level: float) -> float:
     """t_{n−1, 1−level} / z_{1−level}: how much longer a t quantile with n − 1 degrees of freedom is (n ≥ 2)."""
-    return float(student_t.ppf(1 - level, n - 1) / norm.ppf(1 - level))
+    return float(stdtrit(n - 1, 1 - level) / ndtri(1 - level))
 
 
 def widening(n: int, level: float) -> float:
@@ -67,7 +66,7 @@ def critical(n: int, level: float, first_level: float) -> float:
 
     z_{1−level} times the widening's t/z ratio at Holm's first level ``first_level`` (see :mod:`harness.gate.stats`).
     """
-    return float(norm.ppf(1 - level)) * t_ratio(n, first_level)
+    return float(ndtri(1 - level)) * t_ratio(n, first_level)
 
 
 def n_to_flag(sd: float, gap: float, *, level: float, first_level: float) -> int | None:
@@ -80,7 +79,7 @@ def n_to_flag(sd: float, gap: float, *, level: float, first_level: float) -> int
     if n is None:
         return None
     n = max(n, 2)
-    z_power = float(norm.ppf(POWER))
+    z_power = float(ndtri(POWER))
     for _ in range(100):
         needed = max(2, math.ceil(((critical(n, level, first_level) + z_power) * sd / gap) ** 2))
         if needed <= n:

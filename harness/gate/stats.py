@@ -76,7 +76,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binomtest, norm
+from scipy.special import ndtri
 
 from harness.gate.metrics import HeadToHead, PairedMetric, no_information, uninformative_verdict
 from harness.gate.models import MetricOutcome, MetricVerdict
@@ -212,10 +212,15 @@ def _h2h_boot(h2h: HeadToHead, *, n_boot: int, seed: int) -> _Boot:
     wins, losses = int(np.count_nonzero(y > 0.5)), int(np.count_nonzero(y < 0.5))
     idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
     win_rate = float(y.mean())
+    sign_p = None
+    if wins + losses:
+        from scipy.stats import binomtest  # (only here: importing scipy.stats costs every command ~0.3 s)
+
+        sign_p = float(binomtest(wins, wins + losses, 0.5).pvalue)
     return _Boot(name=h2h.name, kind="head_to_head", margin=h2h.margin, baseline=None, candidate=None,
                  delta=win_rate - 0.5, deltas=np.sort(y[idx].mean(axis=1) - 0.5), n=wins + losses, units=int(y.size),
                  wins=wins, losses=losses, ties=int(y.size) - wins - losses,
-                 sign_test_p=float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else None)
+                 sign_test_p=sign_p)
 
 
 def _widen(b: _Boot, level: float) -> _Boot:
@@ -263,7 +268,7 @@ def _verdict(b: _Boot, *, outcome: MetricOutcome, factor: int, reg_factor: int, 
     mde = n_needed = None
     if b.kind == "paired" and b.sd is not None and b.n > 1:
         level = alpha / reg_factor
-        mde = b.margin + float((critical(b.n, level, first_level) + norm.ppf(POWER)) * b.sd / math.sqrt(b.n))
+        mde = b.margin + float((critical(b.n, level, first_level) + ndtri(POWER)) * b.sd / math.sqrt(b.n))
         n_needed = n_to_flag(b.sd, b.margin if b.margin > 0 else DEFAULT_DROP, level=level, first_level=first_level)
     return MetricVerdict(
         name=b.name, kind=b.kind, baseline=b.baseline, candidate=b.candidate, delta=b.delta,

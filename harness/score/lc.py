@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from harness.score.resample import resample_indices
@@ -57,6 +56,8 @@ def fit_length_model(
     Only call it on data that vary in both x and y (see :func:`length_controlled_win_rate`); otherwise the
     intercept is at ±infinity.
     """
+    from scipy.optimize import minimize  # (here: importing scipy.optimize costs a command ~0.3 s)
+
     y = np.asarray(outcomes, dtype=float)
     xs = np.asarray(x, dtype=float)
     if start is None:
