@@ -117,6 +117,11 @@ def _row_chart(rows: Sequence[Row], panels: Sequence[tuple[str, Callable[[Row], 
     return _svg(label_w + len(panels) * (pw + gap), height, parts)
 
 
+#: The scatter names at most this many models (the top of the board) and this many controls; every point keeps its
+#: tooltip. More labels would only pile up (and placing them costs O(n²)).
+SCATTER_LABELS = 40
+
+
 def _scatter(rows: Sequence[Row]) -> str:
     """Win rate against mean words: a rising cloud means the judge pays for length, not empathy."""
     points = [r for r in rows if r.mean_words is not None and r.win_rate.value is not None]
@@ -134,13 +139,17 @@ def _scatter(rows: Sequence[Row]) -> str:
     parts.append(f'<text class="tick" x="{left + pw / 2}" y="{top + ph + 34}" text-anchor="middle">mean words per reply</text>'
                  f'<text class="tick" transform="rotate(-90)" x="{-(top + ph / 2)}" y="12" text-anchor="middle">win rate</text>')
     xy = [(sx(r.mean_words or 0), sy(r.win_rate.value or 0)) for r in points]
-    for row, (x, y), label_y in zip(points, xy, _nudged([(x + 8, y - 6) for x, y in xy]), strict=True):
+    named = [i for i, r in enumerate(points) if r.control][:SCATTER_LABELS] + \
+        [i for i, r in enumerate(points) if not r.control][:SCATTER_LABELS]  # board order: the top models
+    label_y = dict(zip(named, _nudged([(xy[i][0] + 8, xy[i][1] - 6) for i in named]), strict=True))
+    for i, (row, (x, y)) in enumerate(zip(points, xy, strict=True)):
         iv = row.win_rate
         if iv.low is not None and iv.high is not None:
             parts.append(_whisker(row, (x, sy(iv.low)), (x, sy(iv.high))))
         parts.append(_marker(row, x, y, _tip(row, iv, pct)))
-        parts.append(f'<text class="{_cls(row).strip()}" x="{x + 8:.1f}" y="{label_y:.1f}" font-size="11">'
-                     f"{escape(_short_label(row.model.rsplit('/', 1)[-1], 28))}</text>")
+        if i in label_y:
+            parts.append(f'<text class="{_cls(row).strip()}" x="{x + 8:.1f}" y="{label_y[i]:.1f}" font-size="11">'
+                         f"{escape(_short_label(row.model.rsplit('/', 1)[-1], 28))}</text>")
     return _svg(left + pw + 170, top + ph + 44, parts)
 
 
