@@ -19,7 +19,7 @@ import json
 import os
 import pickle
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -76,8 +76,9 @@ def load_board_runs(paths: Sequence[Path], protocol_hash: str, cache: Path | Non
 
     out: dict[Path, BoardRun | HarnessError] = {}
     todo: list[tuple[Path, dict[str, str], Path | None]] = []
-    for path in paths:
-        files = files_sha256(path)
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as threads:  # sha256 releases the GIL
+        hashes = list(threads.map(files_sha256, paths))
+    for path, files in zip(paths, hashes, strict=True):
         entry = cache / f"{cache_key(files, protocol_hash)}.pickle" if cache is not None else None
         hit = _read_cached(entry, path) if entry is not None else None
         if hit is not None:

