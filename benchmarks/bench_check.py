@@ -67,11 +67,20 @@ def main() -> None:
         "import sys, time; from harness.evaluate.runs import load_run; load_run(sys.argv[1]); t = time.perf_counter(); "
         "[load_run(sys.argv[1]) for _ in range(5)]; print((time.perf_counter() - t) / 5)"), str(pair / "baseline")],
         env=env, capture_output=True, text=True, check=True, cwd=work)
+    lc = subprocess.run([sys.executable, "-c", (
+        "import json, sys, time; from harness.score.lc import lc_bootstrap_ci; "
+        "rows = [json.loads(x) for x in open(sys.argv[1])]; s = {'candidate': 1.0, 'tie': 0.5, 'reference': 0.0}; "
+        "js = [r for r in rows if r['comparison'] == 'vs_base' and r['outcome']]; "
+        "y = [s[r['outcome']] for r in js]; d = [r['candidate_words'] - r['reference_words'] for r in js]; "
+        "lc_bootstrap_ci(y, d, seed=1); t = time.perf_counter(); lc_bootstrap_ci(y, d, seed=1234); "
+        "print(time.perf_counter() - t)"), str(pair / "baseline" / "judgments.jsonl")],
+        env=env, capture_output=True, text=True, check=True, cwd=work)
     print(f"harness at {code}, {args.dialogues} dialogues, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     print(f"empathy check (unchanged checkpoint, warm): median {statistics.median(walls):.2f} s wall of {args.repeat} "
           f"(min {min(walls):.2f}, max {max(walls):.2f}); exit {proc.returncode}; python + import of the CLI "
           f"{imports:.2f} s")
-    print(f"load_run of one run: {float(load.stdout.strip()):.3f} s")
+    print(f"load_run of one run: {float(load.stdout.strip()):.3f} s; the LC CI of one comparison (1,000 refits): "
+          f"{float(lc.stdout.strip()):.3f} s")
     print("report: " + " / ".join(first))
 
 
