@@ -1,0 +1,187 @@
+"""The style profile of a reply and of a run: what a judge may reward besides empathy, counted in one place.
+
+Empathy judges, LLMs and people alike, are moved by style — length, stock sympathy ("I'm so sorry to hear that"),
+a question at the end, advice lists, exclamation marks, emoji. Each reply gets one number per feature of
+:data:`FEATURES` (counts per reply, except ``echo``, a share, and ``grade``, a reading grade):
+
+- ``words``, ``sentences``; ``questions`` / ``exclamations``: runs of "?" / "!"; ``emoji``: pictographic
+  characters; markdown: ``list_items`` (lines opening with -, *, • or "1." / "1)"), ``bold`` (``**x**`` /
+  ``__x__``), ``headers`` (lines opening with #);
+- ``second_person``: you, your, yours, yourself, you're, you've, you'll, you'd;
+- phrase counts from ``prompts/style/phrases.yaml`` (data, versioned): ``sympathy`` (stock sympathy), ``validation``,
+  ``advice``, ``apology``, ``ai_disclaimer`` ("as an AI …"); ``imperatives``: sentences that open with one of its
+  imperative verbs;
+- ``echo``: the share of the speaker's content words (letters only, ≥ 4 characters, not a stop word) that the reply
+  repeats (0 when the speaker has none);
+- ``grade``: Flesch–Kincaid grade level, 0.39·words/sentence + 11.8·syllables/word − 15.59 (syllables: vowel
+  groups, a final silent "e" dropped, at least one per word); 0 for an empty reply.
+
+Phrases match case-insensitively on word boundaries after curly quotes are straightened. The profile's
+:attr:`StyleCounter.fingerprint` hashes :data:`STYLE_VERSION` (this code) and the phrase file: style numbers are
+comparable only under one fingerprint. Per run, :func:`summarise` gives each feature's mean with a 95 % percentile
+bootstrap CI over dialogues (the run's seed; the same resamples as every other CI of the run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.core.io import load_config, short_hash
+from harness.core.resources import prompts_dir
+from harness.score.resample import resample_indices
+
+#: The counting code's version (bump when a feature's definition changes).
+STYLE_VERSION = "style-v1"
+FEATURES: tuple[str, ...] = (
+    "words", "sentences", "questions", "exclamations", "emoji", "list_items", "bold", "headers", "second_person",
+    "sympathy", "validation", "advice", "imperatives", "apology", "ai_disclaimer", "echo", "grade",
+)
+N_STYLE_BOOTSTRAP = 2000
+
+_STOP = frozenset("""that this with have from they them their there what when were will would about your just been
+    into than then because could should really feel feels felt like also even much very some more most only over
+    after before again being does doing down every here other same such these those through under until while who
+    whom which where why how know""".split())
+_SECOND = re.compile(r"\b(?:you|your|yours|yourself|yourselves|you're|you've|you'll|you'd)\b", re.I)
+_QUESTION, _EXCLAIM = re.compile(r"\?+"), re.compile(r"!+")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+_LIST = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M)
+_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
+_HEADER = re.compile(r"^\s*#{1,6}\s", re.M)
+_EMOJI = re.compile("[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f2ff\U0001f900-\U0001f9ff]")
+_WORD = re.compile(r"[a-z]+")
+_VOWELS = re.compile(r"[aeiouy]+")
+
+
+class Phrases(BaseModel):
+    """``prompts/style/phrases.yaml``: the phrase lists, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    stock_sympathy: tuple[str, ...] = Field(min_length=1)
+    validation: tuple[str, ...] = Field(min_length=1)
+    advice: tuple[str, ...] = Field(min_length=1)
+    apology: tuple[str, ...] = Field(min_length=1)
+    ai_disclaimer: tuple[str, ...] = Field(min_length=1)
+    imperatives: tuple[str, ...] = Field(min_length=1)
+
+
+def _alternation(phrases: Sequence[str]) -> re.Pattern[str]:
+    # longest first, so that "as an ai language model" is one match, not "as an ai" + more
+    body = "|".join(re.escape(p.lower()) for p in sorted(set(phrases), key=len, reverse=True))
+    return re.compile(rf"(?<![\w'])(?:{body})(?![\w'])")
+
+
+class StyleCounter:
+    """Counts the features of replies with one phrase file; :attr:`fingerprint` names what the numbers mean."""
+
+    def __init__(self, phrases: Phrases) -> None:
+        self.phrases = phrases
+        self._patterns = {name: _alternation(getattr(phrases, key)) for name, key in (
+            ("sympathy", "stock_sympathy"), ("validation", "validation"), ("advice", "advice"),
+            ("apology", "apology"), ("ai_disclaimer", "ai_disclaimer"))}
+        self._imperatives = frozenset(p.lower() for p in phrases.imperatives)
+        self.fingerprint = short_hash(STYLE_VERSION, json.dumps(phrases.model_dump(mode="json"), sort_keys=True))
+
+    def profile(self, reply: str, utterance: str = "") -> dict[str, float]:
+        """The features of one reply (``utterance``: what the speaker said, for ``echo``)."""
+        text = reply.replace("\u2019", "'").replace("\u2018", "'")
+        low = text.lower()
+        words = text.split()
+        sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+        n_sent = max(len(sentences), 1 if words else 0)
+        out = {
+            "words": float(len(words)), "sentences": float(n_sent),
+            "questions": float(len(_QUESTION.findall(text))), "exclamations": float(len(_EXCLAIM.findall(text))),
+            "emoji": float(len(_EMOJI.findall(text))), "list_items": float(len(_LIST.findall(text))),
+            "bold": float(len(_BOLD.findall(text))), "headers": float(len(_HEADER.findall(text))),
+            "second_person": float(len(_SECOND.findall(text))),
+        }
+        for name, pattern in self._patterns.items():
+            out[name] = float(len(pattern.findall(low)))
+        out["imperatives"] = float(sum(1 for s in sentences if _first_word(s) in self._imperatives))
+        out["echo"] = _echo(low, utterance)
+        out["grade"] = _grade(low, len(words), n_sent)
+        return {f: out[f] for f in FEATURES}
+
+    def matrix(self, replies: Sequence[tuple[str, str]]) -> NDArray[np.float64]:
+        """(replies × features) of (reply, utterance) pairs."""
+        rows = [[p[f] for f in FEATURES] for p in (self.profile(r, u) for r, u in replies)]
+        return np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
+
+
+def _first_word(sentence: str) -> str:
+    m = re.match(r"\s*([A-Za-z']+)", sentence)
+    return m.group(1).lower() if m else ""
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) >= 4 and w not in _STOP}
+
+
+def _echo(reply_low: str, utterance: str) -> float:
+    said = _content_words(utterance)
+    return len(said & set(_WORD.findall(reply_low))) / len(said) if said else 0.0
+
+
+def _syllables(word: str) -> int:
+    groups = len(_VOWELS.findall(word))
+    if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
+        groups -= 1
+    return max(groups, 1)
+
+
+def _grade(low: str, n_words: int, n_sent: int) -> float:
+    tokens = _WORD.findall(low)
+    if not tokens or not n_sent:
+        return 0.0
+    syllables = sum(_syllables(w) for w in tokens)
+    return 0.39 * n_words / n_sent + 11.8 * syllables / len(tokens) - 15.59
+
+
+@lru_cache(maxsize=4)
+def load_counter(path: str | None = None) -> StyleCounter:
+    """The counter of a phrase file (default ``prompts/style/phrases.yaml``); errors name the file and the key."""
+    return StyleCounter(load_config(Path(path) if path else prompts_dir() / "style" / "phrases.yaml", Phrases,
+                                    "style phrase file"))
+
+
+def summarise(values: NDArray[np.float64], *, seed: int, n_boot: int = N_STYLE_BOOTSTRAP) -> dict[str, dict[str, Any]]:
+    """Per feature: mean and 95 % bootstrap CI over the rows (dialogues) of ``values`` (dialogues × features)."""
+    n = values.shape[0]
+    if n == 0:
+        return {f: {"mean": None, "ci_low": None, "ci_high": None, "n": 0} for f in FEATURES}
+    means = values.mean(axis=0)
+    boots = values[resample_indices(seed, n, n_boot)].mean(axis=1)  # (n_boot × features), one draw for all
+    low, high = np.percentile(boots, [2.5, 97.5], axis=0)
+    return {f: {"mean": float(means[k]), "ci_low": float(low[k]), "ci_high": float(high[k]), "n": n}
+            for k, f in enumerate(FEATURES)}
+
+
+def largest_differences(candidate: NDArray[np.float64], reference: NDArray[np.float64], k: int = 3
+                        ) -> list[dict[str, Any]]:
+    """The ``k`` features whose means differ most, in pooled standard deviations (features that vary)."""
+    out = []
+    for j, f in enumerate(FEATURES):
+        a, b = candidate[:, j], reference[:, j]
+        sd = math.sqrt((float(a.var()) + float(b.var())) / 2)
+        if sd > 0:
+            out.append({"feature": f, "candidate": float(a.mean()), "reference": float(b.mean()),
+                        "difference_sd": (float(a.mean()) - float(b.mean())) / sd})
+    return sorted(out, key=lambda d: -abs(d["difference_sd"]))[:k]
+
+
+def profile_replies(counter: StyleCounter, replies: Mapping[str, str], utterances: Mapping[str, str],
+                    ids: Sequence[str]) -> NDArray[np.float64]:
+    """(dialogues × features) of ``replies`` by dialogue id, in the order of ``ids``."""
+    return counter.matrix([(replies[i], utterances.get(i, "")) for i in ids])
