@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.core.io import short_hash
+from harness.core.style_record import RunStyle
 from harness.core.validity import JudgeValidity
 
 SCHEMA_VERSION = 2
@@ -264,8 +265,7 @@ class RunHealth(BaseModel):
     """Share of pairwise verdicts (one per order) that were read."""
     tie_rate: float | None
     position_flip_rate: float | None
-    position_bias: float | None
-    """P(the first-shown reply wins) − P(the second wins), over decisive read verdicts; 0 for an unbiased judge."""
+    position_bias: float | None  # P(first-shown reply wins) − P(second wins), decisive read verdicts; 0: unbiased
     order_free: bool = False
     """The judge scores each reply alone (reward mode): position bias and flip rate are n/a (None), not a measured 0."""
     label_mass_mean: float | None = None
@@ -303,17 +303,16 @@ class Provenance(BaseModel):
     generation_prompt_version: str
     generation_prompt_hash: str
     decoding: Decoding
-    systems: dict[str, SystemInfo]
-    """``candidate`` and every reference by name."""
+    systems: dict[str, SystemInfo]  # ``candidate`` and every reference by name
     seed: int
     time: str
 
 
 class RunResult(_Record):
-    """A completed run (``results.json``, schema 2); ``vs_base`` / ``vs_direct`` repeat those comparisons on top."""
+    """A completed run (``results.json``, schema 3; 2 lacks ``style``); ``vs_base`` / ``vs_direct`` repeat those on top."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: Literal[2] = 2
+    schema_version: Literal[2, 3] = 3
     model: str
     comparisons: dict[str, ComparisonStats]
     vs_base: ComparisonStats | None = None
@@ -328,6 +327,7 @@ class RunResult(_Record):
     warnings: list[str] = Field(default_factory=list)
     provenance: Provenance
     judge_validity: JudgeValidity | None = None  # the judge's agreement with people, measured elsewhere (see its module)
+    style: RunStyle | None = None  # the replies' style profile (harness.score.style); None: schema 2, or no references
     demo: bool = False
     """Made by ``empathy demo``: models of random weights (or a 135M judge) — the numbers are noise; never quote them."""
 

@@ -93,6 +93,13 @@ def print_summary(result: RunResult) -> None:
     out.print(table)
     out.print("LC: length-controlled win rate; flips: position-flip rate (verdict changed with the order)"
               + ("; n/a: order-free judge (each reply scored alone)" if result.health.order_free else ""))
+    if result.style is not None:
+        for name, diffs in result.style.largest_differences.items():
+            shown = ", ".join(f"{d.feature} {d.difference_sd:+.1f} SD ({d.candidate:.3g} vs {d.reference:.3g})"
+                              for d in diffs)
+            out.print(f"style vs {name.removeprefix('vs_')}: {shown or 'no difference'}", soft_wrap=True)
+    elif result.schema_version == 2:
+        out.print("style: none recorded (a schema-2 run: re-run 'empathy eval' to profile its replies)")
     h = result.health
     total = sum(d.n_scored + d.n_unscored for d in result.rubric.values())
     unscored = sum(d.n_unscored for d in result.rubric.values())

@@ -25,12 +25,14 @@ from harness.core.records import (
     RunResult,
     SystemInfo,
 )
+from harness.core.style_record import StyleRow
 from harness.data.selection import ids_hash
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import UNHEALTHY, label_masses, mass_summary, order_free_judge, run_health
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 from harness.score.stats import comparison_stats, rubric_stats
+from harness.score.style import load_counter, run_style
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,14 @@ def _dimensions(scores: Sequence[RubricScore], seed: int) -> dict[str, Dimension
 def computed_parts(
     judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore], gens: Sequence[Generation],
     references: dict[str, SystemInfo], min_label_mass: float, seed: int, probe: Sequence[JudgeProbe] = (),
-    order_free: bool = False,
+    order_free: bool = False, style: Sequence[StyleRow] | None = None,
 ) -> dict[str, Any]:
     """Every number of a RunResult that follows from the verdicts — the loader recomputes these to check a run.
 
     ``probe``: the judge's sanity-probe verdicts (``probe.jsonl``), which decide ``health.judge_ok`` with the rest.
     ``order_free``: the judge is order-free (:func:`~harness.score.health.order_free_judge`): position bias and
-    flip rates are None ("n/a: order-free judge"), never a measured 0.
+    flip rates are None ("n/a: order-free judge"), never a measured 0. ``style``: the run's ``style.jsonl`` rows
+    (None: the run has no style profile — schema 2), summarised into ``style``.
     """
     comparisons = {name: _comparison(name, js, references, seed, order_free) for name, js in judgments.items()}
     candidate_scores = [r for r in rubric_scores if r.system == "candidate"]
@@ -123,7 +126,15 @@ def computed_parts(
         "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
                              min_label_mass=min_label_mass, probe=probe, order_free=order_free),
         "results": strict_json(lm_eval_view(judgments, candidate_scores, gens, order_free)),
+        **({} if style is None else {"style": run_style(style, list(judgments), seed=seed,
+                                                        phrases_version=_phrases_version(style))}),
     }
+
+
+def _phrases_version(rows: Sequence[StyleRow]) -> str:
+    """The phrase-file version the rows were counted with: today's file when the fingerprint is today's."""
+    counter = load_counter()
+    return counter.phrases.version if all(r.fingerprint == counter.fingerprint for r in rows) else "other"
 
 
 def rubric_warnings(rubric: dict[str, DimensionStats], health: RunHealth) -> list[str]:
@@ -161,10 +172,14 @@ def _warnings(comparisons: dict[str, ComparisonStats], rubric: dict[str, Dimensi
 def assemble_result(
     model: str, judgments: dict[str, list[Judgment]], rubric_scores: Sequence[RubricScore],
     gens: Sequence[Generation], inputs: RunInputs, probe: Sequence[JudgeProbe] = (),
+    style: Sequence[StyleRow] | None = None,
 ) -> RunResult:
-    """Every statistic of a run, typed, with the fingerprints of what produced it (and the judge's probe)."""
+    """Every statistic of a run, typed, with the fingerprints of what produced it.
+
+    ``probe``: the judge's sanity-probe verdicts; ``style``: the replies' style rows (:mod:`harness.score.style`).
+    """
     parts = computed_parts(judgments, rubric_scores, gens, inputs.references, inputs.judge.min_label_mass,
-                           inputs.seed, probe, order_free=order_free_judge(inputs.judge))
+                           inputs.seed, probe, order_free=order_free_judge(inputs.judge), style=style)
     prompt = load_generation_prompt()
     return RunResult(
         model=model,

@@ -49,6 +49,7 @@ from harness.generate.replies import (
 from harness.judge.judge import Judge, PairItem, RubricItem, open_judge
 from harness.judge.probe import run_probe
 from harness.judge.reward import RubricUnavailable
+from harness.score.style import load_counter, style_rows
 
 #: The system name of the evaluated model in judgments and rubric scores (references go by their names).
 CANDIDATE = "candidate"
@@ -260,8 +261,11 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
     )
     if cfg.declared is not None:
         inputs = dataclasses.replace(inputs, candidate=cfg.declared)
+    style = style_rows(load_counter(), dialogues, {CANDIDATE: {g.dialogue_id: g.response for g in gens},
+                                                   **{n: {i: g.response for i, g in r.generations.items()}
+                                                      for n, r in refs.items()}})
     result = assemble_result(cfg.declared.model.name if cfg.declared else cfg.candidate.model, judgments,
-                             rubric_scores, gens, inputs, probe)
+                             rubric_scores, gens, inputs, probe, style)
     extra = [n for n in (rubric_note, validity[1]) if n]
     result = result.model_copy(update={"warnings": [*result.warnings, *extra], "judge_validity": validity[0]})
     if cfg.demo:
@@ -285,7 +289,7 @@ def _evaluate(cfg: EvalConfig, judge: Judge, candidate: tuple[ModelSpec, ModelId
         "software": software(),
     }
     write_run(cfg.output, result, gens, [j for js in judgments.values() for j in js], rubric_scores, manifest,
-              probe)
+              probe, style)
     return result
 
 

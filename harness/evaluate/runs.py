@@ -23,15 +23,19 @@ from pydantic import ValidationError
 from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, RunHealth, RunResult
+from harness.core.style_record import StyleRow
 from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
 from harness.judge.parse import combine_orders
 from harness.score.health import order_free_judge
+from harness.score.style import load_counter
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
 #: The judge's sanity-probe verdicts: optional on load (older runs have none), always written.
 PROBE = "probe.jsonl"
+#: Every system's reply profiled (harness.score.style); schema 3 runs.
+STYLE = "style.jsonl"
 #: The JSON Schema of results.json, shipped in the package (tests keep it equal to :class:`RunResult`'s).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "core" / "results.schema.json"
 
@@ -51,6 +55,8 @@ class Run:
     rubric: list[RubricScore]
     manifest: dict[str, Any]
     probe: list[JudgeProbe] = field(default_factory=list)
+    style: list[StyleRow] | None = None
+    """``style.jsonl``: every system's reply profiled (None: the run has none — schema 2, or no style)."""
 
 
 def results_schema() -> dict[str, Any]:
@@ -69,9 +75,14 @@ def start_run(out: Path) -> None:
 
 
 def write_run(out: Path, result: RunResult, generations: Sequence[Generation], judgments: Sequence[Judgment],
-              rubric: Sequence[RubricScore], manifest: dict[str, Any], probe: Sequence[JudgeProbe] = ()) -> None:
+              rubric: Sequence[RubricScore], manifest: dict[str, Any], probe: Sequence[JudgeProbe] = (),
+              style: Sequence[StyleRow] | None = None) -> None:
     """Write a run folder atomically, file by file, results.json last."""
     write_jsonl(out / "generations.jsonl", generations)
+    if style is not None:
+        write_jsonl(out / STYLE, style)
+    else:
+        (out / STYLE).unlink(missing_ok=True)  # an earlier run's profile in this folder must go
     write_jsonl(out / PROBE, probe)  # even when empty: a probe left by an earlier run in this folder must go
     write_jsonl(out / "judgments.jsonl", judgments)
     write_jsonl(out / "rubric.jsonl", rubric)
@@ -98,8 +109,8 @@ def load_run(path: Path | str) -> Run:
         raise RunError(f"{results}: schema 1 (written before model and judge fingerprints existed): its numbers "
                        "cannot be traced to what produced them, so it is not upgraded — re-run 'empathy eval' with "
                        "the same options (verdicts still in the cache are not asked again)")
-    if version != 2:
-        raise RunError(f"{results}: unknown schema_version {version!r}; this harness reads schema 2")
+    if version not in (2, 3):
+        raise RunError(f"{results}: unknown schema_version {version!r}; this harness reads schemas 2 and 3")
     try:
         result = RunResult.model_validate(raw)
     except ValidationError as exc:
@@ -115,6 +126,7 @@ def load_run(path: Path | str) -> Run:
         rubric=_records(folder / "rubric.jsonl", RubricScore),
         manifest=_read_json(folder / "manifest.json"),
         probe=_records(folder / PROBE, JudgeProbe) if (folder / PROBE).is_file() else [],
+        style=_records(folder / STYLE, StyleRow) if (folder / STYLE).is_file() else None,
     )
     health = _check_consistent(run)
     # the verdict on the judge is always today's rule applied to the run's own numbers (never what results.json
@@ -223,8 +235,9 @@ def _check_consistent(run: Run) -> RunHealth:
     probe_ids = [p.probe_id for p in run.probe]
     if len(probe_ids) != len(set(probe_ids)):
         raise RunError(f"{where}: {PROBE} repeats a probe pair")
+    _check_style(run)
     parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
-                           r.provenance.seed, run.probe, order_free=order_free_judge(r.judge))
+                           r.provenance.seed, run.probe, order_free=order_free_judge(r.judge), style=run.style)
     recorded = r.model_dump(mode="json")
     for field_name in JUDGEMENT_FIELDS:
         recorded["health"].pop(field_name, None)
@@ -239,6 +252,47 @@ def _check_consistent(run: Run) -> RunHealth:
                            f"{should!r} (edited, or the files come from another run)")
     health: RunHealth = parts["health"]
     return health
+
+
+def _check_style(run: Run) -> None:
+    """style.jsonl is there exactly when results.json has a style profile, and its candidate rows are the replies'.
+
+    The candidate's features are recounted from generations.jsonl when the rows were counted with today's phrase
+    file and code (another fingerprint: a run made with older lists stays valid; its rows are summarised as they
+    are). The references' rows cannot be recounted without the reference files; their summary is recomputed.
+    """
+    where, r = run.path, run.result
+    if (r.style is None) != (run.style is None):
+        missing = STYLE if run.style is None else "results.json's style"
+        raise RunError(f"{where}: {missing} is missing while the other is there (the files come from different runs)")
+    if run.style is None:
+        return
+    counter = load_counter()
+    utterances = _utterances(run)
+    replies = {g.dialogue_id: g.response for g in run.generations}
+    for row in run.style:
+        if row.system != "candidate" or row.fingerprint != counter.fingerprint:
+            continue
+        features = counter.profile(replies.get(row.dialogue_id, ""), (utterances or {}).get(row.dialogue_id, ""))
+        if utterances is None:  # echo needs the speaker's words: recounted only where the dataset is on this disk
+            features["echo"] = row.features.get("echo", 0.0)
+        if row.dialogue_id not in replies or features != row.features:
+            raise RunError(f"{where}: {STYLE}: the candidate's style features of {row.dialogue_id} are not those of its "
+                           "reply in generations.jsonl (edited, or the files come from another run)")
+
+
+def _utterances(run: Run) -> dict[str, str] | None:
+    """The speaker's words per dialogue, when the run's dataset is the bundled one or a file on this disk."""
+    from harness.data.selection import run_dialogues
+
+    spec = run.result.provenance.dataset
+    if spec != "bundled" and not Path(spec).is_file():
+        return None
+    try:
+        dialogues, _ = run_dialogues(spec, run.result.provenance.n_dialogues)
+    except HarnessError:
+        return None
+    return {d.id: d.utterance for d in dialogues}
 
 
 def _dump(value: Any) -> Any:

@@ -31,6 +31,7 @@ from harness.evaluate.references import now
 from harness.evaluate.result import RunInputs, assemble_result
 from harness.evaluate.runs import start_run, write_run
 from harness.generate.replies import LMEVAL_MODEL, ModelSpec, default_decoding, uses_chat_template
+from harness.score.style import load_counter, style_rows
 
 _ARG_ALIASES = {"pretrained": "model"}
 
@@ -99,6 +100,7 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
     judgments: dict[str, list[Judgment]] = {}
     references: dict[str, SystemInfo] = {}
     generations: dict[str, Generation] = {}
+    reference_replies: dict[str, dict[str, str]] = {}
     for task, rows in comparisons.items():
         settings = _run_settings(rows, task)
         ids = [row["doc"]["id"] for row in rows]
@@ -113,6 +115,7 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
             backend=settings["reference_backend"], chat_template=settings["reference_chat_template"] == "True",
             reference_file=settings["reference_file"], reference_file_hash=settings["reference_file_hash"])
         judgments[f"vs_{ref_name}"] = [Judgment.model_validate_json(row["filtered_resps"][0]) for row in rows]
+        reference_replies[ref_name] = {row["doc"]["id"]: row["doc"]["reference_response"] for row in rows}
         for row in rows:
             raw = row["resps"][0][0] if row["resps"] and row["resps"][0] else ""
             generations.setdefault(row["doc"]["id"], Generation(
@@ -137,13 +140,15 @@ def import_lmeval(folder: Path, output: Path) -> RunResult:
                        candidate=SystemInfo(model=candidate, backend=backend, chat_template=chat), references=references,
                        decoding=default_decoding(), judge=judge, seed=int(run["seed"]))
     gens = [generations[d.id] for d in dialogues]
-    result = assemble_result(candidate.name, judgments, rubric, gens, inputs, probe)
+    style = style_rows(load_counter(), dialogues, {"candidate": {g.dialogue_id: g.response for g in gens},
+                                                   **reference_replies})
+    result = assemble_result(candidate.name, judgments, rubric, gens, inputs, probe, style)
     start_run(output)
     manifest_out = {"created_at": now(), "imported_from": str(results_path), "lm_eval_config": config,
                     "systems": {n: s.model.model_dump(mode="json") for n, s in result.provenance.systems.items()},
                     "dataset": {"spec": run["dataset"], "hash": digest, "n": len(dialogues),
                                 "ids": [d.id for d in dialogues]}, "judge": judge.model_dump(mode="json")}
-    write_run(output, result, gens, [j for js in judgments.values() for j in js], rubric, manifest_out, probe)
+    write_run(output, result, gens, [j for js in judgments.values() for j in js], rubric, manifest_out, probe, style)
     return result
 
 

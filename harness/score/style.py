@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.io import load_config, short_hash
 from harness.core.resources import prompts_dir
+from harness.core.style_record import FeatureStats, RunStyle, StyleDifference, StyleRow
 from harness.score.resample import resample_indices
 
 #: The counting code's version (bump when a feature's definition changes).
@@ -171,17 +172,49 @@ def summarise(values: NDArray[np.float64], *, seed: int, n_boot: int = N_STYLE_B
 def largest_differences(candidate: NDArray[np.float64], reference: NDArray[np.float64], k: int = 3
                         ) -> list[dict[str, Any]]:
     """The ``k`` features whose means differ most, in pooled standard deviations (features that vary)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for j, f in enumerate(FEATURES):
         a, b = candidate[:, j], reference[:, j]
         sd = math.sqrt((float(a.var()) + float(b.var())) / 2)
         if sd > 0:
             out.append({"feature": f, "candidate": float(a.mean()), "reference": float(b.mean()),
                         "difference_sd": (float(a.mean()) - float(b.mean())) / sd})
-    return sorted(out, key=lambda d: -abs(d["difference_sd"]))[:k]
+    return sorted(out, key=lambda d: -abs(float(d["difference_sd"])))[:k]
 
 
 def profile_replies(counter: StyleCounter, replies: Mapping[str, str], utterances: Mapping[str, str],
                     ids: Sequence[str]) -> NDArray[np.float64]:
     """(dialogues × features) of ``replies`` by dialogue id, in the order of ``ids``."""
     return counter.matrix([(replies[i], utterances.get(i, "")) for i in ids])
+
+
+def style_rows(counter: StyleCounter, dialogues: Sequence[Any], replies: Mapping[str, Mapping[str, str]]
+               ) -> list[StyleRow]:
+    """The ``style.jsonl`` rows of a run: every system's reply (``replies``: system → dialogue id → reply) profiled."""
+    out = []
+    for system, by_id in replies.items():
+        for d in dialogues:
+            if d.id in by_id:
+                out.append(StyleRow(dialogue_id=d.id, system=system, features=counter.profile(by_id[d.id], d.utterance),
+                                    fingerprint=counter.fingerprint))
+    return out
+
+
+def run_style(rows: Sequence[StyleRow], comparisons: Sequence[str], *, seed: int, phrases_version: str) -> RunStyle:
+    """The run's style profile from its rows.
+
+    Per system, each feature's mean and CI (dialogues in id order, the same resamples for every system); per
+    comparison, the largest differences from that reference.
+    """
+    by_system: dict[str, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        by_system.setdefault(r.system, {})[r.dialogue_id] = r.features
+    matrices = {s: np.asarray([[f[k] for k in FEATURES] for _, f in sorted(rows_.items())], dtype=float)
+                .reshape(len(rows_), len(FEATURES)) for s, rows_ in by_system.items()}
+    fingerprints = sorted({r.fingerprint for r in rows})
+    systems = {s: {f: FeatureStats(**v) for f, v in summarise(m, seed=seed).items()} for s, m in matrices.items()}
+    cand = matrices.get("candidate")
+    diffs = {c: [StyleDifference(**d) for d in largest_differences(cand, matrices[c.removeprefix("vs_")])]
+             for c in comparisons if cand is not None and c.removeprefix("vs_") in matrices}
+    return RunStyle(fingerprint=",".join(fingerprints), phrases_version=phrases_version, features=FEATURES,
+                    systems=systems, largest_differences=diffs)

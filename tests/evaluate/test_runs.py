@@ -32,7 +32,7 @@ def test_demo_results_validate_against_the_shipped_schema_and_load(demo_run):
 
     data = json.loads((demo_run / "results.json").read_text())
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["demo"] is True and data["warnings"][0].startswith("demo: these numbers come from random weights")
     run = load_run(demo_run)
     assert isinstance(run.result, RunResult)

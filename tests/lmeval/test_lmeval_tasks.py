@@ -148,6 +148,7 @@ def test_lm_eval_cli_runs_the_empathy_group(tiny_models, small_refs, tmp_path):
         output=tmp_path / "eval", references={"base": small_refs["base"], "direct": small_refs["direct"]}, limit=4))
     assert direct.judge == result.judge and direct.provenance.dialogue_ids_hash == result.provenance.dialogue_ids_hash
     assert direct.comparisons == result.comparisons and direct.rubric == result.rubric
+    assert result.style is not None and direct.style == result.style  # the same replies, the same style profile
     # the same health, sanity probe included (the lm-eval tasks run it while building their documents)
     assert direct.health == result.health and result.health.probe_n == len(run.probe) > 0
     def verdicts(probe):  # `cached` differs: the second front end reads the first one's verdicts from the cache
