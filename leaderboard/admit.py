@@ -20,13 +20,21 @@ from pathlib import Path
 from typing import Literal
 
 from harness.core.errors import HarnessError
+from harness.core.validity import JudgeValidity
 from harness.evaluate.references import now
 from harness.evaluate.runs import Run
 from leaderboard.ledger import Arrival
 from leaderboard.loading import BoardRun, load_board_runs
 from leaderboard.models import ControlKind, Rejection, Trust
 from leaderboard.protocol import BoardProtocol, mismatches
-from leaderboard.trust import CONTROL, TRUST_RANK, VERIFICATION, read_record, record_problem
+from leaderboard.trust import (
+    CONTROL,
+    JUDGED_BY_THE_BOARD,
+    TRUST_RANK,
+    VERIFICATION,
+    read_record,
+    record_problem,
+)
 
 CONTROL_PREFIX = "control-"
 CONTROLS: tuple[ControlKind, ...] = ("null_model", "verbose_padding", "anchor_self", "human")
@@ -231,3 +239,16 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
     for e in sorted(candidates, key=lambda e: -TRUST_RANK[e.trust]):
         ledger[e.run_id] = ledger[e.run_id].model_copy(update={"trust": e.trust, "control": e.control})
     return sorted(kept.values(), key=lambda e: e.run_id), rejected, ledger
+
+
+def board_validity(entries: Sequence[Entry]) -> JudgeValidity | None:
+    """The judge's validity figures carried by the runs the board judged itself (a submission's are its own claim).
+
+    Every such run has the board's judge (load_run matched the figures to it); the first one found by trust, then
+    arrival, is shown — expert figures preferred, since they answer more.
+    """
+    judged = sorted((e for e in entries if (e.trust in JUDGED_BY_THE_BOARD or e.control is not None)
+                     and e.run.result.judge_validity is not None), key=lambda e: (TRUST_RANK[e.trust], e.arrival.seq))
+    found = [e.run.result.judge_validity for e in judged]
+    best = [v for v in found if v is not None and v.experts_kappa is not None] or found
+    return best[0] if best else None

@@ -22,16 +22,15 @@ from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
 from harness.core.records import ComparisonStats
-from harness.core.validity import JudgeValidity
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import unhealthy_banner
-from leaderboard.admit import Entry, admit, safe_run_id
+from leaderboard.admit import Entry, admit, board_validity, safe_run_id
 from leaderboard.ledger import Arrival, ledger_record, load_ledger
 from leaderboard.models import Board, Health, Interval, Rejection, Row
 from leaderboard.protocol import BoardProtocol
 from leaderboard.ratings import Battle, Rating, fit_ratings
-from leaderboard.trust import CONTROL, JUDGED_BY_THE_BOARD, LEDGER, RUN_FILES, TRUST_RANK, VERIFICATION
+from leaderboard.trust import CONTROL, JUDGED_BY_THE_BOARD, LEDGER, RUN_FILES, VERIFICATION
 
 ANCHOR = "anchor"
 #: What each run's copy under ``results/<run_id>/`` holds: its files and the board's own records of it.
@@ -223,19 +222,6 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Se
                   rejected=rejected, built_at=now(), harness_version=__version__, built_from_commit=built_from,
                   judge_validity=board_validity(entries))
     return Built(board, entries, ledger, notes)
-
-
-def board_validity(entries: Sequence[Entry]) -> JudgeValidity | None:
-    """The judge's validity figures carried by the runs the board judged itself (a submission's are its own claim).
-
-    Every such run has the board's judge (load_run matched the figures to it); the first one found by trust, then
-    arrival, is shown — expert figures preferred, since they answer more.
-    """
-    judged = sorted((e for e in entries if (e.trust in JUDGED_BY_THE_BOARD or e.control is not None)
-                     and e.run.result.judge_validity is not None), key=lambda e: (TRUST_RANK[e.trust], e.arrival.seq))
-    found = [e.run.result.judge_validity for e in judged]
-    best = [v for v in found if v is not None and v.experts_kappa is not None] or found
-    return best[0] if best else None
 
 
 # -- outputs -----------------------------------------------------------------------------------------------
