@@ -70,6 +70,20 @@ class HealthCheck(_Frozen):
     ok: bool
 
 
+class StyleShift(_Frozen):
+    """One style feature of the candidate replies, baseline vs candidate run (:mod:`harness.gate.style_shift`)."""
+
+    feature: str
+    baseline: float
+    candidate: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    n: int
+    shifted: bool
+    """The CI excludes 0."""
+
+
 class GateVerdict(_Frozen):
     """What ``empathy check`` decided, and everything it decided from (``--json``)."""
 
@@ -86,6 +100,9 @@ class GateVerdict(_Frozen):
     problems: list[str] = Field(default_factory=list)
     """Why the comparison is invalid (fields that differ, floors broken)."""
     warnings: list[str] = Field(default_factory=list)
+    style_shift: list[StyleShift] = Field(default_factory=list)
+    """Every style feature's paired shift (reported, never gated); empty with ``style_note`` saying why."""
+    style_note: str | None = None
     baseline: str
     candidate: str
     judge: str

@@ -111,6 +111,9 @@ def markdown_summary(v: GateVerdict) -> str:
             out += ["_The comparison is invalid: these numbers are not a basis for a verdict._", ""]
         out += _metrics_table(v)
         out += ["", holm_line(v) + " 'flags a drop ≥': the smallest true drop flagged, margin included."]
+    if v.style_shift or v.style_note:
+        out += ["", "### Style shift (candidate replies, candidate − baseline run; reported, not gated)", "",
+                *_style_table(v)]
     if v.health:
         out += ["", "### Health floors", "", *_health_table(v)]
     if v.problems:
@@ -119,6 +122,19 @@ def markdown_summary(v: GateVerdict) -> str:
     if warnings:
         out += ["", "### Warnings", "", *(f"- {w}" for w in warnings)]
     return "\n".join(out) + "\n"
+
+
+def _style_table(v: GateVerdict) -> list[str]:
+    """The features whose paired 95 % CI excludes 0, largest relative change first; or a line why there are none."""
+    if v.style_note:
+        return [v.style_note]
+    moved = sorted((s for s in v.style_shift if s.shifted),
+                   key=lambda s: -abs(s.delta) / max(abs(s.baseline), abs(s.candidate), 1e-9))
+    if not moved:
+        return [f"No style feature moved (every 95 % CI of the {len(v.style_shift)} features includes 0)."]
+    return ["| feature | baseline | candidate | Δ [95 % CI] |", "|---|---:|---:|---|",
+            *(f"| `{s.feature}` | {s.baseline:.3g} | {s.candidate:.3g} | {s.delta:+.3g} [{s.ci_low:+.3g}, "
+              f"{s.ci_high:+.3g}] |" for s in moved)]
 
 
 def _escape_data(text: str) -> str:
