@@ -84,13 +84,14 @@ def clone_runs(template: Path, out: Path, n: int, *, seed: int = 0) -> list[Path
                                dialogues=dialogues, candidate=candidate,
                                references={name: s for name, s in p.systems.items() if name != "candidate"},
                                decoding=p.decoding, judge=r.judge, seed=p.seed)
-            result = assemble_result(identity.name, by_comparison, run.rubric, run.generations, inputs, probe)
+            result = assemble_result(identity.name, by_comparison, run.rubric, run.generations, inputs, probe,
+                                     run.style)
             manifest = {**run.manifest, "systems": {name: s.model.model_dump(mode="json")
                                                     for name, s in result.provenance.systems.items()},
                         "candidate": {**run.manifest["candidate"], "model": identity.name,
                                       "identity": identity.model_dump(), "parameters": 135_000_000}}
             dest = out / f"model-{k:05d}"
-            write_run(dest, result, run.generations, judgments, run.rubric, manifest, probe)
+            write_run(dest, result, run.generations, judgments, run.rubric, manifest, probe, run.style)
             paths.append(dest)
             progress.advance(task)
     return paths

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import FILES, PROBE, RESULTS
+from harness.evaluate.runs import FILES, PROBE, RESULTS, STYLE
 
 #: Duplicates of a model keep the most trusted run (lowest rank), then the one the board saw first.
 TRUST_RANK: dict[str, int] = {"maintainer": 0, "verified": 1, "self-reported": 2, "control": 3}
@@ -43,7 +43,7 @@ VERIFICATION = "verification.json"
 CONTROL = "control.json"
 LEDGER = "ledger.json"
 #: The files a record vouches for (every run file but the records themselves).
-RUN_FILES = (RESULTS, *FILES, PROBE)
+RUN_FILES = (RESULTS, *FILES, PROBE, STYLE)
 MIN_KEY_CHARS = 32
 
 

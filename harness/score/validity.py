@@ -48,6 +48,7 @@ from harness.score.listener_rating import TextScorer
 from harness.score.ratings import SOURCE_NAMES, RatedDialogue, load_rated
 from harness.score.stats import OUTCOME_SCORE, mean_or_nan, position_flip
 from harness.score.stress import STRESSES, Stress, stress_report
+from harness.score.style_sensitivity import style_sensitivity
 from harness.score.validity_figures import (
     PairRecord,
     Prior,
@@ -243,6 +244,7 @@ def _human_part(judge: Judge, ratings: Path, output: Path, *, split: str, limit:
         report["position_flip_rate"] = {"value": None, "ci_low": None, "ci_high": None, "n": 0, "note": ORDER_FREE_NOTE}
     report["at_a_glance"] = validity_figures(figure_pairs(rated, judgments), prior, seed=seed)
     report["source_prior"] = prior_info
+    report["style_sensitivity"] = style_sensitivity(rated, judgments)
     report["stress"] = stress_report(judge, judgments, rated, limit=stress_limit, seed=seed)
     if rubric:
         rub = rubric_report(judge, rated, seed=seed)
@@ -316,7 +318,12 @@ def _human_table(result: dict[str, Any], console: Console, pct: Any, num: Any) -
     t.add_row("pairs judged / unscored", f"{result['n_pairs']} / {result['n_unscored']}")
     h = result["judge_health"]
     t.add_row("sanity probe: caring reply preferred", f"{num(h['probe_accuracy'])} over {h['probe_n']} pairs")
+    ss = result.get("style_sensitivity") or {"features": [], "judge": {}, "people": {}, "line": ""}
+    for f in ss["features"]:
+        t.add_row(f"style: {f} (log-odds per SD) judge / people",
+                  f"{ss['judge'].get(f, 0):+.2f} / {ss['people'].get(f, 0):+.2f}")
     console.print(t)
     console.print(glance["summary"], soft_wrap=True)
+    console.print(ss["line"], soft_wrap=True)
     if not h["judge_ok"]:
         console.print(f"[yellow]warning:[/] {UNHEALTHY}: {h['judge_problem']}")

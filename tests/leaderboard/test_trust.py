@@ -89,7 +89,7 @@ def test_a_self_reported_run_cannot_move_another_models_rating(board_runs, two_r
 def redate(src: Path, dest: Path, time: str) -> Path:
     run = load_run(src)
     result = run.result.model_copy(update={"provenance": run.result.provenance.model_copy(update={"time": time})})
-    write_run(dest, result, run.generations, run.judgments, run.rubric, run.manifest, run.probe)
+    write_run(dest, result, run.generations, run.judgments, run.rubric, run.manifest, run.probe, run.style)
     return dest
 
 

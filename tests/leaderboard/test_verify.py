@@ -28,8 +28,9 @@ def fabricate_wins(src, dest):
         by.setdefault(j.comparison, []).append(j)
     r = run.result
     refs = {n: s for n, s in r.provenance.systems.items() if n != "candidate"}
-    parts = computed_parts(by, run.rubric, run.generations, refs, r.judge.min_label_mass, r.provenance.seed)
-    write_run(dest, r.model_copy(update=parts), run.generations, forged, run.rubric, run.manifest)
+    parts = computed_parts(by, run.rubric, run.generations, refs, r.judge.min_label_mass, r.provenance.seed,
+                           style=run.style)
+    write_run(dest, r.model_copy(update=parts), run.generations, forged, run.rubric, run.manifest, style=run.style)
 
 
 def test_verify_an_honest_and_a_forged_submission(board_runs, tiny_models, small_refs, tmp_path, capsys):
