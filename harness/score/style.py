@@ -135,6 +135,7 @@ def _echo(reply_low: str, utterance: str) -> float:
     return len(said & set(_WORD.findall(reply_low))) / len(said) if said else 0.0
 
 
+@lru_cache(maxsize=1 << 16)  # words repeat: a run's replies have a few thousand distinct ones
 def _syllables(word: str) -> int:
     groups = len(_VOWELS.findall(word))
     if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
