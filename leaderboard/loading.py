@@ -6,7 +6,7 @@ manifest, and each comparison's per-dialogue outcomes (for the Bradley–Terry b
 replies and rubric scores are dropped once checked, so a board of thousands of runs fits in memory.
 
 What admission computed is kept in a cache (``<cache>/board-runs/<key>.pickle``), keyed by the sha256 of the
-run's files, the board's protocol hash and the harness version: a rebuild re-reads only runs it has not seen, and
+run's files, the board's protocol hash and the harness and loader versions: a rebuild re-reads only runs it has not seen, and
 a changed or tampered file changes the key and is checked in full again. The cache lives in the maintainer's own
 cache folder (never in a board or a submission) and is trusted like the harness code itself. Runs not in the
 cache are loaded in worker processes when there are many (``workers``).
@@ -34,6 +34,8 @@ from harness.score.stats import OUTCOME_SCORE
 from leaderboard.trust import files_sha256
 
 CACHE_FOLDER = "board-runs"
+#: Bump when what a check does changes (a new check in load_run, a new field kept): older cache entries then miss.
+LOADER_VERSION = "2"
 #: Below this many runs to read, worker processes cost more than they save.
 PARALLEL_FROM = 24
 
@@ -64,8 +66,9 @@ def board_run(path: Path, files: dict[str, str]) -> BoardRun:
 
 
 def cache_key(files: dict[str, str], protocol_hash: str) -> str:
-    """The cache key of a run: its files' sha256, the protocol hash, the harness version."""
-    text = json.dumps({"files": files, "protocol": protocol_hash, "harness": __version__}, sort_keys=True)
+    """The cache key of a run: its files' sha256, the protocol hash, the harness and loader versions."""
+    text = json.dumps({"files": files, "protocol": protocol_hash, "harness": __version__, "loader": LOADER_VERSION},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
