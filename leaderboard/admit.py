@@ -184,7 +184,7 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
     sources: list[tuple[Path, Source]] = [*((p, "runs") for p in find_runs(paths)),
                                           *((p, "published") for p in find_runs(published)),
                                           *((p, "submissions") for p in find_runs(untrusted))]
-    loaded = load_board_runs([p for p, _ in sources], protocol.hash, cache, workers=workers)
+    loaded = load_board_runs([p for p, _ in sources], protocol.hash, cache, workers=workers, key=key)
     for path, source in sources:
         try:
             run = loaded[path]
@@ -244,11 +244,11 @@ def admit(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Sequence
 def board_validity(entries: Sequence[Entry]) -> JudgeValidity | None:
     """The judge's validity figures carried by the runs the board judged itself (a submission's are its own claim).
 
-    Every such run has the board's judge (load_run matched the figures to it); the first one found by trust, then
-    arrival, is shown — expert figures preferred, since they answer more.
+    Every such run has the board's judge (load_run matched the figures to it); the most trusted, then the latest
+    arrival (the newest measurement), is shown — expert figures preferred, since they answer more.
     """
     judged = sorted((e for e in entries if (e.trust in JUDGED_BY_THE_BOARD or e.control is not None)
-                     and e.run.result.judge_validity is not None), key=lambda e: (TRUST_RANK[e.trust], e.arrival.seq))
+                     and e.run.result.judge_validity is not None), key=lambda e: (TRUST_RANK[e.trust], -e.arrival.seq))
     found = [e.run.result.judge_validity for e in judged]
     best = [v for v in found if v is not None and v.experts_kappa is not None] or found
     return best[0] if best else None

@@ -15,16 +15,19 @@ cache are loaded in worker processes when there are many (``workers``).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import pickle
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
+from functools import lru_cache
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
+import harness
 from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic_bytes
@@ -34,7 +37,7 @@ from harness.score.stats import OUTCOME_SCORE
 from leaderboard.trust import files_sha256
 
 CACHE_FOLDER = "board-runs"
-#: Bump when what a check does changes (a new check in load_run, a new field kept): older cache entries then miss.
+#: Part of the code fingerprint of the cache key (the source of harness/ and leaderboard/ is hashed as well).
 LOADER_VERSION = "2"
 #: Below this many runs to read, worker processes cost more than they save.
 PARALLEL_FROM = 24
@@ -65,72 +68,96 @@ def board_run(path: Path, files: dict[str, str]) -> BoardRun:
                     results_sha256=files.get("results.json", ""))
 
 
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 of the harness's and the board's own source and the style phrase file: what a check does."""
+    from harness.score.style import load_counter
+
+    digest = hashlib.sha256(f"{__version__}:{LOADER_VERSION}:{load_counter().fingerprint}".encode())
+    for package in (Path(__file__).resolve().parent, Path(harness.__file__).resolve().parent):
+        for source in sorted(package.rglob("*.py")):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(files: dict[str, str], protocol_hash: str) -> str:
-    """The cache key of a run: its files' sha256, the protocol hash, the harness and loader versions."""
-    text = json.dumps({"files": files, "protocol": protocol_hash, "harness": __version__, "loader": LOADER_VERSION},
-                      sort_keys=True)
+    """The cache key of a run: its files' sha256, the protocol hash, and the code that checks it."""
+    text = json.dumps({"files": files, "protocol": protocol_hash, "code": code_fingerprint()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_board_runs(paths: Sequence[Path], protocol_hash: str, cache: Path | None, *,
-                    workers: int | None = None) -> dict[Path, BoardRun | HarnessError]:
-    """Every run folder, checked (from the cache when its files are unchanged) or the error that refuses it."""
+                    workers: int | None = None, key: bytes | None = None) -> dict[Path, BoardRun | HarnessError]:
+    """Every run folder, checked (from the cache when its files are unchanged) or the error that refuses it.
+
+    ``key`` (the board key): cache entries are signed with it (HMAC-SHA256) and an entry whose signature does not
+    hold is a miss, so a cache folder others can write to cannot forge an admission.
+    """
     from harness.core.ui import new_progress
 
     out: dict[Path, BoardRun | HarnessError] = {}
-    todo: list[tuple[Path, dict[str, str], Path | None]] = []
+    todo: list[tuple[Path, dict[str, str], Path | None, bytes | None]] = []
     with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as threads:  # sha256 releases the GIL
         hashes = list(threads.map(files_sha256, paths))
     for path, files in zip(paths, hashes, strict=True):
         entry = cache / f"{cache_key(files, protocol_hash)}.pickle" if cache is not None else None
-        hit = _read_cached(entry, path) if entry is not None else None
+        hit = _read_cached(entry, path, key) if entry is not None else None
         if hit is not None:
             out[path] = hit
         else:
-            todo.append((path, files, entry))
+            todo.append((path, files, entry, key))
     if not todo:
         return out
     n = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    with new_progress() as progress:
-        task = progress.add_task(f"checking {len(todo)} run folders ({len(out)} unchanged, from the cache)",
-                                 total=len(todo))
-        if n > 1 and len(todo) >= PARALLEL_FROM:
-            context = get_context("fork" if "fork" in _methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-                for path, got in zip((t[0] for t in todo), pool.map(_load_one, todo, chunksize=8), strict=True):
-                    out[path] = got
-                    progress.advance(task)
-        else:
-            for item in todo:
-                out[item[0]] = _load_one(item)
+    pool = None
+    if n > 1 and len(todo) >= PARALLEL_FROM:  # a fresh server process forks the workers, never this threaded one
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=get_context(
+            "forkserver" if "forkserver" in get_all_start_methods() else "spawn"))
+    try:
+        with new_progress() as progress:
+            task = progress.add_task(f"checking {len(todo)} run folders ({len(out)} unchanged, from the cache)",
+                                     total=len(todo))
+            results = pool.map(_load_one, todo, chunksize=8) if pool else map(_load_one, todo)
+            for item, got in zip(todo, results, strict=True):
+                out[item[0]] = got
                 progress.advance(task)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out
 
 
-def _methods() -> list[str]:
-    from multiprocessing import get_all_start_methods
-
-    return get_all_start_methods()
-
-
-def _load_one(item: tuple[Path, dict[str, str], Path | None]) -> BoardRun | HarnessError:
-    """One run checked in full (in a worker process or not), and remembered when it passed."""
-    path, files, entry = item
+def _load_one(item: tuple[Path, dict[str, str], Path | None, bytes | None]) -> BoardRun | HarnessError:
+    """One run checked in full (in a worker process or not), and remembered when it passed and did not change."""
+    path, files, entry, key = item
     try:
         run = board_run(path, files)
     except HarnessError as exc:
         return HarnessError(str(exc))  # (a plain error: it crosses the process boundary unchanged)
+    except Exception as exc:  # noqa: BLE001 — one malformed run must not stop the board
+        return HarnessError(f"could not be read ({type(exc).__name__}: {exc})")
+    if files_sha256(path) != files:
+        return HarnessError("its files changed while the board was reading them: build again")
     if entry is not None:
+        data = pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            write_atomic_bytes(entry, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL), sync=False)
+            write_atomic_bytes(entry, _sign(key, data) + data, sync=False)
         except OSError:
             pass  # a cache that cannot be written only makes the next build slower
     return run
 
 
-def _read_cached(entry: Path, path: Path) -> BoardRun | None:
+def _sign(key: bytes | None, data: bytes) -> bytes:
+    return hmac.new(key or b"unsigned", data, hashlib.sha256).digest()
+
+
+def _read_cached(entry: Path, path: Path, key: bytes | None) -> BoardRun | None:
     try:
-        run = pickle.loads(entry.read_bytes())  # noqa: S301 (the maintainer's own cache, keyed by content)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError):
+        raw = entry.read_bytes()
+        signature, data = raw[:32], raw[32:]
+        if not hmac.compare_digest(signature, _sign(key, data)):
+            return None
+        run = pickle.loads(data)  # noqa: S301 (the maintainer's own cache: keyed by content, signed with the key)
+    except Exception:  # noqa: BLE001 — any unreadable entry (truncated, from older code) is only a miss
         return None
     return replace(run, path=path) if isinstance(run, BoardRun) else None

@@ -44,7 +44,7 @@ class RunStyle(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     fingerprint: str
-    phrases_version: str
+    """The counting code and phrase file the rows were counted with (:attr:`StyleCounter.fingerprint`)."""
     features: tuple[str, ...]
     systems: dict[str, dict[str, FeatureStats]]
     """``candidate`` and each reference by name."""

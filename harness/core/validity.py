@@ -43,7 +43,7 @@ class JudgeValidity(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     origin: Literal["judge train", "validate-judge"]
     file: str
-    """Where the figures were read; ``file_sha256`` is that file's content hash."""
+    """The file the figures were read from (its folder and name); ``file_sha256`` is its content hash."""
     file_sha256: str
     matches: Literal["model weights", "judge fingerprint"]
     fingerprint: str
@@ -79,7 +79,19 @@ def _figure(entry: Any, key: str = "value") -> Figure | None:
 
 
 def from_figures(figures: dict[str, Any], experts: dict[str, Any] | None, **fields: Any) -> JudgeValidity:
-    """A :class:`JudgeValidity` from :func:`~harness.score.validity_figures.validity_figures` output (+ expert table)."""
+    """A :class:`JudgeValidity` from :func:`~harness.score.validity_figures.validity_figures` output (+ expert table).
+
+    Raises:
+        HarnessError: figures of the wrong shape (a hand-edited or foreign file), naming the file.
+    """
+    try:
+        return _from_figures(figures, experts, **fields)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise HarnessError(f"{fields.get('file', 'validity figures')}: not the figures of 'empathy validate-judge' or "
+                           f"'empathy judge train' ({type(exc).__name__}: {exc})") from exc
+
+
+def _from_figures(figures: dict[str, Any], experts: dict[str, Any] | None, **fields: Any) -> JudgeValidity:
     kappa = verdict = None
     if experts:
         kappa = _figure(experts["judge_rows"][-1], "kappa")
@@ -90,6 +102,11 @@ def from_figures(figures: dict[str, Any], experts: dict[str, Any] | None, **fiel
         per_source_spearman={s: _num(e.get("rho")) for s, e in (figures.get("per_source_spearman") or {}).items()},
         source_kendall_tau=_num(figures.get("source_kendall_tau")), experts_kappa=kappa, experts_verdict=verdict,
         summary=str(figures.get("summary", "")), **fields)
+
+
+def _public(path: Path) -> str:
+    """The file as a board may show it: its folder and name, never the local path above them."""
+    return f"{path.parent.name}/{path.name}"
 
 
 def _read(path: Path, what: str) -> dict[str, Any]:
@@ -116,7 +133,7 @@ def from_validity_file(path: Path, judge_fingerprint: str) -> JudgeValidity:
                            "'empathy validate-judge --human-ratings FILE' and/or '--experts DIR'")
     ratings = data.get("human_ratings")
     what = f"{Path(str(ratings)).name}, split {data.get('split', 'all')}" if ratings else "expert ratings only"
-    return from_figures(glance or {}, data.get("experts"), origin="validate-judge", file=str(path),
+    return from_figures(glance or {}, data.get("experts"), origin="validate-judge", file=_public(path),
                         file_sha256=file_hash(path), matches="judge fingerprint", fingerprint=measured, data=what)
 
 
@@ -133,11 +150,15 @@ def from_training_file(folder: Path, model_fingerprint: str) -> tuple[JudgeValid
     if measured != model_fingerprint:
         return None, (f"{path} was written for other weights (model_fingerprint {measured or '(none)'}, the judge's "
                       f"is {model_fingerprint}): its validity figures are not shown")
-    split = data.get("split", {}).get("validation", {})
-    what = (f"{Path(str(data.get('data', {}).get('path', '?'))).name}, {split.get('dialogues', '?')} held-out "
-            "dialogues")
-    return from_figures(data.get("validity") or {}, data.get("experts"), origin="judge train", file=str(path),
-                        file_sha256=file_hash(path), matches="model weights", fingerprint=measured, data=what), None
+    try:
+        split = (data.get("split") or {}).get("validation") or {}
+        what = (f"{Path(str((data.get('data') or {}).get('path', '?'))).name}, {split.get('dialogues', '?')} "
+                "held-out dialogues")
+        return from_figures(data.get("validity") or {}, data.get("experts"), origin="judge train", file=_public(path),
+                            file_sha256=file_hash(path), matches="model weights", fingerprint=measured,
+                            data=what), None
+    except (HarnessError, AttributeError) as exc:
+        return None, f"{exc}: the judge's validity is not shown"
 
 
 def judge_validity_for(judge_fingerprint: str, model_kind: str, model_name: str, model_fingerprint: str,

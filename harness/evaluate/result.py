@@ -32,7 +32,7 @@ from harness.llm.family import family_overlap_warning
 from harness.score.health import UNHEALTHY, label_masses, mass_summary, order_free_judge, run_health
 from harness.score.metrics import judgment_metrics, reply_metrics, rubric_metrics
 from harness.score.stats import comparison_stats, rubric_stats
-from harness.score.style import load_counter, run_style
+from harness.score.style import run_style
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,8 @@ def computed_parts(
         "health": run_health([j for js in judgments.values() for j in js], candidate_scores,
                              min_label_mass=min_label_mass, probe=probe, order_free=order_free),
         "results": strict_json(lm_eval_view(judgments, candidate_scores, gens, order_free)),
-        **({} if style is None else {"style": run_style(style, list(judgments), seed=seed,
-                                                        phrases_version=_phrases_version(style))}),
+        **({} if style is None else {"style": run_style(style, list(judgments), seed=seed)}),
     }
-
-
-def _phrases_version(rows: Sequence[StyleRow]) -> str:
-    """The phrase-file version the rows were counted with: today's file when the fingerprint is today's."""
-    counter = load_counter()
-    return counter.phrases.version if all(r.fingerprint == counter.fingerprint for r in rows) else "other"
 
 
 def rubric_warnings(rubric: dict[str, DimensionStats], health: RunHealth) -> list[str]:

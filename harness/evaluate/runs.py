@@ -28,7 +28,7 @@ from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
 from harness.judge.parse import combine_orders
 from harness.score.health import order_free_judge
-from harness.score.style import load_counter
+from harness.score.style import FEATURES, load_counter
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
@@ -267,6 +267,18 @@ def _check_style(run: Run) -> None:
         raise RunError(f"{where}: {missing} is missing while the other is there (the files come from different runs)")
     if run.style is None:
         return
+    seen: set[tuple[str, str]] = set()
+    for row in run.style:
+        if set(row.features) != set(FEATURES) or (row.system, row.dialogue_id) in seen:
+            what = "repeats" if (row.system, row.dialogue_id) in seen else "lacks or adds features for"
+            raise RunError(f"{where}: {STYLE} {what} {row.system} {row.dialogue_id} (every reply once, with the "
+                           f"features {', '.join(FEATURES)})")
+        seen.add((row.system, row.dialogue_id))
+    if len({row.fingerprint for row in run.style}) != 1:
+        raise RunError(f"{where}: {STYLE} mixes style fingerprints: one run is counted with one phrase file")
+    ids = {g.dialogue_id for g in run.generations}
+    if {i for s, i in seen if s == "candidate"} != ids:
+        raise RunError(f"{where}: {STYLE} does not profile the candidate's reply to every dialogue of the run")
     counter = load_counter()
     utterances = _utterances(run)
     replies = {g.dialogue_id: g.response for g in run.generations}
@@ -282,17 +294,16 @@ def _check_style(run: Run) -> None:
 
 
 def _utterances(run: Run) -> dict[str, str] | None:
-    """The speaker's words per dialogue, when the run's dataset is the bundled one or a file on this disk."""
+    """The speaker's words per dialogue, for a run on the bundled dialogues whose hash is the run's.
+
+    Never a path the run names (a board never reads one), never a set that changed since the run.
+    """
     from harness.data.selection import run_dialogues
 
-    spec = run.result.provenance.dataset
-    if spec != "bundled" and not Path(spec).is_file():
+    if run.result.provenance.dataset != "bundled":
         return None
-    try:
-        dialogues, _ = run_dialogues(spec, run.result.provenance.n_dialogues)
-    except HarnessError:
-        return None
-    return {d.id: d.utterance for d in dialogues}
+    dialogues, digest = run_dialogues("bundled", run.result.provenance.n_dialogues)
+    return {d.id: d.utterance for d in dialogues} if digest == run.result.provenance.dataset_hash else None
 
 
 def _dump(value: Any) -> Any:

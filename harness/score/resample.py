@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)  # a run's CIs share one or two; a board worker keeps at most 4
 def resample_indices(seed: int, n: int, n_boot: int) -> NDArray[np.int64]:
     """``default_rng(seed).integers(0, n, size=(n_boot, n))``, read-only (shared between callers)."""
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))

@@ -201,7 +201,7 @@ def style_rows(counter: StyleCounter, dialogues: Sequence[Any], replies: Mapping
     return out
 
 
-def run_style(rows: Sequence[StyleRow], comparisons: Sequence[str], *, seed: int, phrases_version: str) -> RunStyle:
+def run_style(rows: Sequence[StyleRow], comparisons: Sequence[str], *, seed: int) -> RunStyle:
     """The run's style profile from its rows.
 
     Per system, each feature's mean and CI (dialogues in id order, the same resamples for every system); per
@@ -217,5 +217,5 @@ def run_style(rows: Sequence[StyleRow], comparisons: Sequence[str], *, seed: int
     cand = matrices.get("candidate")
     diffs = {c: [StyleDifference(**d) for d in largest_differences(cand, matrices[c.removeprefix("vs_")])]
              for c in comparisons if cand is not None and c.removeprefix("vs_") in matrices}
-    return RunStyle(fingerprint=",".join(fingerprints), phrases_version=phrases_version, features=FEATURES,
+    return RunStyle(fingerprint=",".join(fingerprints), features=FEATURES,
                     systems=systems, largest_differences=diffs)

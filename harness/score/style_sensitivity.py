@@ -84,7 +84,8 @@ def style_sensitivity(rated: Sequence[RatedDialogue], judgments: Sequence[Judgme
                            "rule": f"named when |judge| ≥ {NAMED_MIN} and |judge| ≥ 2·|people| + {NAMED_MARGIN} "
                                    "(log-odds per SD of the feature's difference)"}
     if not keep or out["n_judge"] < 2 or out["n_human"] < 2:
-        return {**out, "judge": {}, "people": {}, "named": [], "line": "style sensitivity: too few pairs to fit"}
+        return {**out, "features": [], "judge": {}, "people": {}, "named": [],
+                "line": "style sensitivity: too few pairs to fit"}
     judge = _fit(xs[~np.isnan(jy)], jy[~np.isnan(jy)])
     people = _fit(xs[~np.isnan(hy)], hy[~np.isnan(hy)])
     named = [f for f, a, b in zip(names, judge, people, strict=True)

@@ -129,3 +129,18 @@ def test_demo_real_with_a_trained_judge_shows_its_validity(trained, smollm2, tmp
     assert not r.demo and r.judge.mode == "reward" and r.judge_validity is not None
     assert r.judge_validity.origin == "judge train" and "judge validity (judge train" in printed
     assert "DEMO" not in printed and "real replies, side by side" in printed
+
+
+def test_a_malformed_validity_file_is_one_clear_error(trained, small_refs, tmp_path, capsys):
+    from harness.core.settings import JudgeSettings
+    from harness.judge.judge import open_judge
+
+    judge = open_judge(JudgeSettings(model=str(trained["rm"]), mode="reward", device="cpu",
+                                     cache_dir=str(trained["root"] / "cache")))
+    fp = judge.fingerprint.fingerprint
+    judge.client.close()
+    bad = tmp_path / "validity.json"
+    bad.write_text(json.dumps({"judge": {"fingerprint": fp}, "at_a_glance": {"agreement": {"value": "high"}}}))
+    code = evaluate(trained, small_refs, trained["rm"], tmp_path / "run", "--judge-validity", str(bad))
+    err = capsys.readouterr().err
+    assert code == 2 and "not the figures of 'empathy validate-judge'" in err and "Traceback" not in err

@@ -105,3 +105,19 @@ def test_worker_processes_give_the_same_runs(runs, tmp_path, monkeypatch):
         assert isinstance(parallel[p], BoardRun) and parallel[p] == serial[p]
     assert isinstance(parallel[bad], HarnessError) and str(parallel[bad]) == str(serial[bad])
     assert len(list((tmp_path / "cache").glob("*.pickle"))) == 3  # written by the workers
+
+
+def test_cache_entries_are_signed_with_the_board_key(runs, spy, tmp_path):
+    cache, ph = tmp_path / "cache", protocol_hash(runs["a"])
+    load_board_runs([runs["a"]], ph, cache, key=b"k" * 32)
+    spy.clear()
+    load_board_runs([runs["a"]], ph, cache, key=b"k" * 32)
+    assert spy == []
+    load_board_runs([runs["a"]], ph, cache, key=b"other key " * 4)  # another key: the entry does not hold
+    assert spy == ["a"]
+    (entry,) = [p for p in cache.glob("*.pickle")]
+    raw = entry.read_bytes()
+    entry.write_bytes(raw[:32] + raw[32:-1] + bytes([raw[-1] ^ 1]))  # a forged body under the old signature
+    spy.clear()
+    assert isinstance(load_board_runs([runs["a"]], ph, cache, key=b"other key " * 4)[runs["a"]], BoardRun)
+    assert spy == ["a"]
