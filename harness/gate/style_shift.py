@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.evaluate.runs import Run
 from harness.gate.models import StyleShift
-from harness.score.resample import resample_indices
+from harness.score.resample import resample_counts
 from harness.score.style import FEATURES
 
 
@@ -37,7 +37,7 @@ def style_shift(baseline: Run, candidate: Run, *, seed: int, n_boot: int) -> tup
     b = np.array([[rows["baseline"][i].features[f] for f in FEATURES] for i in ids], dtype=float)
     c = np.array([[rows["candidate"][i].features[f] for f in FEATURES] for i in ids], dtype=float)
     diff = c - b
-    boots = diff[resample_indices(seed, len(ids), n_boot)].mean(axis=1)
+    boots = resample_counts(seed, len(ids), n_boot) @ diff / len(ids)
     low, high = np.percentile(boots, [2.5, 97.5], axis=0)
     return [StyleShift(feature=f, baseline=float(b[:, k].mean()), candidate=float(c[:, k].mean()),
                        delta=float(diff[:, k].mean()), ci_low=float(low[k]), ci_high=float(high[k]), n=len(ids),

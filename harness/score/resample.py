@@ -19,3 +19,17 @@ def resample_indices(seed: int, n: int, n_boot: int) -> NDArray[np.int64]:
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     idx.setflags(write=False)
     return idx
+
+
+@lru_cache(maxsize=4)
+def resample_counts(seed: int, n: int, n_boot: int) -> NDArray[np.float64]:
+    """How often each item is drawn in each resample of :func:`resample_indices`: (n_boot × n), read-only.
+
+    ``counts @ values / n`` gives every resample's mean of every column at once, without the (n_boot × n × columns)
+    array that ``values[indices].mean(axis=1)`` builds.
+    """
+    idx = resample_indices(seed, n, n_boot)
+    rows = np.repeat(np.arange(n_boot), n)
+    counts = np.bincount(rows * n + idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    counts.setflags(write=False)
+    return counts

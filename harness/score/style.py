@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.core.io import load_config, short_hash
 from harness.core.resources import prompts_dir
 from harness.core.style_record import FeatureStats, RunStyle, StyleDifference, StyleRow
-from harness.score.resample import resample_indices
+from harness.score.resample import resample_counts
 
 #: The counting code's version (bump when a feature's definition changes).
 STYLE_VERSION = "style-v1"
@@ -62,6 +62,7 @@ _HEADER = re.compile(r"^\s*#{1,6}\s", re.M)
 _EMOJI = re.compile("[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f2ff\U0001f900-\U0001f9ff]")
 _WORD = re.compile(r"[a-z]+")
 _VOWELS = re.compile(r"[aeiouy]+")
+_TOKEN = re.compile(r"[\w']+")
 
 
 class Phrases(BaseModel):
@@ -92,6 +93,10 @@ class StyleCounter:
             ("sympathy", "stock_sympathy"), ("validation", "validation"), ("advice", "advice"),
             ("apology", "apology"), ("ai_disclaimer", "ai_disclaimer"))}
         self._imperatives = frozenset(p.lower() for p in phrases.imperatives)
+        # a phrase can match only where its first word stands as a token of the reply: skip lists none can match
+        self._first = {name: frozenset(_TOKEN.findall(p.lower())[0] for p in getattr(phrases, key) if _TOKEN.search(p))
+                       for name, key in (("sympathy", "stock_sympathy"), ("validation", "validation"),
+                                         ("advice", "advice"), ("apology", "apology"), ("ai_disclaimer", "ai_disclaimer"))}
         self.fingerprint = short_hash(STYLE_VERSION, json.dumps(phrases.model_dump(mode="json"), sort_keys=True))
 
     def profile(self, reply: str, utterance: str = "") -> dict[str, float]:
@@ -108,8 +113,9 @@ class StyleCounter:
             "bold": float(len(_BOLD.findall(text))), "headers": float(len(_HEADER.findall(text))),
             "second_person": float(len(_SECOND.findall(text))),
         }
+        tokens = set(_TOKEN.findall(low))
         for name, pattern in self._patterns.items():
-            out[name] = float(len(pattern.findall(low)))
+            out[name] = float(len(pattern.findall(low))) if self._first[name] & tokens else 0.0
         out["imperatives"] = float(sum(1 for s in sentences if _first_word(s) in self._imperatives))
         out["echo"] = _echo(low, utterance)
         out["grade"] = _grade(low, len(words), n_sent)
@@ -164,7 +170,7 @@ def summarise(values: NDArray[np.float64], *, seed: int, n_boot: int = N_STYLE_B
     if n == 0:
         return {f: {"mean": None, "ci_low": None, "ci_high": None, "n": 0} for f in FEATURES}
     means = values.mean(axis=0)
-    boots = values[resample_indices(seed, n, n_boot)].mean(axis=1)  # (n_boot × features), one draw for all
+    boots = resample_counts(seed, n, n_boot) @ values / n  # (n_boot × features): every resample's means at once
     low, high = np.percentile(boots, [2.5, 97.5], axis=0)
     return {f: {"mean": float(means[k]), "ci_low": float(low[k]), "ci_high": float(high[k]), "n": n}
             for k, f in enumerate(FEATURES)}
