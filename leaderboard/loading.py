@@ -37,8 +37,6 @@ from harness.score.stats import OUTCOME_SCORE
 from leaderboard.trust import files_sha256
 
 CACHE_FOLDER = "board-runs"
-#: Part of the code fingerprint of the cache key (the source of harness/ and leaderboard/ is hashed as well).
-LOADER_VERSION = "2"
 #: Below this many runs to read, worker processes cost more than they save.
 PARALLEL_FROM = 24
 
@@ -73,7 +71,7 @@ def code_fingerprint() -> str:
     """sha256 of the harness's and the board's own source and the style phrase file: what a check does."""
     from harness.score.style import load_counter
 
-    digest = hashlib.sha256(f"{__version__}:{LOADER_VERSION}:{load_counter().fingerprint}".encode())
+    digest = hashlib.sha256(f"{__version__}:{load_counter().fingerprint}".encode())
     for package in (Path(__file__).resolve().parent, Path(harness.__file__).resolve().parent):
         for source in sorted(package.rglob("*.py")):
             digest.update(source.read_bytes())

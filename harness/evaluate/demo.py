@@ -95,8 +95,9 @@ def _real_judge(judge: Path | None, judge_mode: str) -> tuple[str | None, str]:
     except (OSError, ValueError, AttributeError) as exc:
         raise HarnessError(f"--judge {judge}: not a model folder (no readable config.json): give the folder "
                            "'empathy judge train --output' wrote, or another judge model") from exc
-    reward = any(str(a).endswith("ForSequenceClassification") for a in archs)
-    return str(judge), "reward" if reward else judge_mode
+    from harness.llm.classifier import has_classification_head
+
+    return str(judge), "reward" if has_classification_head(archs) else judge_mode
 
 
 def _run_real_demo(output: Path, *, limit: int, judge_mode: str, seed: int, cache_dir: Path | None,

@@ -31,6 +31,11 @@ FIX = ("--judge-mode reward needs a reward model: a transformers sequence-classi
        "instruction LLM use --judge-mode logits or generate")
 
 
+def has_classification_head(architectures: Any) -> bool:
+    """Whether a config's ``architectures`` name a sequence-classification model (a reward model's shape)."""
+    return any(str(a).endswith("ForSequenceClassification") for a in architectures or [])
+
+
 def head_labels(config: Any, model: str) -> tuple[str, ...]:
     """The output names of a reward model's head (``config.id2label`` in order), checked.
 
@@ -38,7 +43,7 @@ def head_labels(config: Any, model: str) -> tuple[str, ...]:
         HarnessError: no classification head, or a head that is neither one output nor the three dimensions.
     """
     archs = list(getattr(config, "architectures", None) or [])
-    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+    if archs and not has_classification_head(archs):
         raise HarnessError(f"judge {model} has no sequence-classification head (it is {', '.join(archs)}): {FIX}")
     n = int(config.num_labels)
     labels = tuple(str(config.id2label[i]) for i in range(n))
