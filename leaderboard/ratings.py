@@ -17,10 +17,8 @@ aggregated into per-pair totals per dialogue; a resample's totals are then (draw
 each refit costs O(pairs), not O(battles). A resample that leaves a model with no path to the anchor cannot rate it;
 that model's percentiles use the resamples that can.
 
-Ranks (Arena style), counted among the ``ranked`` systems only, for every system ranked or not:
-``rank = rank_low = 1 + #{ranked m : ci_low[m] > ci_high[x]}`` (those surely above x) and
-``rank_high = 1 + #{ranked m ≠ x : ci_high[m] ≥ ci_low[x]}`` (those possibly above or level with x). Systems whose
-CIs overlap get overlapping ranges; systems with the same CI get the same range.
+Ranks (Arena style), among the ``ranked`` systems only (see :class:`Rating` and :func:`rank_ranges`): systems whose
+CIs overlap get overlapping ranges. The style-controlled column is :mod:`leaderboard.style_ratings`.
 """
 
 from __future__ import annotations
@@ -41,11 +39,8 @@ from scipy.special import expit
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-L2 = 1e-4
-"""Strength of the L2 penalty on the log-odds ratings (see the module docstring)."""
-
-_CHUNK_CELLS = 20_000_000
-"""Bootstrap pair totals are built this many (replicate × pair) cells at a time, to bound memory."""
+L2 = 1e-4  # strength of the L2 penalty on the log-odds ratings (see the module docstring)
+_CHUNK_CELLS = 20_000_000  # bootstrap pair totals are built this many (replicate × pair) cells at a time
 
 
 class Battle(NamedTuple):
@@ -70,16 +65,10 @@ class Battle(NamedTuple):
 class Rating:
     """One system's anchored Bradley–Terry rating, its 95 % CI and its rank range.
 
-    Attributes:
-        model: The system's name.
-        score: The maximum-likelihood rating (the anchor's is exactly the anchor value).
-        ci_low: 2.5th percentile of the dialogue-bootstrap ratings.
-        ci_high: 97.5th percentile of the dialogue-bootstrap ratings.
-        rank: Arena's rank: 1 + the number of ranked systems whose ``ci_low`` exceeds this ``ci_high``
-            (equal to ``rank_low``).
-        rank_low: The best rank the CIs allow (same count as ``rank``).
-        rank_high: The worst rank the CIs allow: 1 + the number of *other* ranked systems whose ``ci_high`` is
-            at least this ``ci_low``.
+    ``score`` is the maximum-likelihood rating (the anchor's is exactly the anchor value); ``ci_low`` / ``ci_high``
+    the 2.5th / 97.5th percentiles of the dialogue-bootstrap ratings; ``rank`` = ``rank_low`` = 1 + the ranked
+    systems whose ``ci_low`` exceeds this ``ci_high`` (the best rank the CIs allow); ``rank_high`` = 1 + the *other*
+    ranked systems whose ``ci_high`` is at least this ``ci_low`` (the worst).
     """
 
     model: str
@@ -92,7 +81,7 @@ class Rating:
 
 
 @dataclass(frozen=True)
-class _Design:
+class Design:
     """Battles aggregated per (dialogue, pair); the anchor is parameter slot ``n_free`` (held at 0)."""
 
     models: tuple[str, ...]
@@ -107,6 +96,7 @@ class _Design:
 
     @property
     def n_free(self) -> int:
+        """How many systems have a free rating (all but the anchor)."""
         return len(self.models) - 1
 
 
@@ -142,24 +132,50 @@ def fit_ratings(
             or a name in ``ranked`` absent from the battles; a system with no chain of battles to the anchor;
             ``scale`` not positive or ``n_boot`` negative.
     """
+    check_scale(scale, n_boot)
+    raw = fit_raw(battles, anchor=anchor, n_boot=n_boot, seed=seed)
+    return ratings_of(raw.design, np.append(raw.theta, 0.0), raw.boot, anchor_value=anchor_value, scale=scale,
+                      mask=ranked_mask(raw.design.models, ranked))
+
+
+@dataclass(frozen=True)
+class RawFit:
+    """The raw fit in log-odds, before it becomes ratings (the style-controlled fit builds on it)."""
+
+    design: Design
+    theta: Array
+    """The free systems' log-odds ratings (the anchor's is 0)."""
+    boot: Array | None
+    """(n_boot × all systems, anchor last = 0) refitted log-odds; NaN = unrated in that resample; None: n_boot 0."""
+
+
+def check_scale(scale: float, n_boot: int) -> None:
+    """Refuse a scale that is not a positive number and a negative ``n_boot``."""
     if scale <= 0 or not math.isfinite(scale):
         raise ValueError(f"scale={scale}: must be a positive number of rating points (e.g. 400)")
     if n_boot < 0:
         raise ValueError(f"n_boot={n_boot}: must be ≥ 0 (0 skips the bootstrap)")
-    design = _aggregate(battles, anchor)
-    _check_connected(design, anchor)
-    ranked_mask = _ranked_mask(design.models, ranked)
 
-    theta = _fit(design, design.games.sum(axis=0).A1, design.wins.sum(axis=0).A1, np.zeros(design.n_free))
+
+def fit_raw(battles: Sequence[Battle], *, anchor: str, n_boot: int, seed: int) -> RawFit:
+    """The raw point fit and its dialogue-bootstrap refits (see :func:`fit_ratings`)."""
+    design = aggregate(battles, anchor)
+    check_connected(design, anchor)
+    theta = fit_pairs(design, design.games.sum(axis=0).A1, design.wins.sum(axis=0).A1, np.zeros(design.n_free))
+    return RawFit(design, theta, _bootstrap(design, theta, n_boot, seed) if n_boot else None)
+
+
+def ratings_of(design: Design, theta: Array, boot: Array | None, *, anchor_value: float, scale: float,
+               mask: npt.NDArray[np.bool_]) -> dict[str, Rating]:
+    """Ratings, CIs and rank ranges from log-odds (all systems, anchor last) and their resamples."""
     points = scale / math.log(10.0)
-    score = anchor_value + points * np.append(theta, 0.0)
-    if n_boot == 0:
+    score = anchor_value + points * theta
+    if boot is None:
         low, high = score.copy(), score.copy()
     else:
-        boot = anchor_value + points * _bootstrap(design, theta, n_boot, seed)
-        low, high = _percentiles(boot, score)
+        low, high = percentile_intervals(anchor_value + points * boot, score)
     low[-1] = high[-1] = score[-1] = anchor_value  # exact, free of rounding
-    rank_low, rank_high = _rank_ranges(low, high, ranked_mask)
+    rank_low, rank_high = rank_ranges(low, high, mask)
     return {
         name: Rating(model=name, score=float(score[k]), ci_low=float(low[k]), ci_high=float(high[k]),
                      rank=int(rank_low[k]), rank_low=int(rank_low[k]), rank_high=int(rank_high[k]))
@@ -167,7 +183,7 @@ def fit_ratings(
     }
 
 
-def _aggregate(battles: Sequence[Battle], anchor: str) -> _Design:
+def aggregate(battles: Sequence[Battle], anchor: str) -> Design:
     """Validate the battles and sum them per (dialogue, unordered pair)."""
     if not battles:
         raise ValueError("no battles to rate: give at least one Battle against the anchor")
@@ -204,7 +220,7 @@ def _aggregate(battles: Sequence[Battle], anchor: str) -> _Design:
     cols_sorted = column[np.asarray(cols, dtype=np.intp)]
     shape = (len(dialogues), len(pair_index))
     # csr_matrix sums duplicate (dialogue, pair) entries, which is the aggregation wanted.
-    return _Design(
+    return Design(
         models=models, left=pairs[:, 0], right=pairs[:, 1],
         games=sparse.csr_matrix((games, (rows, cols_sorted)), shape=shape),
         wins=sparse.csr_matrix((wins, (rows, cols_sorted)), shape=shape),
@@ -222,7 +238,8 @@ def _components(n_nodes: int, left: IntArray, right: IntArray) -> IntArray:
     return np.asarray(labels, dtype=np.intp)
 
 
-def _check_connected(design: _Design, anchor: str) -> None:
+def check_connected(design: Design, anchor: str) -> None:
+    """Refuse systems with no chain of battles to the anchor, naming them."""
     labels = _components(len(design.models), design.left, design.right)
     cut = [name for name, label in zip(design.models, labels, strict=True) if label != labels[-1]]
     if cut:
@@ -231,7 +248,8 @@ def _check_connected(design: _Design, anchor: str) -> None:
                          "judge them against the anchor (or against a system that is)")
 
 
-def _ranked_mask(models: tuple[str, ...], ranked: Collection[str] | None) -> npt.NDArray[np.bool_]:
+def ranked_mask(models: tuple[str, ...], ranked: Collection[str] | None) -> npt.NDArray[np.bool_]:
+    """Which of ``models`` count in ranks (all when ``ranked`` is None); unknown names are refused."""
     if ranked is None:
         return np.ones(len(models), dtype=bool)
     unknown = sorted(set(ranked) - set(models))
@@ -242,7 +260,7 @@ def _ranked_mask(models: tuple[str, ...], ranked: Collection[str] | None) -> npt
     return np.array([name in wanted for name in models], dtype=bool)
 
 
-def _fit(design: _Design, games: Array, wins: Array, start: Array) -> Array:
+def fit_pairs(design: Design, games: Array, wins: Array, start: Array) -> Array:
     """Penalised maximum likelihood of the log-odds ratings of the free models, given per-pair totals."""
     left, right, n_free = design.left, design.right, design.n_free
     total = max(float(games.sum()), 1.0)  # the loss is a mean, so the tolerances do not depend on the data size
@@ -262,14 +280,10 @@ def _fit(design: _Design, games: Array, wins: Array, start: Array) -> Array:
     return np.asarray(result.x, dtype=np.float64)
 
 
-def _bootstrap(design: _Design, theta: Array, n_boot: int, seed: int) -> Array:
+def _bootstrap(design: Design, theta: Array, n_boot: int, seed: int) -> Array:
     """Log-odds ratings (n_boot × all models, anchor last = 0) refitted on dialogue resamples; NaN = unrated."""
     n_dialogues, n_pairs = design.games.shape
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_dialogues, size=(n_boot, n_dialogues))
-    offsets = (np.arange(n_boot) * n_dialogues)[:, None]
-    counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_dialogues)
-    counts = counts.reshape(n_boot, n_dialogues).astype(np.float64)
+    counts = draw_counts(n_boot, n_dialogues, seed)
 
     out = np.zeros((n_boot, design.n_free + 1))
     chunk = max(1, _CHUNK_CELLS // max(n_pairs, 1))
@@ -279,12 +293,21 @@ def _bootstrap(design: _Design, theta: Array, n_boot: int, seed: int) -> Array:
         games = np.asarray(games_t @ block).T  # (replicates × pairs)
         wins = np.asarray(wins_t @ block).T
         for k in range(games.shape[0]):
-            out[first + k, :-1] = _fit(design, games[k], wins[k], theta)
-            out[first + k, _unrated(design, games[k])] = np.nan
+            out[first + k, :-1] = fit_pairs(design, games[k], wins[k], theta)
+            out[first + k, unrated_slots(design, games[k])] = np.nan
     return out
 
 
-def _unrated(design: _Design, games: Array) -> IntArray:
+def draw_counts(n_boot: int, n_dialogues: int, seed: int) -> Array:
+    """(n_boot × n_dialogues): how often each dialogue (in sorted-id order) is drawn in each resample."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_dialogues, size=(n_boot, n_dialogues))
+    offsets = (np.arange(n_boot) * n_dialogues)[:, None]
+    counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_dialogues)
+    return counts.reshape(n_boot, n_dialogues).astype(np.float64)
+
+
+def unrated_slots(design: Design, games: Array) -> IntArray:
     """Slots with no chain of battles to the anchor in this resample (only the penalty would set them)."""
     played = games > 0
     if played.all():
@@ -293,7 +316,7 @@ def _unrated(design: _Design, games: Array) -> IntArray:
     return np.flatnonzero(labels != labels[-1])
 
 
-def _percentiles(boot: Array, score: Array) -> tuple[Array, Array]:
+def percentile_intervals(boot: Array, score: Array) -> tuple[Array, Array]:
     """95 % percentile interval per model; ±inf where no resample could rate the model."""
     low, high = np.full_like(score, -np.inf), np.full_like(score, np.inf)
     rated = ~np.isnan(boot).all(axis=0)
@@ -302,7 +325,7 @@ def _percentiles(boot: Array, score: Array) -> tuple[Array, Array]:
     return low, high
 
 
-def _rank_ranges(low: Array, high: Array, ranked: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
+def rank_ranges(low: Array, high: Array, ranked: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
     """Best and worst rank each model's CI allows among the ranked models.
 
     best  = 1 + #{ranked m : low[m] > high[x]}   (those surely above x)
