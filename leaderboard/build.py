@@ -25,44 +25,18 @@ from harness.core.records import ComparisonStats
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import unhealthy_banner
+from harness.score.style import FEATURES
 from leaderboard.admit import Entry, admit, board_validity, safe_run_id
+from leaderboard.battles import ANCHOR, battles, rate
 from leaderboard.ledger import Arrival, ledger_record, load_ledger
 from leaderboard.models import Board, Health, Interval, Rejection, Row
 from leaderboard.protocol import BoardProtocol
-from leaderboard.ratings import Battle, Rating, fit_ratings
+from leaderboard.ratings import Rating
 from leaderboard.trust import CONTROL, JUDGED_BY_THE_BOARD, LEDGER, RUN_FILES, VERIFICATION
 
-ANCHOR = "anchor"
+__all__ = ["ANCHOR", "COPIED", "battles", "build_board", "write_site"]
 #: What each run's copy under ``results/<run_id>/`` holds: its files and the board's own records of it.
 COPIED = (*RUN_FILES, VERIFICATION, CONTROL)
-
-
-def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
-    """Every dialogue-level outcome between two systems on the board (unscored dialogues are left out).
-
-    Each run's comparison with the anchor counts; a comparison with another board model counts only when the board
-    judged both runs itself (maintainer or verified): a self-reported run neither rates another model nor is linked
-    to one (its own verdicts would reach the other's rating through the link). A reference is matched to a board
-    model by fingerprint *and* revision.
-    """
-    judged = [e for e in entries if e.trust in JUDGED_BY_THE_BOARD and e.control is None]
-    by_identity = {(m.fingerprint, m.revision): e.run_id
-                   for e in judged for m in (e.run.result.provenance.systems["candidate"].model,)}
-    out: list[Battle] = []
-    for entry in entries:
-        result = entry.run.result
-        for name, stats in result.comparisons.items():
-            ref = (stats.reference_model.fingerprint, stats.reference_model.revision)
-            if name == protocol.anchor.comparison:
-                other = ANCHOR
-            elif entry.trust in JUDGED_BY_THE_BOARD and ref in by_identity:
-                other = by_identity[ref]
-            else:
-                continue
-            if other == entry.run_id:
-                continue  # a model against its own replies (an unchanged checkpoint's head to head) is no battle
-            out += [Battle(dialogue, entry.run_id, other, score) for dialogue, score in entry.run.outcomes[name]]
-    return out
 
 
 def parameters(entry: Entry) -> int | None:
@@ -76,7 +50,7 @@ def _interval(value: float | None, low: float | None, high: float | None) -> Int
     return Interval(value=value, low=low, high=high)
 
 
-def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
+def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None, style: Rating | None) -> Row:
     r = entry.run.result
     anchor: ComparisonStats = r.comparisons[protocol.anchor.comparison]
     model = r.provenance.systems["candidate"].model
@@ -91,6 +65,10 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None) -> Row:
         rank_low=rating.rank_low if rating and not entry.control else None,
         rank_high=rating.rank_high if rating and not entry.control else None,
         bt=_interval(rating.score, rating.ci_low, rating.ci_high) if rating else Interval(),
+        bt_style=_interval(style.score, style.ci_low, style.ci_high) if style else Interval(),
+        rank_style_low=style.rank_low if style and not entry.control else None,
+        rank_style_high=style.rank_high if style and not entry.control else None,
+        style={f: s.mean for f, s in r.style.systems["candidate"].items() if s.mean is not None} if r.style else {},
         win_rate=_interval(anchor.win_rate, anchor.ci_low, anchor.ci_high),
         lc_win_rate=_interval(anchor.lc_win_rate, anchor.lc_ci_low, anchor.lc_ci_high),
         rubric={d: _interval(s.mean, s.ci_low, s.ci_high) for d, s in r.rubric.items() if d in protocol.rubric},
@@ -209,18 +187,14 @@ def build_board(paths: Sequence[Path], protocol: BoardProtocol, *, untrusted: Se
         raise HarnessError(f"no model run was admitted ({len(rejected)} refused{': ' + reasons if reasons else ''}) "
                            "— a board without models is not built")
     ranked_ids = [e.run_id for e in entries if e.control is None]
-    ratings: dict[str, Rating] = {}
-    fights = battles(entries, protocol)
-    if fights:
-        ratings = fit_ratings(fights, anchor=ANCHOR, anchor_value=protocol.anchor.value, n_boot=n_boot, seed=seed,
-                              ranked=ranked_ids)
-    rows = [_row(e, protocol, ratings.get(e.run_id)) for e in entries]
+    rated = rate(entries, protocol, n_boot=n_boot, seed=seed, ranked=ranked_ids)
+    rows = [_row(e, protocol, rated.raw.get(e.run_id), rated.style.get(e.run_id)) for e in entries]
     banner = judge_banner(entries)
     board = Board(name=protocol.name, protocol_hash=protocol.hash, judge=protocol.judge_fingerprint,
                   anchor=protocol.anchor.name, anchor_value=protocol.anchor.value, rows=board_order(rows),
                   banner=banner, warnings=[*([banner] if banner else []), *control_warnings(rows)],
                   rejected=rejected, built_at=now(), harness_version=__version__, built_from_commit=built_from,
-                  judge_validity=board_validity(entries))
+                  style_control=rated.style_control, judge_validity=board_validity(entries))
     return Built(board, entries, ledger, notes)
 
 
@@ -234,8 +208,11 @@ def flat_rows(board: Board) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"rank": r.rank, "rank_low": r.rank_low, "rank_high": r.rank_high, "model": r.model,
                                "link": r.link, "revision": r.revision, "model_fingerprint": r.model_fingerprint,
                                "parameters": r.parameters}
-        for name, iv in (("bt", r.bt), ("win_rate", r.win_rate), ("lc_win_rate", r.lc_win_rate), *r.rubric.items()):
+        for name, iv in (("bt", r.bt), ("bt_style", r.bt_style), ("win_rate", r.win_rate),
+                         ("lc_win_rate", r.lc_win_rate), *r.rubric.items()):
             row.update({name: iv.value, f"{name}_ci_low": iv.low, f"{name}_ci_high": iv.high})
+        row.update(rank_style_low=r.rank_style_low, rank_style_high=r.rank_style_high,
+                   **{f"style_{f}": r.style.get(f) for f in FEATURES})
         row.update(mean_words=r.mean_words, n_scored=r.n_scored, **r.health.model_dump(), judge=r.judge,
                    family_overlap=r.family_overlap, date=r.date, harness_version=r.harness_version, trust=r.trust,
                    anchor_only=r.anchor_only, disputed=r.disputed, arrived=r.arrived, control=r.control, run_id=r.run_id)

@@ -21,10 +21,24 @@ def md_text(text: str) -> str:
     return _MARKUP.sub(r"\\\1", html.escape(" ".join(text.split()), quote=True))
 
 
+def style_line(board: Board) -> str:
+    """The style-controlled column in one line: which features it holds equal and what the judge pays for them."""
+    sc = board.style_control
+    if sc is None:
+        return "Style-controlled ratings: none (the protocol names no style features)."
+    if sc.refused:
+        return f"Style-controlled ratings: not computed — {sc.refused}"
+    paid = "; ".join(f"{c.feature} {c.points:+.0f} [{c.low:+.0f}, {c.high:+.0f}]" for c in sc.coefficients
+                     if c.varies)
+    return (f"Style-controlled ratings hold {', '.join(sc.features)} equal (Chatbot Arena's style control); rating "
+            f"points this judge pays per +1 SD of each difference: {paid or 'none varies'}.")
+
+
 def dataset_card(board: Board, protocol: BoardProtocol) -> str:
     """README.md of the board's dataset repo: its ``configs`` make the Hub's dataset viewer show the table."""
     top = "\n".join(f"| {r.rank if r.rank is not None else '—'} | {md_text(r.model)} | "
                     f"{'' if r.bt.value is None else round(r.bt.value)} | "
+                    f"{'' if r.bt_style.value is None else round(r.bt_style.value)} | "
                     f"{'' if r.win_rate.value is None else f'{r.win_rate.value:.1%}'} | {r.trust_label} |"
                     for r in board.rows)
     banner = f"\n> **{md_text(board.banner)}**\n" if board.banner else ""  # the first line of the card's text
@@ -56,8 +70,10 @@ judge and agreed), *self-reported* (as submitted; rated against the anchor only,
 
 {(chr(10) * 2).join(f"> **Warning:** {md_text(w)}" for w in board.notices)}
 
-| rank | model | BT | win rate vs anchor | trust |
-|---|---|---|---|---|
+{md_text(style_line(board))}
+
+| rank | model | BT | BT style-controlled | win rate vs anchor | trust |
+|---|---|---|---|---|---|
 {top}
 
 Files: `leaderboard.parquet` / `leaderboard.csv` / `leaderboard.json` (every column), `index.html` (the page),

@@ -27,6 +27,9 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 import harness
 from harness import __version__
 from harness.core.errors import HarnessError
@@ -34,6 +37,7 @@ from harness.core.io import write_atomic_bytes
 from harness.core.records import RunResult
 from harness.evaluate.runs import load_run
 from harness.score.stats import OUTCOME_SCORE
+from harness.score.style import FEATURES
 from leaderboard.trust import files_sha256
 
 CACHE_FOLDER = "board-runs"
@@ -41,7 +45,7 @@ CACHE_FOLDER = "board-runs"
 PARALLEL_FROM = 24
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BoardRun:
     """What the board keeps of a run that :func:`load_run` accepted."""
 
@@ -52,6 +56,20 @@ class BoardRun:
     """Comparison → (dialogue id, score 1 / ½ / 0) of every scored dialogue, in file order."""
     files_sha256: dict[str, str]
     results_sha256: str
+    style: dict[str, npt.NDArray[np.float64]] | None = None
+    """Comparison → (scored dialogues × 2 × features): the candidate's and the reference's style features
+    (:data:`harness.score.style.FEATURES` order) per outcome, row k for ``outcomes[comparison][k]``; None for a run
+    without a style profile (schema 2)."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BoardRun):
+            return NotImplemented
+        mine, theirs = self.style or {}, other.style or {}
+        return ((self.path, self.result, self.manifest, self.outcomes, self.files_sha256, self.results_sha256)
+                == (other.path, other.result, other.manifest, other.outcomes, other.files_sha256,
+                    other.results_sha256)
+                and (self.style is None) == (other.style is None) and mine.keys() == theirs.keys()
+                and all(np.array_equal(v, theirs[k]) for k, v in mine.items()))
 
 
 def board_run(path: Path, files: dict[str, str]) -> BoardRun:
@@ -61,9 +79,16 @@ def board_run(path: Path, files: dict[str, str]) -> BoardRun:
     for j in run.judgments:
         if j.outcome is not None:
             outcomes[j.comparison].append((j.dialogue_id, OUTCOME_SCORE[j.outcome]))
+    style = None
+    if run.style is not None:
+        features = {(row.system, row.dialogue_id): [row.features[f] for f in FEATURES] for row in run.style}
+        style = {name: np.array([[features[("candidate", d)], features[(name.removeprefix("vs_"), d)]]
+                                 for d, _ in pairs], dtype=np.float64).reshape(len(pairs), 2, len(FEATURES))
+                 for name, pairs in outcomes.items()
+                 if all((name.removeprefix("vs_"), d) in features for d, _ in pairs)}
     return BoardRun(path=path, result=run.result, manifest=run.manifest,
                     outcomes={k: tuple(v) for k, v in outcomes.items()}, files_sha256=files,
-                    results_sha256=files.get("results.json", ""))
+                    results_sha256=files.get("results.json", ""), style=style)
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.validity import JudgeValidity
 
-BOARD_SCHEMA_VERSION = 2
+BOARD_SCHEMA_VERSION = 3
 
 ControlKind = Literal["null_model", "verbose_padding", "anchor_self", "human"]
 Trust = Literal["maintainer", "verified", "self-reported", "control"]
@@ -51,6 +51,13 @@ class Row(_Frozen):
     rank_high: int | None = None
     bt: Interval = Interval()
     """Bradley–Terry score, anchored (the anchor sits at the board's anchor value)."""
+    bt_style: Interval = Interval()
+    """The style-controlled Bradley–Terry score (the board's ``style_control``); empty when the board has none."""
+    rank_style_low: int | None = None
+    rank_style_high: int | None = None
+    """The rank range under style control (None for controls and boards without the column)."""
+    style: dict[str, float] = Field(default_factory=dict)
+    """The candidate's style profile: each feature's mean over its replies (empty for a schema-2 run)."""
     win_rate: Interval = Interval()
     """Win rate vs the anchor (ties ½) with its bootstrap CI."""
     lc_win_rate: Interval = Interval()
@@ -84,6 +91,30 @@ class Row(_Frozen):
         return f"{self.trust} ({', '.join(notes)})" if notes else self.trust
 
 
+class StyleCoefficient(_Frozen):
+    """What the judge pays for a style feature: rating points per +1 SD of the normalised difference, with CI."""
+
+    feature: str
+    points: float
+    low: float
+    high: float
+    sd: float
+    """The root mean square of the feature's normalised difference over the board's battles (what 1 SD is)."""
+    varies: bool
+
+
+class StyleControl(_Frozen):
+    """The board's style-controlled column: which features it holds equal, and what the fit found."""
+
+    features: tuple[str, ...]
+    fingerprint: str | None = None
+    """The style profile's fingerprint (code version + phrase file) every rated run was counted with."""
+    coefficients: list[StyleCoefficient] = Field(default_factory=list)
+    ci_method: str | None = None
+    refused: str | None = None
+    """Why the column is empty (e.g. runs without a style profile); None when it was fitted."""
+
+
 class Rejection(_Frozen):
     """A run the board refused, and why."""
 
@@ -94,7 +125,7 @@ class Rejection(_Frozen):
 class Board(_Frozen):
     """The whole leaderboard (``leaderboard.json``)."""
 
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     name: str
     protocol_hash: str
     judge: str
@@ -110,6 +141,8 @@ class Board(_Frozen):
     rejected: list[Rejection] = Field(default_factory=list)
     built_at: str
     harness_version: str
+    style_control: StyleControl | None = None
+    """The style-controlled rating column (None: the protocol asks for none)."""
     judge_validity: JudgeValidity | None = None
     """The judge's agreement with people, from the board's own runs (maintainer / verified / control), if measured."""
     built_from_commit: str | None = None

@@ -14,6 +14,7 @@ from functools import partial
 from html import escape
 
 from leaderboard.models import Board, Interval, Row
+from leaderboard.page_style import ranking_switch, style_columns, style_note, style_section
 from leaderboard.plots import dimensions, pct, plots_section, rubric_of
 
 Cell = tuple[str, float | str | None]
@@ -69,9 +70,6 @@ footer{margin-top:30px;color:var(--muted);font-size:12px}
 # ties in the board's order (so a sort never depends on the clicks before it).
 _JS = """
 (() => {
-  const table = document.getElementById("board");
-  const heads = Array.from(table.tHead.rows[0].cells);
-  const board = new Map(Array.from(table.tBodies[0].rows, (r, i) => [r, i]));  // ties keep the board's order
   const missing = (v) => v === undefined || v === "";
   const compare = (x, y, dir) => {
     if (missing(x) || missing(y)) return missing(x) - missing(y);
@@ -79,14 +77,27 @@ _JS = """
     const c = isNaN(nx) || isNaN(ny) ? x.localeCompare(y, undefined, {numeric: true, sensitivity: "base"}) : nx - ny;
     return dir * c;
   };
-  heads.forEach((th, col) => th.querySelector("button").addEventListener("click", () => {
-    const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+  const order = new WeakMap();  // ties keep the table's first order
+  const sortBy = (table, col, dir) => {
+    const heads = Array.from(table.tHead.rows[0].cells);
     heads.forEach((h) => h.removeAttribute("aria-sort"));
-    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    heads[col].setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    const first = order.get(table);
     const rows = Array.from(table.tBodies[0].rows);
-    rows.sort((a, b) => compare(a.cells[col].dataset.sort, b.cells[col].dataset.sort, dir) || board.get(a) - board.get(b));
+    rows.sort((a, b) => compare(a.cells[col].dataset.sort, b.cells[col].dataset.sort, dir) || first.get(a) - first.get(b));
     table.tBodies[0].append(...rows);
-  }));
+  };
+  document.querySelectorAll("table.sortable").forEach((table) => {
+    order.set(table, new Map(Array.from(table.tBodies[0].rows, (r, i) => [r, i])));
+    Array.from(table.tHead.rows[0].cells).forEach((th, col) => th.querySelector("button").addEventListener("click",
+      () => sortBy(table, col, th.getAttribute("aria-sort") === "ascending" ? -1 : 1)));
+  });
+  const pick = document.getElementById("ranking");
+  if (pick) pick.addEventListener("change", (e) => {  // rank by the raw or the style-controlled rating
+    const table = document.getElementById("board");
+    table.dataset.ranking = e.target.value;
+    sortBy(table, Array.from(table.tHead.rows[0].cells).findIndex((h) => h.dataset.key === e.target.value), -1);
+  });
 })();
 """
 
@@ -104,7 +115,7 @@ def render_page(board: Board) -> str:
     csp = (f"default-src 'none'; img-src data:; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'; "
            "base-uri 'none'; form-action 'none'")
     sections = [_banner(board.banner), _header(board), _warnings(board.notices),
-                _how_to_read(board), _table(board), plots_section(board),
+                _how_to_read(board), _table(board), style_section(board), plots_section(board),
                 _rejected(board), f"<footer>empathy-harness {escape(board.harness_version)} · static page, "
                 f"schema v{board.schema_version} · protocol <code>{escape(board.protocol_hash)}</code></footer>"]
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -167,6 +178,7 @@ def _how_to_read(board: Board) -> str:
         "ranked: " + "; ".join(f"<i>{k}</i> — {v}" for k, v in CONTROL_NOTES.items()) + ". A control above a "
         "real model is a warning about the judge. <span class=\"flag\">\u2691</span> marks a model from the "
         "judge's own family (self-preference risk).",
+        *style_note(board),
         "<b>Trust</b>, set by the board: <i>maintainer</i>: run by the board's maintainer; <i>verified</i>: the "
         "board re-judged every comparison of the submitted replies with its own judge and the numbers agreed within "
         "their CIs; <i>self-reported</i>: shown as submitted, not re-judged, and rated against the anchor only (it "
@@ -250,6 +262,7 @@ def _columns(board: Board, dims: Sequence[str]) -> list[tuple[str, str, str, Cal
         ("revision", "Revision", "model revision (commit)", _short_revision),
         ("params", "Params", "parameters", lambda r: ("—", None) if r.parameters is None else (_params(r.parameters), r.parameters)),
         ("bt", "BT score", f"Bradley–Terry score; {board.anchor} = {board.anchor_value:g}", lambda r: bt(r.bt)),
+        *style_columns(board, bt),
         ("win_rate", "Win rate", f"vs {board.anchor}, ties ½", lambda r: _interval(pct, r.win_rate)),
         ("lc_win_rate", "LC win rate", "length-controlled win rate", lambda r: _interval(pct, r.lc_win_rate)),
         *rubric,
@@ -283,7 +296,8 @@ def _table(board: Board) -> str:
             cells.append(f'<td class="{"left" if key in _LEFT else ""}" data-sort="{sort_attr}">{html}</td>')
         attrs = f' class="control" data-control="{escape(row.control)}"' if row.control else ""
         body.append(f'<tr data-model="{escape(row.model)}"{attrs}>{"".join(cells)}</tr>')
-    return (f'<section><h2>Leaderboard</h2><div class="scroll"><table id="board"><thead><tr>{head}</tr></thead>'
+    return (f'<section><h2>Leaderboard</h2>{ranking_switch(board)}<div class="scroll">'
+            f'<table id="board" class="sortable" data-ranking="bt"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n{chr(10).join(body)}\n</tbody></table></div></section>')
 
 

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import load_config, short_hash
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import FINGERPRINT, Decoding, RunResult
 from harness.score.health import ALLOW_FLAG, UNHEALTHY
+from harness.score.style import FEATURES
+
+#: The style features a new board holds equal in its style-controlled column: length, markdown, exclamations,
+#: emoji and stock sympathy — what a judge may reward in place of empathy (``leaderboard init --style-control``).
+DEFAULT_STYLE_CONTROL = ("words", "list_items", "bold", "headers", "exclamations", "emoji", "sympathy")
 
 
 class _Config(BaseModel):
@@ -64,11 +69,31 @@ class BoardProtocol(_Config):
                                    "health check (sanity probe, position bias, tie share, label mass, flips)")
     comparisons: tuple[str, ...] = Field(default=(), description="comparisons shown besides the anchor's")
     rubric: tuple[str, ...] = DIMENSIONS
+    style_control: tuple[str, ...] | None = Field(
+        default=None, description="style features (harness.score.style.FEATURES) the style-controlled rating "
+        "column holds equal; absent: the board has no such column")
+
+    @field_validator("style_control")
+    @classmethod
+    def _known_features(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        import difflib
+
+        for name in value or ():
+            if name not in FEATURES:
+                close = difflib.get_close_matches(name, FEATURES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown style feature {name!r}{hint}: the features are {', '.join(FEATURES)}")
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("list each style feature once, at least one (leave style_control out for no column)")
+        return value
 
     @property
     def hash(self) -> str:
-        """Identifies the protocol (shown on the board and in leaderboard.json)."""
-        return short_hash(self.model_dump_json())
+        """Identifies the protocol (shown on the board and in leaderboard.json).
+
+        A protocol without ``style_control`` hashes as it did before the field existed (its board keeps its ledger).
+        """
+        return short_hash(self.model_dump_json(exclude={"style_control"} if self.style_control is None else None))
 
 
 def load_protocol(path: Path | str) -> BoardProtocol:
@@ -77,7 +102,8 @@ def load_protocol(path: Path | str) -> BoardProtocol:
 
 
 def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anchor_name: str | None = None,
-                      min_scored: int = 20, require_judge_ok: bool = True, **health: float) -> BoardProtocol:
+                      min_scored: int = 20, require_judge_ok: bool = True,
+                      style_control: tuple[str, ...] | None = DEFAULT_STYLE_CONTROL, **health: float) -> BoardProtocol:
     """A protocol that admits runs made exactly like ``result`` (``empathy leaderboard init``)."""
     comparison = f"vs_{anchor}"
     if comparison not in result.comparisons:
@@ -86,7 +112,7 @@ def protocol_from_run(result: RunResult, *, name: str, anchor: str = "base", anc
     p = result.provenance
     try:
         return _protocol(result, p, name, comparison, anchor, anchor_name, min_scored,
-                         {**health, "require_judge_ok": require_judge_ok})
+                         {**health, "require_judge_ok": require_judge_ok, "style_control": style_control})
     except ValidationError as exc:
         raise HarnessError(f"cannot make a board protocol: {validation_problems(exc)}") from exc
 

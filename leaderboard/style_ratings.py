@@ -180,7 +180,7 @@ class _Rows:
 
     def margin(self, phi: Array) -> Array:
         theta = np.append(phi[:self.n], 0.0)
-        return theta[self.left] - theta[self.right] + self.z @ phi[self.n:]
+        return np.asarray(theta[self.left] - theta[self.right] + self.z @ phi[self.n:], dtype=np.float64)
 
     def loss(self, phi: Array) -> float:
         m = self.margin(phi)

@@ -12,7 +12,6 @@ from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli.options import Subparsers
-    from leaderboard.models import Board
 
 TOKEN_ENV = "HF_TOKEN"
 
@@ -38,6 +37,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     init.add_argument("--allow-unhealthy-judge", action="store_true",
                       help="admit runs whose judge failed its health check (sanity probe, tie share, label mass, "
                            "flips); for tests and demos only — the board then says so on its first line")
+    init.add_argument("--style-control", default=None, metavar="F,F,…|none",
+                      help="style features the style-controlled rating column holds equal (default: words, "
+                           "list_items, bold, headers, exclamations, emoji, sympathy; 'none': no such column)")
     init.add_argument("--output", required=True, help="protocol file to write, e.g. board.yaml")
 
     ctl = act.add_parser("controls", help="judge the control rows (null model, verbose padding, anchor vs itself, "
@@ -129,7 +131,8 @@ def _init(args: argparse.Namespace) -> int:
     protocol = protocol_from_run(result, name=args.name, anchor=args.anchor, anchor_name=args.anchor_name,
                                  min_scored=args.min_scored, min_parse_rate=args.min_parse_rate,
                                  max_flip_rate=args.max_flip_rate, min_label_mass=args.min_label_mass,
-                                 require_judge_ok=not args.allow_unhealthy_judge)
+                                 require_judge_ok=not args.allow_unhealthy_judge,
+                                 style_control=style_features(args.style_control))
     check_own_run(result, protocol, args.run)
     try:
         save_protocol(protocol, output)
@@ -139,6 +142,17 @@ def _init(args: argparse.Namespace) -> int:
         print_banner(banner)
     console.print(f"board protocol {protocol.hash} written to {escape(args.output)}", soft_wrap=True)
     return 0
+
+
+def style_features(value: str | None) -> tuple[str, ...] | None:
+    """``--style-control``: the default set, none, or the features named (unknown names are errors)."""
+    from leaderboard.protocol import DEFAULT_STYLE_CONTROL
+
+    if value is None:
+        return DEFAULT_STYLE_CONTROL
+    if value.strip().lower() == "none":
+        return None
+    return tuple(f.strip() for f in value.split(",") if f.strip())
 
 
 def _controls(args: argparse.Namespace) -> int:
@@ -161,6 +175,7 @@ def _build(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
+    from harness.cli.board_table import print_board
     from harness.core.settings import default_cache_dir
     from harness.core.ui import console
     from leaderboard.build import build_board, write_site
@@ -191,7 +206,7 @@ def _build(args: argparse.Namespace) -> int:
         files = write_site(built, protocol, Path(args.output), key=key)
     for note in built.notes:
         console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
-    _print_board(built.board, n_files=len(files), output=args.output)
+    print_board(built.board, n_files=len(files), output=args.output)
     return 0
 
 
@@ -215,37 +230,6 @@ def build_key(ledgers: list[Path]) -> bytes:
     made = board_key(create=True)
     assert made is not None
     return made
-
-
-def _print_board(board: Board, *, n_files: int, output: str) -> None:
-    """The board on stdout (the banner first, whole model names), warnings and refusals on stderr."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from harness.core.ui import add_identity_column, console, print_banner, report_console
-    from leaderboard.build import rejected_summary
-
-    out = report_console()
-    if board.banner:
-        print_banner(board.banner, out)
-    table = Table(title=escape(f"{board.name} (judge {board.judge}, anchor {board.anchor} = {board.anchor_value:g})"),
-                  title_justify="left")
-    table.add_column("rank")
-    add_identity_column(table, "model")
-    for col in ("BT [95% CI]", "win rate vs anchor", "trust"):
-        table.add_column(col)
-    for r in board.rows:
-        rank = "—" if r.rank is None else (f"{r.rank_low}–{r.rank_high}" if r.rank_low != r.rank_high else str(r.rank))
-        bt = "—" if r.bt.value is None else f"{r.bt.value:.0f} [{r.bt.low:.0f}, {r.bt.high:.0f}]"
-        wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
-        table.add_row(rank, escape(r.model), escape(bt), wr, r.trust_label)
-    out.print(table)
-    for w in board.notices:
-        console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
-    for line in rejected_summary(board.rejected):
-        console.print(f"[red]refused[/] {escape(line)}", soft_wrap=True)
-    console.print(f"{len(board.rows)} rows, {len(board.rejected)} refused; {n_files} files in {escape(output)}",
-                  soft_wrap=True)
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -307,3 +307,61 @@ def test_a_board_of_many_models_names_only_the_top_of_the_scatter():
     assert len(labels) == SCATTER_LABELS + 2
     assert "model-000<" in scatter and f"model-{SCATTER_LABELS - 1:03d}<" in scatter
     assert f"model-{SCATTER_LABELS:03d}<" not in scatter
+
+
+def styled_board() -> Board:
+    """make_board with a fitted style column whose order differs from the raw one, and style profiles."""
+    from leaderboard.models import StyleCoefficient, StyleControl
+
+    board = make_board()
+    styled = [r.model_copy(update={"bt_style": iv(bt, 35), "rank_style_low": rank, "rank_style_high": rank,
+                                   "style": {"words": words, "sympathy": symp}})
+              for r, bt, rank, words, symp in zip(board.rows, (1010, 1060, 1030, 990, 905, 960),
+                                                  (3, 1, 2, 4, None, None), (151, 174, 128, 96, 12, 412),
+                                                  (0.4, 1.2, 0.1, 0.0, 0.0, 2.5), strict=True)]
+    sc = StyleControl(features=("words", "sympathy"), fingerprint="s" * 16, ci_method="m",
+                      coefficients=[StyleCoefficient(feature="words", points=64.0, low=51.0, high=77.0, sd=0.3,
+                                                     varies=True),
+                                    StyleCoefficient(feature="sympathy", points=0.0, low=0.0, high=0.0, sd=0.0,
+                                                     varies=False)])
+    return board.model_copy(update={"rows": styled, "style_control": sc})
+
+
+def test_the_style_column_switch_and_profile_table_work_in_a_browser(browser, tmp_path):
+    board = styled_board()
+    index = tmp_path / "index.html"
+    index.write_text(render_page(board), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(index.as_uri())
+
+    def order(table: str = "#board", attr: str = "r.dataset.model") -> list[str]:
+        return page.eval_on_selector_all(f"{table} tbody tr", f"rows => rows.map(r => {attr})")
+
+    assert order() == [r.model for r in board.rows]
+    page.check("#ranking input[value=bt_style]")
+    assert order() == [r.model for r in sorted(board.rows, key=lambda r: -(r.bt_style.value or 0))]
+    assert page.get_attribute("#board", "data-ranking") == "bt_style"
+    page.check("#ranking input[value=bt]")
+    assert order() == [r.model for r in sorted(board.rows, key=lambda r: -(r.bt.value or 0))]
+    # the profile table sorts by any feature; a feature a row lacks stays last
+    page.click("#style-profile th[data-key=words] button")
+    by_words = [r.model for r in sorted(board.rows, key=lambda r: r.style["words"])]
+    assert order("#style-profile", "r.cells[1].textContent") == by_words
+    coef = page.inner_text("#style-coefficients")
+    assert "+64.0" in coef and "[+51.0, +77.0]" in coef and "0 (never differs)" in coef
+    assert errors == []
+    page.close()
+
+
+def test_a_refused_style_column_is_said_and_not_shown():
+    from leaderboard.models import StyleControl
+
+    board = make_board().model_copy(update={"style_control": StyleControl(
+        features=("words",), refused="1 rated run(s) carry no style profile: x")})
+    html = render_page(board)
+    assert 'data-key="bt_style"' not in html and 'id="ranking"' not in html
+    assert "Style-controlled ratings not computed: 1 rated run(s) carry no style profile: x" in html
+    assert "<b>Style-controlled score</b>: not shown" in html

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from leaderboard.ratings import Battle, rank_ranges, fit_ratings
+from leaderboard.ratings import Battle, fit_ratings, rank_ranges
 
 POINTS = 400.0 / math.log(10.0)  # rating points per unit of log-odds at scale 400
 
