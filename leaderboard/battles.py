@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.score.style import FEATURES
+from harness.score.style import FEATURES, style_difference
 from leaderboard.admit import Entry
 from leaderboard.models import StyleCoefficient, StyleControl
 from leaderboard.protocol import BoardProtocol
 from leaderboard.ratings import Battle, Rating, fit_raw, ranked_mask, ratings_of
-from leaderboard.style_ratings import CI_METHOD, fit_style_ratings, style_difference
+from leaderboard.style_ratings import CI_METHOD, fit_style_ratings
 from leaderboard.trust import JUDGED_BY_THE_BOARD
 
 ANCHOR = "anchor"

@@ -22,11 +22,10 @@ from harness.core.io import load_config, short_hash
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import FINGERPRINT, Decoding, RunResult
 from harness.score.health import ALLOW_FLAG, UNHEALTHY
-from harness.score.style import FEATURES
+from harness.score.style import CONTROL_FEATURES, FEATURES
 
-#: The style features a new board holds equal in its style-controlled column: length, markdown, exclamations,
-#: emoji and stock sympathy — what a judge may reward in place of empathy (``leaderboard init --style-control``).
-DEFAULT_STYLE_CONTROL = ("words", "list_items", "bold", "headers", "exclamations", "emoji", "sympathy")
+#: The style features a new board holds equal in its style-controlled column (``leaderboard init --style-control``).
+DEFAULT_STYLE_CONTROL = CONTROL_FEATURES
 
 
 class _Config(BaseModel):

@@ -52,8 +52,6 @@ from leaderboard.ratings import (
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-#: Features compared as a plain difference (they can be negative); every other is a relative difference.
-PLAIN_DIFFERENCE = frozenset({"grade"})
 CI_METHOD = "raw dialogue-bootstrap refits + score-bootstrap style correction"
 _MAX_NEWTON = 100
 
@@ -78,16 +76,6 @@ class StyleFit:
     coefficients: tuple[Coefficient, ...]
     scale: dict[str, float]
     """Feature → the root mean square of its normalised difference (what "1 SD" is)."""
-
-
-def style_difference(a: Array, b: Array, features: Sequence[str]) -> Array:
-    """Normalised differences (battles × features) between a's and b's feature values (same shape, same order)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    plain = np.array([f in PLAIN_DIFFERENCE for f in features], dtype=bool)
-    total = a + b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(total > 0, (a - b) / np.where(total > 0, total, 1.0), 0.0)
-    return np.where(plain, a - b, relative)
 
 
 def fit_style_ratings(

@@ -1,4 +1,4 @@
-"""``empathy check``: the regression gate for CI (exit 0 pass, 1 regression, 2 usage, 3 invalid, 4 inconclusive).
+"""``empathy check``: the regression gate for CI (exit 0 pass, 1 regression, 2 usage, 3 invalid, 4 inconclusive, 5 a win only by style with --fail-on-style-only-win).
 
 Exit 4 comes always when a gated metric carries no information (every verdict tied, a head to head with no
 decisive dialogue, a rubric dimension with no scored reply), and with ``--fail-on-inconclusive`` when a metric is
@@ -69,6 +69,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     ck.add_argument("--fail-on-inconclusive", action="store_true", help="exit 4 when no metric regressed but "
                                                                         "some could not be decided (a metric "
                                                                         "without information exits 4 anyway)")
+    ck.add_argument("--fail-on-style-only-win", action="store_true",
+                    help="exit 5 when the gate passes but a win rate's rise disappears with style held equal "
+                         "(length, markdown, exclamations, emoji, stock sympathy): the candidate won by style")
     ck.add_argument("--allow-unhealthy-judge", action="store_true",
                     help="gate runs whose judge failed its health check (sanity probe, tie share, label mass, "
                          "flips) instead of refusing them (exit 3); for tests and demos only — every report then "
@@ -116,6 +119,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                            floors=Floors(args.min_parse_rate, args.max_flip_rate, args.min_label_mass,
                                          args.max_unscored, min_rubric_parse_rate=args.min_rubric_parse_rate),
                            n_boot=args.n_boot, seed=args.seed, fail_on_inconclusive=args.fail_on_inconclusive,
+                           fail_on_style_only_win=args.fail_on_style_only_win,
                            allow_unhealthy_judge=args.allow_unhealthy_judge)
     option_errors(options)  # before any run is read or (checkpoint mode) made
     junit, json_path = (writable_file(opt, v) if v is not None else None

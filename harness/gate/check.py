@@ -31,7 +31,7 @@ from harness.gate.metrics import HeadToHead, PairedMetric, no_information
 from harness.gate.models import EXIT, GateVerdict, HealthCheck, MetricVerdict
 from harness.gate.power import min_n_boot
 from harness.gate.stats import evaluate_gate
-from harness.gate.style_shift import style_shift
+from harness.gate.style_control import style_exit, style_report
 from harness.score.health import unhealthy_banner, unhealthy_refusal
 from harness.score.stats import OUTCOME_SCORE
 
@@ -64,6 +64,8 @@ class CheckOptions:
     n_boot: int = 2000
     seed: int = 0
     fail_on_inconclusive: bool = False
+    fail_on_style_only_win: bool = False
+    """Exit 5 when the gate passes but a win disappears under style control (:mod:`harness.gate.style_control`)."""
     allow_unhealthy_judge: bool = False
     """Gate runs whose judge failed its health check (tests and demos): every report then says so first."""
 
@@ -321,15 +323,14 @@ def check_runs(baseline: Run, candidate: Run, options: CheckOptions) -> GateVerd
         if not metrics and h2h is None:
             why = ": the head to head is not gated (see the warnings)" if h2h_warning else ""
             problems.append(f"no metric left to gate with --metrics {' '.join(options.metrics)}{why}")
-    shift, note = style_shift(baseline, candidate, seed=options.seed, n_boot=options.n_boot)
+    style = style_report(baseline, candidate, seed=options.seed, n_boot=options.n_boot)
     if problems:
-        return verdict("invalid", EXIT["invalid"], health=health, problems=problems, warnings=early,
-                       style_shift=shift, style_note=note)
+        return verdict("invalid", EXIT["invalid"], health=health, problems=problems, warnings=early, **style)
     m = len(metrics) + (h2h is not None)
     if options.n_boot < (least := min_n_boot(m, options.alpha)):
         raise HarnessError(f"--n-boot {options.n_boot} is too small for {m} gated metrics at --alpha "
                            f"{options.alpha:g}: Holm's smallest level α/{m} needs n_boot ≥ {least}")
     verdicts = evaluate_gate(metrics, h2h, alpha=options.alpha, n_boot=options.n_boot, seed=options.seed)
     outcome, code, warnings = decide(verdicts, options.fail_on_inconclusive)
-    return verdict(outcome, code, metrics=verdicts, health=health, warnings=early + warnings, style_shift=shift,
-                   style_note=note)
+    code, warnings = style_exit(style, code, warnings, options.fail_on_style_only_win)
+    return verdict(outcome, code, metrics=verdicts, health=health, warnings=early + warnings, **style)

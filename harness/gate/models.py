@@ -10,7 +10,7 @@ MetricOutcome = Literal["pass", "regression", "inconclusive"]
 GateOutcome = Literal["pass", "regression", "inconclusive", "invalid"]
 
 #: Exit codes of ``empathy check``.
-EXIT = {"pass": 0, "regression": 1, "usage": 2, "invalid": 3, "inconclusive": 4}
+EXIT = {"pass": 0, "regression": 1, "usage": 2, "invalid": 3, "inconclusive": 4, "style_only_win": 5}
 
 
 class _Frozen(BaseModel):
@@ -84,6 +84,29 @@ class StyleShift(_Frozen):
     """The CI excludes 0."""
 
 
+class StyleControlled(_Frozen):
+    """A comparison's paired Δ win rate, raw and with style held equal (:mod:`harness.gate.style_control`)."""
+
+    comparison: str
+    features: tuple[str, ...]
+    n: int
+    raw_baseline: float
+    raw_candidate: float
+    raw_delta: float
+    raw_ci_low: float
+    raw_ci_high: float
+    baseline: float
+    """The baseline run's style-controlled win rate (at zero style difference)."""
+    candidate: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    slopes: dict[str, float]
+    """The shared style slopes: log-odds of a win per +1 SD of each normalised difference."""
+    win_disappears: bool
+    """The raw Δ's CI is above 0 and the style-controlled Δ's CI is not: the candidate won by style."""
+
+
 class GateVerdict(_Frozen):
     """What ``empathy check`` decided, and everything it decided from (``--json``)."""
 
@@ -103,6 +126,11 @@ class GateVerdict(_Frozen):
     style_shift: list[StyleShift] = Field(default_factory=list)
     """Every style feature's paired shift (reported, never gated); empty with ``style_note`` saying why."""
     style_note: str | None = None
+    style_control: list[StyleControlled] = Field(default_factory=list)
+    """Each comparison's raw and style-controlled paired Δ (reported; gated only with --fail-on-style-only-win)."""
+    style_control_note: str | None = None
+    style_only_wins: list[str] = Field(default_factory=list)
+    """Comparisons whose win disappears under style control (the flag)."""
     baseline: str
     candidate: str
     judge: str

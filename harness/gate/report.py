@@ -114,6 +114,9 @@ def markdown_summary(v: GateVerdict) -> str:
     if v.style_shift or v.style_note:
         out += ["", "### Style shift (candidate replies, candidate − baseline run; reported, not gated)", "",
                 *_style_table(v)]
+    if v.style_control or v.style_control_note:
+        out += ["", "### Style control (win rate Δ with style held equal; reported, gated only with "
+                "--fail-on-style-only-win)", "", *_style_control_table(v)]
     if v.health:
         out += ["", "### Health floors", "", *_health_table(v)]
     if v.problems:
@@ -135,6 +138,20 @@ def _style_table(v: GateVerdict) -> list[str]:
     return ["| feature | baseline | candidate | Δ [95 % CI] |", "|---|---:|---:|---|",
             *(f"| `{s.feature}` | {s.baseline:.3g} | {s.candidate:.3g} | {s.delta:+.3g} [{s.ci_low:+.3g}, "
               f"{s.ci_high:+.3g}] |" for s in moved)]
+
+
+def _style_control_table(v: GateVerdict) -> list[str]:
+    """Raw and style-controlled paired Δ per comparison; a flagged row says the win came from style."""
+    if v.style_control_note:
+        return [v.style_control_note]
+    rows = ["| comparison | raw Δ [95 % CI] | style-controlled Δ [95 % CI] | |", "|---|---|---|---|"]
+    for c in v.style_control:
+        flag = "⚑ **win disappears under style control**" if c.win_disappears else ""
+        rows.append(f"| `{c.comparison}` | {c.raw_delta:+.3f} [{c.raw_ci_low:+.3f}, {c.raw_ci_high:+.3f}] | "
+                    f"{c.delta:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] | {flag} |")
+    features = v.style_control[0].features if v.style_control else ()
+    return [*rows, "", f"Held equal: {', '.join(features)} (relative differences, per SD). A flagged comparison "
+            "won by style: its raw win-rate rise is real, its rise with style equal is not shown by the data."]
 
 
 def _escape_data(text: str) -> str:

@@ -48,6 +48,11 @@ FEATURES: tuple[str, ...] = (
     "sympathy", "validation", "advice", "imperatives", "apology", "ai_disclaimer", "echo", "grade",
 )
 N_STYLE_BOOTSTRAP = 2000
+#: The features style control holds equal by default (the board's style-controlled column, ``empathy check``):
+#: length, markdown, exclamations, emoji and stock sympathy — what a judge may reward in place of empathy.
+CONTROL_FEATURES: tuple[str, ...] = ("words", "list_items", "bold", "headers", "exclamations", "emoji", "sympathy")
+#: Features compared as a plain difference (they can be negative); every other is a relative difference.
+PLAIN_DIFFERENCE = frozenset({"grade"})
 
 _STOP = frozenset("""that this with have from they them their there what when were will would about your just been
     into than then because could should really feel feels felt like also even much very some more most only over
@@ -225,3 +230,17 @@ def run_style(rows: Sequence[StyleRow], comparisons: Sequence[str], *, seed: int
              for c in comparisons if cand is not None and c.removeprefix("vs_") in matrices}
     return RunStyle(fingerprint=",".join(fingerprints), features=FEATURES,
                     systems=systems, largest_differences=diffs)
+
+
+def style_difference(a: NDArray[np.float64], b: NDArray[np.float64], features: Sequence[str]) -> NDArray[np.float64]:
+    """Normalised differences (rows × features) between a's and b's feature values (same shape, same order).
+
+    Relative, (a − b) / (a + b), for counts (0 when both are 0: Arena's length term); plain a − b for
+    :data:`PLAIN_DIFFERENCE` (the reading grade, which can be negative).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    plain = np.array([f in PLAIN_DIFFERENCE for f in features], dtype=bool)
+    total = a + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(total > 0, (a - b) / np.where(total > 0, total, 1.0), 0.0)
+    return np.where(plain, a - b, relative)

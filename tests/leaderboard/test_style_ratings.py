@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from harness.score.style import style_difference
 from leaderboard.ratings import Battle, draw_counts, fit_ratings
-from leaderboard.style_ratings import fit_style_ratings, style_difference
+from leaderboard.style_ratings import fit_style_ratings
 
 POINTS = 400.0 / math.log(10.0)
 
