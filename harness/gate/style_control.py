@@ -159,4 +159,4 @@ def _fit(design: Array, target: Array, weights: Array, start: Array) -> Array:
         phi, current = trial, trial_loss
         if float(np.abs(size[:, None] * step).max()) < 1e-9:
             break
-    return phi
+    return np.asarray(phi, dtype=np.float64)
