@@ -5,7 +5,7 @@ the project's own ``write_run`` (:mod:`synthetic_runs`: one real tiny-model run,
 verdicts), kept in ``--work`` for the next invocation. Then, in this process:
 
 1. a cold ``build_board`` + ``write_site`` (empty admission cache): load/admit (every run checked in full by
-   ``load_run``, in worker processes), fit + bootstrap, page + tables — wall time of each and peak memory (this
+   ``load_run``, in worker processes), fit + bootstrap (raw and style-controlled columns), page + tables — wall time of each and peak memory (this
    process and its workers);
 2. a rebuild with one new run (the other N from the cache);
 3. a rebuild after one run's judgments.jsonl is edited: that run misses the cache, is re-checked and refused.
@@ -52,8 +52,8 @@ def peak_mb() -> tuple[float, float]:
 def build(runs: Path, protocol, out: Path, cache: Path, workers: int | None) -> dict:  # noqa: ANN001
     import leaderboard.build as lb
 
-    admit, fit = Timer(lb.admit), Timer(lb.fit_ratings)
-    lb.admit, lb.fit_ratings = admit, fit
+    admit, fit = Timer(lb.admit), Timer(lb.rate)
+    lb.admit, lb.rate = admit, fit
     try:
         t0 = time.perf_counter()
         built = lb.build_board([runs], protocol, key=os.environ["EMPATHY_BOARD_KEY"].encode(), cache=cache,
@@ -62,8 +62,10 @@ def build(runs: Path, protocol, out: Path, cache: Path, workers: int | None) -> 
         lb.write_site(built, protocol, out, key=os.environ["EMPATHY_BOARD_KEY"].encode())
         t2 = time.perf_counter()
     finally:
-        lb.admit, lb.fit_ratings = admit.fn, fit.fn
+        lb.admit, lb.rate = admit.fn, fit.fn
+    sc = built.board.style_control
     return {"total": t2 - t0, "load/admit": admit.seconds, "fit + bootstrap": fit.seconds,
+            "style": "none" if sc is None else (sc.refused or f"fitted ({', '.join(sc.features)})"),
             "page + tables": t2 - t1, "other": (t1 - t0) - admit.seconds - fit.seconds,
             "rows": len(built.board.rows), "rejected": len(built.board.rejected)}
 
@@ -107,7 +109,7 @@ def main() -> None:
     mem = peak_mb()
     print(f"cold build: {cold['total']:.1f} s — load/admit {cold['load/admit']:.1f} s, fit + bootstrap "
           f"{cold['fit + bootstrap']:.1f} s, page + tables {cold['page + tables']:.1f} s, other {cold['other']:.1f} s; "
-          f"{cold['rows']} rows, {cold['rejected']} refused; peak memory {mem[0]:.0f} MB (largest worker "
+          f"{cold['rows']} rows, {cold['rejected']} refused, style column {cold['style']}; peak memory {mem[0]:.0f} MB (largest worker "
           f"{mem[1]:.0f} MB)")
 
     extra = work / "extra"

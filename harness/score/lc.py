@@ -117,13 +117,13 @@ def lc_batch(outcomes: Array, length_diffs: Array, *, l2: float = L2_SLOPE, star
         b0, b1 = np.full(len(y), float(start[0])), np.full(len(y), float(start[1]))
 
     def loss(z: Array, yy: Array, c1: Array) -> Array:
-        total: Array = np.sum(np.logaddexp(0.0, z) - yy * z, axis=1) + 0.5 * l2 * c1**2
+        total: Array = np.sum(softplus(z) - yy * z, axis=1) + 0.5 * l2 * c1**2
         return total
 
     # the rows still iterating, compacted (x, y, z, coefficients) only when some converge: no copy per iteration
     rows = np.arange(len(y))
     c0, c1 = b0.copy(), b1.copy()
-    z = c0[:, None] + c1[:, None] * x
+    z = _linear(c0, c1, x)
     for _ in range(max_iter):
         p = expit(z)
         r = p - y
@@ -148,7 +148,7 @@ def lc_batch(outcomes: Array, length_diffs: Array, *, l2: float = L2_SLOPE, star
             before = loss(z[long], y[long], c1[long])
             step = np.ones(long.size)
             for _ in range(60):
-                zt = (c0[long] - step * s0[long])[:, None] + (c1[long] - step * s1[long])[:, None] * x[long]
+                zt = _linear(c0[long] - step * s0[long], c1[long] - step * s1[long], x[long])
                 worse = (loss(zt, y[long], c1[long] - step * s1[long]) > before + 1e-12 * np.abs(before)) \
                     & (step > 1e-12)
                 if not worse.any():
@@ -158,11 +158,25 @@ def lc_batch(outcomes: Array, length_diffs: Array, *, l2: float = L2_SLOPE, star
             s1[long] *= step
         c0 -= s0
         c1 -= s1
-        z = c0[:, None] + c1[:, None] * x
+        z = _linear(c0, c1, x)
     else:
         b0[rows], b1[rows] = c0, c1
     out[fit] = expit(b0)
     return out
+
+
+def softplus(z: Array) -> Array:
+    """log(1 + e^z) without overflow; equal to ``np.logaddexp(0, z)`` and several times faster on large arrays."""
+    out: Array = np.log1p(np.exp(-np.abs(z)))
+    out += np.maximum(z, 0.0)
+    return out
+
+
+def _linear(c0: Array, c1: Array, x: Array) -> Array:
+    """c0 + c1·x row by row, built in place (a fresh broadcast sum of a large array costs ~10× more)."""
+    z = c1[:, None] * x
+    z += c0[:, None]
+    return z
 
 
 def lc_bootstrap_ci(

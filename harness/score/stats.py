@@ -19,7 +19,7 @@ import numpy as np
 from harness.core.prompts import DIMENSIONS
 from harness.core.records import Judgment, RubricScore
 from harness.score.lc import N_LC_BOOTSTRAP, lc_bootstrap_ci, length_controlled_win_rate
-from harness.score.resample import resample_indices
+from harness.score.resample import resample_counts
 
 N_BOOTSTRAP = 2000
 OUTCOME_SCORE = {"candidate": 1.0, "tie": 0.5, "reference": 0.0}
@@ -38,8 +38,7 @@ def bootstrap_ci(values: Sequence[float], *, seed: int, n_boot: int = N_BOOTSTRA
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:
         return math.nan, math.nan
-    idx = resample_indices(seed, arr.size, n_boot)
-    means = arr[idx].mean(axis=1)
+    means = resample_counts(seed, arr.size, n_boot) @ arr / arr.size  # every resample's mean, no gather
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
