@@ -80,6 +80,10 @@ def main() -> None:
 
     from synthetic_runs import clone_runs, template_run
 
+    from harness.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as `empathy leaderboard build` does (the workers do it too)
+
     from harness.evaluate.runs import load_run
     from leaderboard.protocol import protocol_from_run
 

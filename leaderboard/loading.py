@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 import harness
 from harness import __version__
+from harness.core.allocator import keep_freed_memory
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic_bytes
 from harness.core.records import RunResult
@@ -134,7 +135,7 @@ def load_board_runs(paths: Sequence[Path], protocol_hash: str, cache: Path | Non
     n = workers if workers is not None else min(os.cpu_count() or 1, 8)
     pool = None
     if n > 1 and len(todo) >= PARALLEL_FROM:  # a fresh server process forks the workers, never this threaded one
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=get_context(
+        pool = ProcessPoolExecutor(max_workers=n, initializer=keep_freed_memory, mp_context=get_context(
             "forkserver" if "forkserver" in get_all_start_methods() else "spawn"))
     try:
         with new_progress() as progress:

@@ -13,6 +13,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from harness.core.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # as the CLI does: numpy's large temporaries reuse freed memory
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from harness import __version__
 from harness.cli import board, evaluate, gate, judge, judge_train, models, tasks, train
 from harness.cli.options import Handler
+from harness.core.allocator import keep_freed_memory
 from harness.core.errors import HarnessError, did_you_mean
 
 
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    keep_freed_memory()  # numpy's large temporaries reuse freed memory (harness.core.allocator)
     # library deprecation notices (trl, transformers) are for developers, not for a user's run
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
