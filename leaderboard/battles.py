@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.score.style import FEATURES, style_difference
+from harness.score.style import FEATURES, load_counter, style_difference
 from leaderboard.admit import Entry
 from leaderboard.models import StyleCoefficient, StyleControl
 from leaderboard.protocol import BoardProtocol
@@ -102,21 +102,41 @@ def _style(entry: Entry, comparison: str) -> np.ndarray:
     return style[comparison]
 
 
+def _names(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
 def _style_fingerprint(segs: Sequence[Segment]) -> tuple[str | None, str | None]:
-    """The one style fingerprint of the battles' runs, or why the style column cannot be fitted from them."""
+    """Today's style fingerprint when every battle's run was profiled with it, or why the column cannot be fitted.
+
+    Today's only: ``load_run`` recounts a candidate's features from its replies only under today's phrase file and
+    code, so only then are they the replies' own. The anchor's features, which no run can recount (the reference
+    file is not in the run), must be the same in every run: the board's anchor replies are one file (its hash is in
+    the protocol), so a run whose anchor rows differ was edited.
+    """
     lacking = sorted({e.run_id for e, name, _ in segs if e.run.style is None or name not in e.run.style})
     if lacking:
-        shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
         return None, (f"{len(lacking)} rated run(s) carry no style profile (results schema 2, made before style "
-                      f"profiles): {shown} — evaluate them again with this harness (or leave them off the board) to "
-                      "get the style-controlled column; the raw ratings are unaffected")
-    prints: dict[str, int] = {}
-    for entry in {e.run_id: e for e, _, _ in segs}.values():
-        style = entry.run.result.style
-        fingerprint = style.fingerprint if style else "none"
-        prints[fingerprint] = prints.get(fingerprint, 0) + 1
-    if len(prints) > 1:
-        counts = ", ".join(f"{fp}: {n} run(s)" for fp, n in sorted(prints.items()))
-        return None, (f"rated runs were profiled under different style fingerprints ({counts}): style features are "
-                      "comparable under one phrase file only — evaluate the older runs again")
-    return next(iter(prints)), None
+                      f"profiles): {_names(lacking)} — evaluate them again with this harness (or leave them off the "
+                      "board) to get the style-controlled column; the raw ratings are unaffected")
+    today = load_counter().fingerprint
+    runs = {e.run_id: e for e, _, _ in segs}
+    other = sorted(rid for rid, e in runs.items() if e.run.result.style is None or e.run.result.style.fingerprint != today)
+    if other:
+        return None, (f"{len(other)} rated run(s) were profiled with another style phrase file or code than this "
+                      f"harness's (fingerprint {today}): {_names(other)} — style features are comparable under one "
+                      "fingerprint only, and recounted from the replies only under today's: evaluate them again")
+    anchor: dict[str, tuple[float, ...]] = {}
+    differ: list[str] = []
+    for entry, name, opponent in sorted(segs, key=lambda s: s[0].trust not in (*JUDGED_BY_THE_BOARD, "control")):
+        if opponent != ANCHOR:
+            continue
+        rows = _style(entry, name)[:, 1, :]
+        mine = {d: tuple(row) for (d, _), row in zip(entry.run.outcomes[name], rows.tolist(), strict=True)}
+        if any(anchor.setdefault(d, values) != values for d, values in mine.items()):
+            differ.append(entry.run_id)
+    if differ:
+        return None, (f"{len(differ)} rated run(s) carry style features of the anchor's replies that differ from the "
+                      f"board's (one anchor reference file gives one set of features; edited?): {_names(sorted(differ))}"
+                      " — leave them off the board or evaluate them again")
+    return today, None

@@ -15,6 +15,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -298,12 +299,18 @@ def _utterances(run: Run) -> dict[str, str] | None:
 
     Never a path the run names (a board never reads one), never a set that changed since the run.
     """
-    from harness.data.selection import run_dialogues
-
     if run.result.provenance.dataset != "bundled":
         return None
-    dialogues, digest = run_dialogues("bundled", run.result.provenance.n_dialogues)
-    return {d.id: d.utterance for d in dialogues} if digest == run.result.provenance.dataset_hash else None
+    utterances, digest = _bundled_utterances(run.result.provenance.n_dialogues)
+    return utterances if digest == run.result.provenance.dataset_hash else None
+
+
+@lru_cache(maxsize=4)  # package data, the same for every run a process checks (a board checks thousands)
+def _bundled_utterances(n: int) -> tuple[dict[str, str], str]:
+    from harness.data.selection import run_dialogues
+
+    dialogues, digest = run_dialogues("bundled", n)
+    return {d.id: d.utterance for d in dialogues}, digest
 
 
 def _dump(value: Any) -> Any:

@@ -126,3 +126,35 @@ def test_unknown_style_features_are_errors(board_runs, tmp_path, capsys):
                  "--max-flip-rate", "1", "--min-label-mass", "0", "--allow-unhealthy-judge",
                  "--style-control", "none", "--output", str(out)]) == 0
     assert load_protocol(out).style_control is None
+
+
+def test_the_style_column_uses_only_features_the_board_can_trust(board_runs):
+    """Another phrase file's fingerprint, or anchor rows that differ from the other runs' (the anchor replies are
+    one file: a difference means an edit), refuse the column, naming the runs."""
+    import dataclasses
+
+    from leaderboard.battles import rate
+
+    protocol = _protocol(board_runs["a"])
+    built = build_board([board_runs[k] for k in "abc"], protocol, key=board_key(create=True), n_boot=0)
+    ranked = [e.run_id for e in built.entries if e.control is None]
+    assert rate(built.entries, protocol, n_boot=0, seed=0, ranked=ranked).style_control.refused is None
+
+    first, *rest = built.entries
+    old_style = first.run.result.style.model_copy(update={"fingerprint": "0123456789abcdef"})
+    older = dataclasses.replace(first, run=dataclasses.replace(
+        first.run, result=first.run.result.model_copy(update={"style": old_style})))
+    sc = rate([older, *rest], protocol, n_boot=0, seed=0, ranked=ranked).style_control
+    assert sc.refused.startswith(f"1 rated run(s) were profiled with another style phrase file or code than this "
+                                 f"harness's (fingerprint {load_run(board_runs['a']).result.style.fingerprint}): "
+                                 f"{first.run_id} — ")
+
+    last = rest[-1]
+    edited = {name: arr.copy() for name, arr in last.run.style.items()}
+    edited[protocol.anchor.comparison][0, 1, FEATURES.index("words")] += 40  # the anchor's first reply, longer
+    forged = dataclasses.replace(last, run=dataclasses.replace(last.run, style=edited))
+    rated = rate([first, *rest[:-1], forged], protocol, n_boot=0, seed=0, ranked=ranked)
+    assert rated.style == {} and rated.raw  # the raw column stands
+    assert rated.style_control.refused.startswith("1 rated run(s) carry style features of the anchor's replies that "
+                                                  f"differ from the board's (one anchor reference file gives one set "
+                                                  f"of features; edited?): {last.run_id} — ")
