@@ -332,7 +332,7 @@ def test_submitter_strings_are_text_in_the_dataset_card(board_runs, tmp_path):
     card = dataset_card(board.model_copy(update={"rows": rows, "warnings": [f"control row ties {evil}"]}), protocol)
     assert "<script" not in card and "](" not in card.replace("\\](", "") and "![" not in card
     line = next(x for x in card.splitlines() if "alert(1)" in x and x.startswith("|"))
-    assert len(re.findall(r"(?<!\\)\|", line)) == 6  # rank, model, BT, win rate, trust: one row of five cells
+    assert len(re.findall(r"(?<!\\)\|", line)) == 7  # rank, model, BT, BT style-controlled, win rate, trust: six cells
     assert "\n## " not in card.split("| rank |")[1]  # no heading injected by a newline
 
 
