@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import FILES, PROBE, RESULTS, STYLE
+from harness.evaluate.runs import FILES, PROBE, RESULTS
+from harness.evaluate.style_check import STYLE
 
 #: Duplicates of a model keep the most trusted run (lowest rank), then the one the board saw first.
 TRUST_RANK: dict[str, int] = {"maintainer": 0, "verified": 1, "self-reported": 2, "control": 3}

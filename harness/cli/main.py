@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import board, evaluate, gate, judge, judge_train, models, tasks, train
+from harness.cli import board, evaluate, gate, judge, judge_train, models, pairs, tasks, train
 from harness.cli.options import Handler
 from harness.core.allocator import keep_freed_memory
 from harness.core.errors import HarnessError, did_you_mean
@@ -30,7 +30,7 @@ def _parser_and_handlers() -> tuple[argparse.ArgumentParser, dict[str, Handler]]
     handlers: dict[str, Handler] = {}
     # demo is added last so that `empathy --help` lists it last
     for add in (evaluate.add_commands, tasks.add_commands, judge.add_commands, judge_train.add_commands,
-                train.add_commands, board.add_commands, gate.add_commands, models.add_commands,
+                train.add_commands, pairs.add_commands, board.add_commands, gate.add_commands, models.add_commands,
                 evaluate.add_demo_command):
         handlers.update(add(sub))
     _describe(parser)

@@ -15,7 +15,6 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,16 +26,15 @@ from harness.core.records import Generation, JudgeProbe, Judgment, RubricScore, 
 from harness.core.style_record import StyleRow
 from harness.data.selection import ids_hash
 from harness.evaluate.result import computed_parts
+from harness.evaluate.style_check import STYLE, check_style
 from harness.judge.parse import combine_orders
 from harness.score.health import order_free_judge
-from harness.score.style import FEATURES, load_counter
 
 RESULTS = "results.json"
 FILES = ("generations.jsonl", "judgments.jsonl", "rubric.jsonl", "manifest.json")
 #: The judge's sanity-probe verdicts: optional on load (older runs have none), always written.
 PROBE = "probe.jsonl"
 #: Every system's reply profiled (harness.score.style); schema 3 runs.
-STYLE = "style.jsonl"
 #: The JSON Schema of results.json, shipped in the package (tests keep it equal to :class:`RunResult`'s).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "core" / "results.schema.json"
 
@@ -236,7 +234,7 @@ def _check_consistent(run: Run) -> RunHealth:
     probe_ids = [p.probe_id for p in run.probe]
     if len(probe_ids) != len(set(probe_ids)):
         raise RunError(f"{where}: {PROBE} repeats a probe pair")
-    _check_style(run)
+    check_style(run)
     parts = computed_parts(judgments, run.rubric, run.generations, references, r.judge.min_label_mass,
                            r.provenance.seed, run.probe, order_free=order_free_judge(r.judge), style=run.style)
     recorded = r.model_dump(mode="json")
@@ -253,64 +251,6 @@ def _check_consistent(run: Run) -> RunHealth:
                            f"{should!r} (edited, or the files come from another run)")
     health: RunHealth = parts["health"]
     return health
-
-
-def _check_style(run: Run) -> None:
-    """style.jsonl is there exactly when results.json has a style profile, and its candidate rows are the replies'.
-
-    The candidate's features are recounted from generations.jsonl when the rows were counted with today's phrase
-    file and code (another fingerprint: a run made with older lists stays valid; its rows are summarised as they
-    are). The references' rows cannot be recounted without the reference files; their summary is recomputed.
-    """
-    where, r = run.path, run.result
-    if (r.style is None) != (run.style is None):
-        missing = STYLE if run.style is None else "results.json's style"
-        raise RunError(f"{where}: {missing} is missing while the other is there (the files come from different runs)")
-    if run.style is None:
-        return
-    seen: set[tuple[str, str]] = set()
-    for row in run.style:
-        if set(row.features) != set(FEATURES) or (row.system, row.dialogue_id) in seen:
-            what = "repeats" if (row.system, row.dialogue_id) in seen else "lacks or adds features for"
-            raise RunError(f"{where}: {STYLE} {what} {row.system} {row.dialogue_id} (every reply once, with the "
-                           f"features {', '.join(FEATURES)})")
-        seen.add((row.system, row.dialogue_id))
-    if len({row.fingerprint for row in run.style}) != 1:
-        raise RunError(f"{where}: {STYLE} mixes style fingerprints: one run is counted with one phrase file")
-    ids = {g.dialogue_id for g in run.generations}
-    if {i for s, i in seen if s == "candidate"} != ids:
-        raise RunError(f"{where}: {STYLE} does not profile the candidate's reply to every dialogue of the run")
-    counter = load_counter()
-    utterances = _utterances(run)
-    replies = {g.dialogue_id: g.response for g in run.generations}
-    for row in run.style:
-        if row.system != "candidate" or row.fingerprint != counter.fingerprint:
-            continue
-        features = counter.profile(replies.get(row.dialogue_id, ""), (utterances or {}).get(row.dialogue_id, ""))
-        if utterances is None:  # echo needs the speaker's words: recounted only where the dataset is on this disk
-            features["echo"] = row.features.get("echo", 0.0)
-        if row.dialogue_id not in replies or features != row.features:
-            raise RunError(f"{where}: {STYLE}: the candidate's style features of {row.dialogue_id} are not those of its "
-                           "reply in generations.jsonl (edited, or the files come from another run)")
-
-
-def _utterances(run: Run) -> dict[str, str] | None:
-    """The speaker's words per dialogue, for a run on the bundled dialogues whose hash is the run's.
-
-    Never a path the run names (a board never reads one), never a set that changed since the run.
-    """
-    if run.result.provenance.dataset != "bundled":
-        return None
-    utterances, digest = _bundled_utterances(run.result.provenance.n_dialogues)
-    return utterances if digest == run.result.provenance.dataset_hash else None
-
-
-@lru_cache(maxsize=4)  # package data, the same for every run a process checks (a board checks thousands)
-def _bundled_utterances(n: int) -> tuple[dict[str, str], str]:
-    from harness.data.selection import run_dialogues
-
-    dialogues, digest = run_dialogues("bundled", n)
-    return {d.id: d.utterance for d in dialogues}, digest
 
 
 def _dump(value: Any) -> Any:
