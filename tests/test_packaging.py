@@ -29,3 +29,17 @@ def test_wheel_ships_tasks_prompts_and_dialogues(tmp_path):
     assert out[0] == str(target / "harness" / "_data" / "tasks")
     assert out[1] == str(target / "harness" / "_data" / "prompts")
     assert int(out[2]) >= 200
+
+
+def test_requires_python_is_the_version_ci_runs():
+    """pyproject.toml claims exactly the Python CI checks (.ci/run) and the README names — the one this runs on."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11,<3.12"
+    assert "Programming Language :: Python :: 3.11" in project["classifiers"]
+    assert not [c for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.(?!11$)\d+", c)]
+    assert "sys.version_info[:2] == (3, 11)" in (ROOT / ".ci" / "run").read_text()
+    assert "**Python 3.11** — the version CI runs" in (ROOT / "README.md").read_text()
+    assert sys.version_info[:2] == (3, 11)

@@ -30,7 +30,7 @@ from harness.generate.replies import (
 
 def now() -> str:
     """The current UTC time, ISO 8601, to the second."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def spec_identity(spec: ModelSpec, cache_dir: Path | None = None) -> tuple[ModelSpec, ModelIdentity]:

@@ -1,0 +1,117 @@
+"""A run's scores where users look: ``.eval_results/empathy.yaml`` in the model's Hub repo, as a pull request.
+
+The Hub shows evaluation results stored in a model repo's ``.eval_results/*.yaml`` on the model page and in the
+leaderboard of the benchmark dataset they name (https://huggingface.co/docs/hub/eval-results). One entry per number
+(``huggingface_hub.EvalResultEntry``, serialised by ``eval_result_entries_to_yaml``): the win rate against each
+reference (``empathy_winrate_vs_base``, ``empathy_winrate_vs_direct``: the lm-eval task names) and each rubric mean
+(``empathy_rubric_<dimension>``, 1–5), all with the board's dataset repo as the benchmark (``dataset.id``, at the
+commit read just before: ``dataset.revision``), the run's date, and the run as the source: its fingerprint (the
+sha256 of its results.json) in ``source.name``, its folder on the board in ``source.url``, and in ``notes`` the judge
+fingerprint, the CI and the dialogues scored. The file is added in one commit on a pull request: the model's owner
+decides. A model repo that does not exist, or a token that may not open pull requests there, is refused before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from harness import __version__
+from harness.core.errors import HarnessError
+from harness.evaluate.runs import Run
+from leaderboard.hub import check_reachable, hub_api
+
+EVAL_RESULTS_FILE = ".eval_results/empathy.yaml"
+HEAD_TO_HEAD = "vs_baseline"
+
+
+def run_fingerprint(run: Run) -> str:
+    """The run's fingerprint: the first 16 hex digits of the sha256 of its results.json."""
+    return hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:16]
+
+
+def eval_entries(run: Run, *, board_repo: str, run_id: str, board_revision: str | None = None,
+                 endpoint: str | None = None) -> list[Any]:
+    """The run's numbers as ``EvalResultEntry`` objects (win rates, rubric means), the board as the benchmark."""
+    from huggingface_hub import EvalResultEntry
+
+    r = run.result
+    base = (endpoint or "https://huggingface.co").rstrip("/")
+    common: dict[str, Any] = {
+        "dataset_id": board_repo, "dataset_revision": board_revision, "date": r.provenance.time,
+        "source_url": f"{base}/datasets/{board_repo}/tree/main/submissions/{run_id}",
+        "source_name": f"empathy-harness run {run_fingerprint(run)}",
+    }
+    judge = f"judge {r.judge.fingerprint}; empathy-harness {r.provenance.harness_version or __version__}"
+    out = []
+    for name, stats in sorted(r.comparisons.items()):
+        if name == HEAD_TO_HEAD or stats.win_rate is None:
+            continue
+        ci = "" if stats.ci_low is None else f"; 95% CI [{stats.ci_low:.4f}, {stats.ci_high:.4f}]"
+        out.append(EvalResultEntry(task_id=f"empathy_winrate_{name}", value=round(stats.win_rate, 4),
+                                   notes=f"win rate (ties 1/2) over {stats.n_scored} dialogues{ci}; {judge}",
+                                   **common))
+    for dim, s in sorted(r.rubric.items()):
+        if s.mean is None:
+            continue
+        ci = "" if s.ci_low is None else f"; 95% CI [{s.ci_low:.3f}, {s.ci_high:.3f}]"
+        out.append(EvalResultEntry(task_id=f"empathy_rubric_{dim}", value=round(s.mean, 4),
+                                   notes=f"rubric mean 1-5 over {s.n_scored} replies{ci}; {judge}", **common))
+    if not out:
+        raise HarnessError(f"{run.path}: no scored comparison or rubric dimension: no result to publish")
+    return out
+
+
+def eval_results_yaml(entries: list[Any]) -> str:
+    """The ``.eval_results`` file: huggingface_hub's own serialisation of the entries."""
+    from huggingface_hub import eval_result_entries_to_yaml
+
+    return str(yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True))
+
+
+def open_eval_results_pr(run: Run, *, model_repo: str, board_repo: str, run_id: str, endpoint: str | None = None,
+                         token: str | None = None) -> str:
+    """Open a pull request on ``model_repo`` adding :data:`EVAL_RESULTS_FILE`; returns its URL.
+
+    Raises:
+        HarnessError: the model repo or the board does not exist or cannot be reached, or the token may not open
+            a pull request on the model repo (nothing is written).
+    """
+    from huggingface_hub import CommitOperationAdd
+
+    api = hub_api(endpoint, token)
+    what = f"publishing the run's eval results to model repo {model_repo!r}"
+    board = check_reachable(api, board_repo, repo_type="dataset", what=what)
+    check_reachable(api, model_repo, repo_type="model", what=what)
+    entries = eval_entries(run, board_repo=board_repo, run_id=run_id, board_revision=getattr(board, "sha", None),
+                           endpoint=endpoint)
+    text = eval_results_yaml(entries)
+    try:
+        info = api.create_commit(
+            model_repo, [CommitOperationAdd(path_in_repo=EVAL_RESULTS_FILE, path_or_fileobj=text.encode())],
+            repo_type="model", create_pr=True, commit_message=f"Add empathy eval results ({board_repo})",
+            commit_description=(f"Scores of run `{run_id}` (fingerprint `{run_fingerprint(run)}`) on the empathy "
+                                f"board [{board_repo}]({(endpoint or 'https://huggingface.co').rstrip('/')}/datasets/"
+                                f"{board_repo}), made with empathy-harness: {len(entries)} results."))
+    except Exception as exc:
+        raise _refused(exc, what, model_repo) from exc
+    if info.pr_url is None:
+        raise HarnessError(f"{what}: {EVAL_RESULTS_FILE} with these exact results is already in the repo")
+    return str(info.pr_url)
+
+
+def _refused(exc: Exception, what: str, repo: str) -> Exception:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from leaderboard.hub import hub_error
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, HfHubHTTPError) and status in (401, 403):
+        return HarnessError(f"{what}: the Hub refused the token ({status}): it may not open pull requests on "
+                            f"{repo} — use a token with write access (or the 'open pull requests' permission) in "
+                            "$HF_TOKEN; nothing was written")
+    mapped = hub_error(exc, what) if isinstance(exc, OSError | ValueError) else None
+    return mapped if mapped is not None else exc
