@@ -5,10 +5,13 @@ judged both runs itself (maintainer or verified): a self-reported run neither ra
 one (its own verdicts would reach the other's rating through the link). A reference is matched to a board model by
 fingerprint *and* revision.
 
-The style-controlled column (:mod:`leaderboard.style_ratings`) needs both replies' style features for every battle:
-a board where a rated run has no style profile (a schema-2 run), or where runs were profiled under different style
-fingerprints (another phrase file), gets no such column and says why (``StyleControl.refused``) — it is never
-filled from the runs that have one.
+The style-controlled column (:mod:`leaderboard.style_ratings`) needs both replies' style features, counted under
+today's style fingerprint, for every battle. Its coefficients are fitted on the board's own runs only (maintainer,
+verified, control): a self-reported run is rated with them, so its verdicts move its own rating only. When one of the
+board's own runs cannot enter (no style profile: a schema-2 run; another fingerprint; anchor rows that differ from
+the others'), the board gets no such column and says which runs and why (``StyleControl.refused``); a self-reported
+run that cannot enter is left out of the column with its reason (``StyleControl.excluded``; its row shows none) —
+never filled in, and never able to switch the column off for everyone.
 """
 
 from __future__ import annotations
@@ -81,24 +84,35 @@ def rate(entries: Sequence[Entry], protocol: BoardProtocol, *, n_boot: int, seed
     if protocol.style_control is None:
         return Rated(ratings, {}, None)
     features = protocol.style_control
-    fingerprint, refused = _style_fingerprint(segs)
+    shapers = {e.run_id for e in entries if e.trust in JUDGED_BY_THE_BOARD or e.control is not None}
+    problems = _style_problems(segs, shapers)
+    refused = {rid: why for rid, why in problems.items() if rid in shapers}
     if refused:
-        return Rated(ratings, {}, StyleControl(features=features, refused=refused))
+        return Rated(ratings, {}, StyleControl(features=features, refused=_refusal(refused)))
+    kept = [seg for seg in segs if seg[0].run_id not in problems]
+    style_fights = [Battle(d, e.run_id, other, score) for e, name, other in kept for d, score in e.run.outcomes[name]]
+    if not style_fights:
+        return Rated(ratings, {}, StyleControl(features=features, excluded=problems,
+                                               refused="no battle has the style features of both replies"))
     columns = [FEATURES.index(f) for f in features]
     diffs = np.concatenate([style_difference(pairs[:, 0, columns], pairs[:, 1, columns], features)
-                            for entry, name, _ in segs for pairs in (_style(entry, name),)])
-    fit = fit_style_ratings(fights, diffs, features, anchor=ANCHOR, anchor_value=protocol.anchor.value,
-                            n_boot=n_boot, seed=seed, ranked=ranked, raw=raw)
+                            for entry, name, _ in kept for pairs in (_style(entry, name),)])
+    fit = fit_style_ratings(style_fights, diffs, features, anchor=ANCHOR, anchor_value=protocol.anchor.value,
+                            n_boot=n_boot, seed=seed, ranked=[r for r in ranked if r not in problems],
+                            raw=None if problems else raw, shapers=shapers & {e.run_id for e, _, _ in kept})
     control = StyleControl(
-        features=features, fingerprint=fingerprint, ci_method=CI_METHOD,
+        features=features, fingerprint=load_counter().fingerprint, ci_method=CI_METHOD, excluded=problems,
+        note=None if fit.converged else "the style-controlled fit did not converge in 100 Newton steps: read it "
+                                        "with care",
         coefficients=[StyleCoefficient(feature=c.feature, points=c.points, low=c.ci_low, high=c.ci_high,
-                                       sd=fit.scale[c.feature], varies=c.varies) for c in fit.coefficients])
+                                       sd=fit.scale[c.feature], varies=c.varies, identified=c.identified,
+                                       within_share=c.within_share) for c in fit.coefficients])
     return Rated(ratings, fit.ratings, control)
 
 
 def _style(entry: Entry, comparison: str) -> np.ndarray:
     style = entry.run.style
-    assert style is not None  # (checked by _style_fingerprint)
+    assert style is not None  # (checked by _style_problems)
     return style[comparison]
 
 
@@ -106,37 +120,43 @@ def _names(ids: Sequence[str]) -> str:
     return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
-def _style_fingerprint(segs: Sequence[Segment]) -> tuple[str | None, str | None]:
-    """Today's style fingerprint when every battle's run was profiled with it, or why the column cannot be fitted.
+def _refusal(problems: dict[str, str]) -> str:
+    by_reason: dict[str, list[str]] = {}
+    for rid, why in sorted(problems.items()):
+        by_reason.setdefault(why, []).append(rid)
+    return "; ".join(f"{len(ids)} of the board's own run(s) {why}: {_names(ids)}" for why, ids in by_reason.items()) \
+        + " — evaluate them again with this harness (or leave them off) to get the style-controlled column; the raw " \
+          "ratings are unaffected"
 
-    Today's only: ``load_run`` recounts a candidate's features from its replies only under today's phrase file and
-    code, so only then are they the replies' own. The anchor's features, which no run can recount (the reference
-    file is not in the run), must be the same in every run: the board's anchor replies are one file (its hash is in
-    the protocol), so a run whose anchor rows differ was edited.
+
+def _style_problems(segs: Sequence[Segment], shapers: set[str]) -> dict[str, str]:
+    """Runs whose battles cannot enter the style fit, and why.
+
+    The board's own runs are checked first: their anchor rows are what the others are checked against.
+    - no style profile (a schema-2 run), or no style rows for a compared reference;
+    - another style fingerprint than today's: ``load_run`` recounts a candidate's features from its replies only
+      under today's phrase file and code, and features are comparable under one fingerprint only;
+    - the anchor's features differ from the board's: no run can recount them (the reference file is not in the
+      run), but the board's anchor replies are one file (its hash is in the protocol), so a run whose anchor rows
+      differ was edited.
     """
-    lacking = sorted({e.run_id for e, name, _ in segs if e.run.style is None or name not in e.run.style})
-    if lacking:
-        return None, (f"{len(lacking)} rated run(s) carry no style profile (results schema 2, made before style "
-                      f"profiles): {_names(lacking)} — evaluate them again with this harness (or leave them off the "
-                      "board) to get the style-controlled column; the raw ratings are unaffected")
     today = load_counter().fingerprint
-    runs = {e.run_id: e for e, _, _ in segs}
-    other = sorted(rid for rid, e in runs.items() if e.run.result.style is None or e.run.result.style.fingerprint != today)
-    if other:
-        return None, (f"{len(other)} rated run(s) were profiled with another style phrase file or code than this "
-                      f"harness's (fingerprint {today}): {_names(other)} — style features are comparable under one "
-                      "fingerprint only, and recounted from the replies only under today's: evaluate them again")
+    out: dict[str, str] = {}
     anchor: dict[str, tuple[float, ...]] = {}
-    differ: list[str] = []
-    for entry, name, opponent in sorted(segs, key=lambda s: s[0].trust not in (*JUDGED_BY_THE_BOARD, "control")):
-        if opponent != ANCHOR:
+    for entry, name, opponent in sorted(segs, key=lambda seg: seg[0].run_id not in shapers):
+        rid, run = entry.run_id, entry.run
+        if rid in out:
             continue
-        rows = _style(entry, name)[:, 1, :]
-        mine = {d: tuple(row) for (d, _), row in zip(entry.run.outcomes[name], rows.tolist(), strict=True)}
-        if any(anchor.setdefault(d, values) != values for d, values in mine.items()):
-            differ.append(entry.run_id)
-    if differ:
-        return None, (f"{len(differ)} rated run(s) carry style features of the anchor's replies that differ from the "
-                      f"board's (one anchor reference file gives one set of features; edited?): {_names(sorted(differ))}"
-                      " — leave them off the board or evaluate them again")
-    return today, None
+        if run.style is None or run.result.style is None:
+            out[rid] = "carry no style profile (results schema 2, made before style profiles)"
+        elif name not in run.style:
+            out[rid] = f"lack the style rows of the {name.removeprefix('vs_')!r} replies they were compared with"
+        elif run.result.style.fingerprint != today:
+            out[rid] = f"were profiled with another style phrase file or code (this harness's fingerprint: {today})"
+        elif opponent == ANCHOR:
+            rows = run.style[name][:, 1, :]
+            mine = {d: tuple(row) for (d, _), row in zip(run.outcomes[name], rows.tolist(), strict=True)}
+            if any(anchor.setdefault(d, values) != values for d, values in mine.items()):
+                out[rid] = ("carry style features of the anchor's replies that differ from the board's (one anchor "
+                            "reference file gives one set of features: edited?)")
+    return out

@@ -21,11 +21,11 @@ from typing import Any
 from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import write_atomic, write_json
-from harness.core.records import ComparisonStats
+from harness.core.records import ComparisonStats, RunResult
 from harness.evaluate.references import now
 from harness.llm.family import family_overlap_warning
 from harness.score.health import unhealthy_banner
-from harness.score.style import FEATURES
+from harness.score.style import FEATURES, load_counter
 from leaderboard.admit import Entry, admit, board_validity, safe_run_id
 from leaderboard.battles import ANCHOR, battles, rate
 from leaderboard.ledger import Arrival, ledger_record, load_ledger
@@ -50,6 +50,13 @@ def _interval(value: float | None, low: float | None, high: float | None) -> Int
     return Interval(value=value, low=low, high=high)
 
 
+def _profile(r: RunResult) -> dict[str, float]:
+    """The candidate's mean style features — only under today's style fingerprint (else not comparable: none)."""
+    if r.style is None or r.style.fingerprint != load_counter().fingerprint:
+        return {}
+    return {f: s.mean for f, s in r.style.systems["candidate"].items() if s.mean is not None}
+
+
 def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None, style: Rating | None) -> Row:
     r = entry.run.result
     anchor: ComparisonStats = r.comparisons[protocol.anchor.comparison]
@@ -68,7 +75,7 @@ def _row(entry: Entry, protocol: BoardProtocol, rating: Rating | None, style: Ra
         bt_style=_interval(style.score, style.ci_low, style.ci_high) if style else Interval(),
         rank_style_low=style.rank_low if style and not entry.control else None,
         rank_style_high=style.rank_high if style and not entry.control else None,
-        style={f: s.mean for f, s in r.style.systems["candidate"].items() if s.mean is not None} if r.style else {},
+        style=_profile(r),
         win_rate=_interval(anchor.win_rate, anchor.ci_low, anchor.ci_high),
         lc_win_rate=_interval(anchor.lc_win_rate, anchor.lc_ci_low, anchor.lc_ci_high),
         rubric={d: _interval(s.mean, s.ci_low, s.ci_high) for d, s in r.rubric.items() if d in protocol.rubric},

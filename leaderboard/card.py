@@ -29,9 +29,14 @@ def style_line(board: Board) -> str:
     if sc.refused:
         return f"Style-controlled ratings: not computed — {sc.refused}"
     paid = "; ".join(f"{c.feature} {c.points:+.0f} [{c.low:+.0f}, {c.high:+.0f}]" for c in sc.coefficients
-                     if c.varies)
-    return (f"Style-controlled ratings hold {', '.join(sc.features)} equal (Chatbot Arena's style control); rating "
-            f"points this judge pays per +1 SD of each difference: {paid or 'none varies'}.")
+                     if c.varies and c.identified)
+    apart = [c.feature for c in sc.coefficients if c.varies and not c.identified]
+    return (f"Style-controlled ratings hold {', '.join(sc.features)} equal (Chatbot Arena's style control, fitted on "
+            f"the board's own runs); rating points this judge pays per +1 SD of each difference: "
+            f"{paid or 'none varies'}"
+            + (f"; not separable from the ratings, left out: {', '.join(apart)}" if apart else "")
+            + (f"; {len(sc.excluded)} self-reported run(s) not in the column (see leaderboard.json)"
+               if sc.excluded else "") + ".")
 
 
 def dataset_card(board: Board, protocol: BoardProtocol) -> str:

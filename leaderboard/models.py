@@ -99,8 +99,12 @@ class StyleCoefficient(_Frozen):
     low: float
     high: float
     sd: float
-    """The root mean square of the feature's normalised difference over the board's battles (what 1 SD is)."""
+    """The root mean square of the feature's normalised difference over the board's own battles (what 1 SD is)."""
     varies: bool
+    identified: bool = True
+    """False: its differences lie (almost) all between models, not within a model's battles — the data cannot tell
+    its effect from the ratings, so it is left out of the control (0 points)."""
+    within_share: float | None = None
 
 
 class StyleControl(_Frozen):
@@ -112,7 +116,10 @@ class StyleControl(_Frozen):
     coefficients: list[StyleCoefficient] = Field(default_factory=list)
     ci_method: str | None = None
     refused: str | None = None
-    """Why the column is empty (e.g. runs without a style profile); None when it was fitted."""
+    """Why the column is empty (e.g. the board's own runs without a style profile); None when it was fitted."""
+    excluded: dict[str, str] = Field(default_factory=dict)
+    """Runs not in the column (self-reported ones whose style rows cannot be used), by run id → why."""
+    note: str | None = None
 
 
 class Rejection(_Frozen):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from html import escape
 
 from harness.score.style import FEATURES
-from leaderboard.models import Board, Interval, Row
+from leaderboard.models import Board, Interval, Row, StyleCoefficient
 
 Cell = tuple[str, float | str | None]
 
@@ -79,22 +79,38 @@ def style_section(board: Board) -> str:
     if sc is not None and sc.refused:
         parts.append(f'<p class="refused">Style-controlled ratings not computed: {escape(sc.refused)}</p>')
     elif sc is not None:
-        rows = "".join(
-            f"<tr><td class=\"left\">{escape(FEATURE_LABELS[c.feature])}</td><td>{c.points:+.1f}"
-            f'<span class="ci">[{c.low:+.1f}, {c.high:+.1f}]</span></td><td>{c.sd:.3g}</td></tr>'
-            if c.varies else f"<tr><td class=\"left\">{escape(FEATURE_LABELS[c.feature])}</td><td>0 (never differs)"
-                             "</td><td>0</td></tr>"
-            for c in sc.coefficients)
+        rows = "".join(f'<tr><td class="left">{escape(FEATURE_LABELS[c.feature])}</td>{_paid(c)}</tr>'
+                       for c in sc.coefficients)
         parts.append(
-            "<p>What this judge pays for style: rating points for +1 SD of the normalised difference between two "
-            "replies (relative difference (a − b)/(a + b) for counts, plain difference for the reading grade), with "
-            f"95 % CIs ({escape(sc.ci_method or '')}).</p>"
+            "<p>What this judge pays for style: rating points for +1 SD (root mean square over the board's own "
+            "battles) of the normalised difference between two replies (relative difference (a − b)/(a + b) for "
+            "counts, plain difference for the reading grade), with 95 % CIs ({escape(sc.ci_method or '')}). Fitted "
+            "on the board's own runs (maintainer, verified, controls); self-reported runs are rated with these "
+            "coefficients.</p>"
             '<div class="scroll"><table id="style-coefficients"><thead><tr><th class="left">feature</th>'
-            "<th>points per +1 SD</th><th>1 SD is</th></tr></thead>"
+            "<th>points per +1 SD</th><th>1 SD is</th><th>within-model share</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
+        if sc.note:
+            parts.append(f'<p class="refused">{escape(sc.note)}</p>')
+    if sc is not None and sc.excluded:
+        items = "".join(f"<li><code>{escape(rid)}</code>: {escape(why)}</li>" for rid, why in sorted(sc.excluded.items()))
+        parts.append(f"<p>Not in the style-controlled column: {escape(', '.join(sorted(sc.excluded)))}</p>"
+                     f"<ul>{items}</ul>")
     parts.append(_profile_table(board))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _paid(c: StyleCoefficient) -> str:
+    """A coefficient's cells: points [CI], what 1 SD is, and the within-model share of its information."""
+    share = "—" if c.within_share is None else f"{c.within_share:.0%}"
+    if not c.varies:
+        return "<td>0 (never differs)</td><td>0</td><td>—</td>"
+    if not c.identified:
+        return ('<td title="its differences lie between models, not within a model\'s battles: the data cannot tell '
+                f'its effect from the ratings">not separable: left out</td><td>{c.sd:.3g}</td><td>{share}</td>')
+    return (f'<td>{c.points:+.1f}<span class="ci">[{c.low:+.1f}, {c.high:+.1f}]</span></td><td>{c.sd:.3g}</td>'
+            f"<td>{share}</td>")
 
 
 def _profile_table(board: Board) -> str:

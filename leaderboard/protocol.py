@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.core.errors import HarnessError, validation_problems
 from harness.core.io import load_config, short_hash
@@ -85,6 +85,14 @@ class BoardProtocol(_Config):
         if value is not None and (not value or len(set(value)) != len(value)):
             raise ValueError("list each style feature once, at least one (leave style_control out for no column)")
         return value
+
+    @model_validator(mode="after")
+    def _echo_only_where_recounted(self) -> BoardProtocol:
+        if self.style_control and "echo" in self.style_control and self.dataset.spec != "bundled":
+            raise ValueError("style_control: 'echo' is recounted from a run's replies only on the bundled dialogues "
+                             f"(this board's are {self.dataset.spec!r}): a submission could set it freely — leave "
+                             "it out")
+        return self
 
     @property
     def hash(self) -> str:

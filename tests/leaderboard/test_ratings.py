@@ -147,7 +147,7 @@ def test_bootstrap_is_reproducible_with_the_seed():
     assert all(r.ci_low == r.score == r.ci_high for r in none.values())
 
 
-def testrank_ranges_by_hand():
+def test_rank_ranges_by_hand():
     #            A        B        C       D        E (not ranked)
     low = np.array([10.0, 15.0, 0.0, 30.0, 18.0])
     high = np.array([20.0, 25.0, 5.0, 40.0, 19.0])
@@ -158,7 +158,7 @@ def testrank_ranges_by_hand():
     assert worst.tolist() == [3, 3, 4, 1, 4]
 
 
-def testrank_ranges_from_fitted_cis_with_overlap_and_controls():
+def test_rank_ranges_from_fitted_cis_with_overlap_and_controls():
     battles = (record("top", [1.0] * 30 + [0.5] * 10)              # far above everyone
                + record("twin1", [1.0, 0.0, 1.0, 0.5] * 10)         # twins: identical records, overlapping CIs
                + record("twin2", [1.0, 0.0, 1.0, 0.5] * 10)
@@ -176,7 +176,7 @@ def testrank_ranges_from_fitted_cis_with_overlap_and_controls():
         assert r.rank == r.rank_low <= r.rank_high
 
 
-def testrank_ranges_come_from_the_cis_not_the_point_scores():
+def test_rank_ranges_come_from_the_cis_not_the_point_scores():
     # 'a' and 'b' differ in score but, on 20 dialogues each, their CIs overlap: they share ranks 1–2 although 'a'
     # scores higher. 'c' loses nearly everything: its CI lies below both, so its range is exactly 3.
     battles = (record("a", [1.0, 1.0, 0.0, 1.0, 0.5] * 4)

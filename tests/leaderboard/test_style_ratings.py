@@ -112,3 +112,47 @@ def test_bad_differences_are_refused() -> None:
         fit_style_ratings(battles, np.array([[np.nan], [0.0]]), ["words"], anchor="anchor", n_boot=0)
     with pytest.raises(ValueError, match="anchor 'anchr' is in no battle"):
         fit_style_ratings(battles, np.zeros((2, 1)), ["words"], anchor="anchr", n_boot=0)
+
+
+def test_only_the_shapers_battles_set_the_coefficients() -> None:
+    """A system outside ``shapers`` (a self-reported run) is rated with the others' coefficients: its verdicts —
+    here forged to say the judge punishes length — change neither the coefficients nor any other rating."""
+    rng = np.random.default_rng(11)
+    true = {"m-long": 0.3, "m-short": 0.5, "m-mid": 0.1}
+    battles, x = _board(rng, true, {"m-long": 180.0, "m-short": 60.0, "m-mid": 100.0}, beta=0.8, n_dialogues=250)
+    honest = fit_style_ratings(battles, x, ["words", "questions"], anchor="anchor", n_boot=300, seed=5)
+    # the forger: its reply is longer than the anchor's on half the dialogues, and it "wins" exactly where shorter
+    forged, fx = [], []
+    for k, d in enumerate(sorted({b.dialogue_id for b in battles})):
+        rel = 0.4 if k % 2 else -0.4
+        forged.append(Battle(d, "forger", "anchor", 0.0 if rel > 0 else 1.0))
+        fx.append([rel, 0.0])
+    all_battles, all_x = [*battles, *forged], np.vstack([x, np.array(fx)])
+    open_board = fit_style_ratings(all_battles, all_x, ["words", "questions"], anchor="anchor", n_boot=300, seed=5)
+    assert open_board.coefficients[0].points < honest.coefficients[0].points - 50  # unguarded, it bends the fit
+    guarded = fit_style_ratings(all_battles, all_x, ["words", "questions"], anchor="anchor", n_boot=300, seed=5,
+                                shapers=list(true))
+    assert [c.points for c in guarded.coefficients] == pytest.approx([c.points for c in honest.coefficients], abs=1e-6)
+    for name in (*true, "anchor"):
+        g, h = guarded.ratings[name], honest.ratings[name]
+        assert (g.score, g.ci_low, g.ci_high) == pytest.approx((h.score, h.ci_low, h.ci_high), abs=1e-4), name
+    forger = guarded.ratings["forger"]  # still rated: half its battles won, symmetric in length, so at parity
+    assert forger.score == pytest.approx(1000.0, abs=1e-3) and forger.ci_low < 990 < 1010 < forger.ci_high
+
+
+def test_a_feature_only_one_model_shows_is_left_out_not_fitted_by_the_penalty() -> None:
+    """Emoji in every reply of one model and in no other reply: nothing separates their effect from that model's
+    rating, so the feature is reported as not identified (β = 0), not given the model's whole edge."""
+    rng = np.random.default_rng(2)
+    true = {"emo": 1.0, "plain-1": 0.2, "plain-2": -0.3}
+    battles, x = _board(rng, true, {"emo": 100.0, "plain-1": 130.0, "plain-2": 80.0}, beta=0.6, n_dialogues=250)
+    emoji = np.array([[1.0 if b.a == "emo" else 0.0] for b in battles])  # relative difference vs the anchor's 0
+    fit = fit_style_ratings(battles, np.hstack([x[:, :1], emoji]), ["words", "emoji"], anchor="anchor",
+                            n_boot=300, seed=1)
+    words, emo = fit.coefficients
+    assert words.identified and words.within_share is not None and words.within_share > 0.5 and words.ci_low > 0
+    assert not emo.identified and emo.varies and emo.within_share is not None and emo.within_share < 0.01
+    assert emo.points == 0.0 == emo.ci_low == emo.ci_high
+    without = fit_style_ratings(battles, x[:, :1], ["words"], anchor="anchor", n_boot=300, seed=1)
+    assert fit.ratings["emo"].score == pytest.approx(without.ratings["emo"].score, abs=1e-4)
+    assert abs(fit.ratings["emo"].score - (1000 + POINTS * 1.0)) < 60  # its real edge is kept
