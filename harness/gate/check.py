@@ -332,5 +332,5 @@ def check_runs(baseline: Run, candidate: Run, options: CheckOptions) -> GateVerd
                            f"{options.alpha:g}: Holm's smallest level α/{m} needs n_boot ≥ {least}")
     verdicts = evaluate_gate(metrics, h2h, alpha=options.alpha, n_boot=options.n_boot, seed=options.seed)
     outcome, code, warnings = decide(verdicts, options.fail_on_inconclusive)
-    code, warnings = style_exit(style, code, warnings, options.fail_on_style_only_win)
+    outcome, code, warnings = style_exit(style, outcome, code, warnings, options.fail_on_style_only_win)
     return verdict(outcome, code, metrics=verdicts, health=health, warnings=early + warnings, **style)

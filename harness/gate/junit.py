@@ -90,6 +90,15 @@ def junit_xml(v: GateVerdict) -> str:
     else:
         for m in v.metrics:
             _metric_case(suite, v, m)
+        for c in v.style_control:  # reported; a failure only with --fail-on-style-only-win
+            case = _sub(suite, "testcase", classname="empathy-check.style-control", name=c.comparison)
+            text = (f"raw Δ {c.raw_delta:+.4f} [{c.raw_ci_low:+.4f}, {c.raw_ci_high:+.4f}]; style-controlled Δ "
+                    f"{c.delta:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] ({', '.join(c.features)} held equal)")
+            if c.win_disappears and v.outcome == "style_only_win":
+                _sub(case, "failure", message="the win disappears under style control").text = text
+            else:
+                _sub(case, "system-out").text = text + ("; the win disappears under style control (reported)"
+                                                        if c.win_disappears else "")
     cases = suite.findall("testcase")
     counts = {
         "tests": len(cases),

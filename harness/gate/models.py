@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MetricOutcome = Literal["pass", "regression", "inconclusive"]
-GateOutcome = Literal["pass", "regression", "inconclusive", "invalid"]
+GateOutcome = Literal["pass", "regression", "inconclusive", "invalid", "style_only_win"]
 
 #: Exit codes of ``empathy check``.
 EXIT = {"pass": 0, "regression": 1, "usage": 2, "invalid": 3, "inconclusive": 4, "style_only_win": 5}
@@ -103,6 +103,9 @@ class StyleControlled(_Frozen):
     ci_high: float
     slopes: dict[str, float]
     """The shared style slopes: log-odds of a win per +1 SD of each normalised difference."""
+    left_out: list[str] = Field(default_factory=list)
+    """Features whose differences lie (almost) all between the runs: their effect cannot be told from the runs'
+    own, so they are not controlled (slope 0)."""
     win_disappears: bool
     """The raw Δ's CI is above 0 and the style-controlled Δ's CI is not: the candidate won by style."""
 

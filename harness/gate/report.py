@@ -38,7 +38,7 @@ from harness.gate.units import (
 
 __all__ = ["UPPER_LIMITS", "github_annotations", "junit_xml", "markdown_summary", "write_outputs"]
 
-_SYMBOL = {"pass": "✓", "regression": "✗", "inconclusive": "?", "invalid": "⊘"}
+_SYMBOL = {"pass": "✓", "regression": "✗", "inconclusive": "?", "invalid": "⊘", "style_only_win": "⚑"}
 _HEADLINE = {"pass": "metrics non-inferior", "regression": "metrics regressed", "inconclusive": "metrics undecided"}
 _METRIC_OUTCOME = {"pass": "✓ pass", "regression": "✗ regression", "inconclusive": "? inconclusive"}
 
@@ -53,6 +53,9 @@ def _code(text: str) -> str:
 def _headline(v: GateVerdict) -> str:
     if v.outcome == "invalid":
         detail = f"the runs cannot be compared ({plural(len(v.problems), 'problem')})"
+    elif v.outcome == "style_only_win":
+        detail = (f"no metric regressed, but the win {', '.join(v.style_only_wins)} disappears under style control "
+                  "(--fail-on-style-only-win)")
     else:
         hits = sum(m.outcome == v.outcome for m in v.metrics)
         detail = f"{hits} of {len(v.metrics)} {_HEADLINE[v.outcome]}"
@@ -192,6 +195,13 @@ def github_annotations(v: GateVerdict) -> list[str]:
         problems = v.problems or ["(no problem recorded)"]
         message = "The baseline and candidate runs cannot be compared:\n" + "\n".join(f"- {p}" for p in problems)
         return [*lines, _command("error", "empathy check: invalid comparison", message)]
+    for c in v.style_control:
+        if c.win_disappears:
+            level = "error" if v.outcome == "style_only_win" else "warning"
+            lines.append(_command(level, f"empathy check: the win {c.comparison} is style only",
+                                  f"raw Δ {c.raw_delta:+.3f} [{c.raw_ci_low:+.3f}, {c.raw_ci_high:+.3f}]; with "
+                                  f"{', '.join(c.features)} held equal {c.delta:+.3f} [{c.ci_low:+.3f}, "
+                                  f"{c.ci_high:+.3f}]"))
     for m in v.metrics:
         if m.outcome == "regression":
             lines.append(_command("error", f"empathy check: regression in {m.name}", _regression_message(v, m)))

@@ -77,9 +77,11 @@ def test_shorter_replies_are_a_regression_and_identical_ones_are_not(tiny_models
     assert by["rubric:cognitive"]["outcome"] == "regression" and by["rubric:cognitive"]["delta"] < -2
     assert by["win_rate:vs_base"]["delta"] <= 0  # both may beat the base's short replies: never a gain
     assert "::error" in out and "head_to_head" in out
-    cases = ET.parse(junit).getroot().iter("testcase")
-    names = [c.get("name") for c in cases]
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    names = [c.get("name") for c in cases if c.get("classname") != "empathy-check.style-control"]
     assert sorted(names) == sorted(by) and len(names) == len(by)  # one testcase per metric
+    styled = [c.get("name") for c in cases if c.get("classname") == "empathy-check.style-control"]
+    assert styled == [c["comparison"] for c in verdict["style_control"]]  # and one per style-controlled comparison
     assert "REGRESSION" in summary.read_text().upper()
 
     # the same checkpoint twice: no regression

@@ -68,13 +68,33 @@ def test_style_exit_flags_and_fails_only_on_request() -> None:
     ids, ys, zs = _runs(rng, 250, base_words=100, cand_words=220, base_skill=0.0, cand_skill=0.0, beta=1.0)
     pad = paired_difference("vs_base", ids, ys, zs, FEATURES, seed=0, n_boot=300)
     style = {"style_control": [pad]}
-    code, warnings = style_exit(style, EXIT["pass"], [], fail=False)
-    assert code == 0 and len(warnings) == 1
+    outcome, code, warnings = style_exit(style, "pass", EXIT["pass"], [], fail=False)
+    assert (outcome, code) == ("pass", 0) and len(warnings) == 1
     assert warnings[0].startswith("the win vs_base disappears under style control: raw Δ +")
     assert warnings[0].endswith("(--fail-on-style-only-win makes this exit 5)")
-    assert style_exit(style, EXIT["pass"], [], fail=True)[0] == EXIT["style_only_win"] == 5
-    assert style_exit(style, EXIT["regression"], [], fail=True)[0] == EXIT["regression"]  # a regression stays one
-    assert style_exit({"style_control": []}, EXIT["pass"], [], fail=True) == (0, [])
+    assert style_exit(style, "pass", EXIT["pass"], [], fail=True)[:2] == ("style_only_win", 5)
+    assert style_exit(style, "regression", EXIT["regression"], [], fail=True)[:2] == ("regression", 1)
+    assert style_exit({"style_control": []}, "pass", EXIT["pass"], [], fail=True) == ("pass", 0, [])
+
+
+def test_a_feature_only_the_candidate_shows_is_left_out_not_guessed() -> None:
+    """Emoji in every candidate reply, in no baseline or reference reply: nothing separates its effect from the
+    candidate's own, so it is left out (its slope 0) rather than given the candidate's whole gain."""
+    rng = np.random.default_rng(5)
+    ids, ys, zs = _runs(rng, 250, base_words=100, cand_words=100, base_skill=0.0, cand_skill=0.8, beta=0.5)
+    with_emoji = tuple({i: np.hstack([z[i], [[float(r)], [0.0]]]) for i in ids} for r, z in enumerate(zs))
+    c = paired_difference("vs_base", ids, ys, with_emoji, (*FEATURES, "emoji"), seed=0, n_boot=300)
+    assert c.left_out == ["emoji"] and c.slopes["emoji"] == 0.0
+    assert c.ci_low > 0 and not c.win_disappears  # the real gain stays
+
+
+def test_the_head_to_head_is_style_controlled_against_parity() -> None:
+    rng = np.random.default_rng(8)
+    ids, ys, zs = _runs(rng, 250, base_words=100, cand_words=240, base_skill=0.0, cand_skill=0.0, beta=1.0)
+    c = paired_difference("vs_baseline", ids, ys[1:], zs[1:], FEATURES, seed=0, n_boot=300)
+    assert (c.raw_baseline, c.baseline) == (0.5, 0.5)
+    assert c.raw_delta == pytest.approx(np.mean(list(ys[1].values())) - 0.5) and c.raw_ci_low > 0
+    assert c.ci_low <= 0 <= c.ci_high and c.win_disappears
 
 
 def test_check_reports_style_control_in_json_and_markdown(reward_runs, tmp_path, capsys):  # noqa: F811
@@ -117,4 +137,11 @@ def test_the_flag_reaches_the_exit_code_through_the_cli(reward_runs, tmp_path, c
     assert "⚑ **win disappears under style control**" in out and "makes this exit 5" in out
     assert main([*args, "--fail-on-style-only-win"]) == 5
     found = json.loads(verdict.read_text())
-    assert (found["outcome"], found["exit_code"], found["style_only_wins"]) == ("pass", 5, ["vs_base"])
+    assert (found["outcome"], found["exit_code"], found["style_only_wins"]) == ("style_only_win", 5, ["vs_base"])
+    out = capsys.readouterr().out
+    assert "⚑ **STYLE_ONLY_WIN** — no metric regressed, but the win vs_base disappears under style control" in out
+    junit = tmp_path / "junit.xml"
+    assert main([*args, "--fail-on-style-only-win", "--junit", str(junit)]) == 5
+    text = junit.read_text()
+    assert 'classname="empathy-check.style-control" name="vs_base"' in text
+    assert '<failure message="the win disappears under style control">' in text
