@@ -5,6 +5,10 @@ from __future__ import annotations
 from leaderboard.models import Board, Interval
 
 
+def _range(low: int | None, high: int | None) -> str:
+    return "—" if low is None or high is None else (f"{low}–{high}" if low != high else str(low))
+
+
 def _interval(iv: Interval) -> str:
     return "—" if iv.value is None else f"{iv.value:.0f} [{iv.low:.0f}, {iv.high:.0f}]"
 
@@ -26,12 +30,14 @@ def print_board(board: Board, *, n_files: int, output: str) -> None:
     table.add_column("rank")
     add_identity_column(table, "model")
     styled = board.style_control is not None and board.style_control.refused is None
-    for col in ("BT [95% CI]", *(("BT style-controlled",) if styled else ()), "win rate vs anchor", "trust"):
+    for col in ("BT [95% CI]", *(("BT style-controlled", "rank (style)") if styled else ()), "win rate vs anchor",
+                "trust"):
         table.add_column(col)
     for r in board.rows:
-        rank = "—" if r.rank is None else (f"{r.rank_low}–{r.rank_high}" if r.rank_low != r.rank_high else str(r.rank))
+        rank = _range(r.rank_low, r.rank_high)
         wr = "—" if r.win_rate.value is None else f"{r.win_rate.value:.1%}"
-        ratings = [_interval(r.bt), *([_interval(r.bt_style)] if styled else [])]
+        ratings = [_interval(r.bt), *([_interval(r.bt_style), _range(r.rank_style_low, r.rank_style_high)]
+                                      if styled else [])]
         table.add_row(rank, escape(r.model), *map(escape, ratings), wr, r.trust_label)
     out.print(table)
     if board.style_control is not None:
