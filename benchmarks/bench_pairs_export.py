@@ -2,7 +2,9 @@
 
 Takes the first K run folders written by ``bench_board_build.py`` (250 dialogues, two comparisons each: 500
 judgments per run; their reference set files are where the manifests say) and exports them with the same judge,
-``--min-p 0.5``: total wall time, and the part that is not ``load_run`` (every run is still checked in full).
+``--min-p 0.5`` and an evaluation set that shares no dialogue with them (the benchmark's dialogues are the bundled
+ones under other ids: with the default evaluation set every pair would be refused): total wall time, and the part
+that is not ``load_run`` (every run is still checked in full).
 
 Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_pairs_export.py --work /tmp/empathy-board-bench --judgments 10000
 """
@@ -46,8 +48,12 @@ def main() -> None:
 
     pairs.load_run = timed_load
     with tempfile.TemporaryDirectory() as tmp:
+        held = Path(tmp) / "eval.jsonl"
+        held.write_text('{"id": "x", "emotion": "joyful", "sentiment": "positive", "situation": "A benchmark.", '
+                        '"utterance": "Nothing in common."}\n')
         t0 = time.perf_counter()
-        manifest = pairs.export_pairs(pairs.ExportConfig(runs=runs[:k], output=Path(tmp) / "pairs.jsonl", min_p=0.5))
+        manifest = pairs.export_pairs(pairs.ExportConfig(runs=runs[:k], output=Path(tmp) / "pairs.jsonl", min_p=0.5,
+                                                         eval_dataset=str(held)))
         wall = time.perf_counter() - t0
     print(f"{manifest['judgments']:,} judgments of {k} runs → {manifest['pairs']:,} pairs; dropped "
           f"{ {r: n for r, n in manifest['dropped'].items() if n} }")

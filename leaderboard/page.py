@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from html import escape
 
+from leaderboard.eval_results import EVAL_RESULTS_FILE
 from leaderboard.models import Board, Interval, Row
 from leaderboard.page_style import ranking_switch, style_columns, style_note, style_section
 from leaderboard.plots import dimensions, pct, plots_section, rubric_of
@@ -233,6 +234,10 @@ def _model(row: Row) -> Cell:
     link = row.link if row.link and row.link.startswith(("https://", "http://")) else None  # never javascript:
     tip = escape(f"run {row.run_id} · model {row.model_fingerprint} · {row.n_scored} dialogues scored")
     shown = f'<a href="{escape(link)}" rel="nofollow noopener" title="{tip}">{name}</a>' if link else f'<span title="{tip}">{name}</span>'
+    if link and not row.control:  # the model page's own copy of its scores (empathy submit --model-repo)
+        shown += (f'<a class="ci" href="{escape(link)}/blob/main/{EVAL_RESULTS_FILE}" rel="nofollow noopener" '
+                  'title="the scores in the model repo\'s .eval_results (empathy submit --model-repo opens the pull '
+                  'request; there once the model\'s owner merged it)">Hub eval results</a>')
     if row.control:
         shown += (f'<span class="badge control">control</span>'
                   f'<span class="ci" title="{escape(CONTROL_NOTES[row.control])}">{escape(row.control)}</span>')

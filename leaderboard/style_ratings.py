@@ -173,6 +173,10 @@ class _Rows:
     """Number of free systems."""
     shaping: npt.NDArray[np.bool_]
     """Battles whose both sides are shapers: only they estimate the coefficients."""
+    pair: IntArray
+    """Each battle's pair of slots, an index into ``ends``."""
+    ends: IntArray
+    """(pairs × 2): the two slots of each pair."""
 
     @classmethod
     def of(cls, battles: Sequence[Battle], design: Design, x: Array, shapers: npt.NDArray[np.bool_]) -> _Rows:
@@ -184,10 +188,13 @@ class _Rows:
         # the unit of a coefficient ("1 SD") is the shapers' too: another battle moves nothing
         rms = np.sqrt((x[shaping] ** 2).mean(axis=0)) if shaping.any() else np.zeros(x.shape[1])
         z = np.divide(x, rms, out=np.zeros_like(x), where=rms > 0)
+        size = design.n_free + 1
+        codes, pair = np.unique(left * size + right, return_inverse=True)
         return cls(left=left, right=right,
                    dialogue=np.array([dialogues[bt.dialogue_id] for bt in battles], dtype=np.intp),
                    score=np.array([bt.score_a for bt in battles], dtype=np.float64), z=z, rms=rms,
-                   n=design.n_free, shaping=shaping)
+                   n=design.n_free, shaping=shaping, pair=pair.astype(np.intp),
+                   ends=np.stack([codes // size, codes % size], axis=1).astype(np.intp))
 
     def without_style(self) -> _Rows:
         return replace(self, z=self.z[:, :0], rms=self.rms[:0])
@@ -197,8 +204,10 @@ class _Rows:
         return replace(self, z=np.where(features, self.z, 0.0))
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> _Rows:
+        if mask.all():
+            return self
         return replace(self, left=self.left[mask], right=self.right[mask], dialogue=self.dialogue[mask],
-                       score=self.score[mask], z=self.z[mask], shaping=self.shaping[mask])
+                       score=self.score[mask], z=self.z[mask], shaping=self.shaping[mask], pair=self.pair[mask])
 
     def margin(self, phi: Array) -> Array:
         theta = np.append(phi[:self.n], 0.0)
@@ -217,13 +226,15 @@ class _Rows:
     def jacobian(self, weight: Array, penalty: float = L2) -> Array:
         """Their derivative: the Hessian of the likelihood when every battle shapes (else its β rows masked)."""
         size, n, k = self.n + 1, self.n, self.z.shape[1]
-        both = np.concatenate([weight, weight])
-        flat = np.bincount(np.concatenate([self.left * size + self.left, self.right * size + self.right]), both,
-                           size * size)
-        flat -= np.bincount(np.concatenate([self.left * size + self.right, self.right * size + self.left]), both,
-                            size * size)
+        # θθ: a weighted graph Laplacian — summed per pair first (few), then placed
+        per_pair = np.bincount(self.pair, weight, len(self.ends))
+        a, b = self.ends[:, 0], self.ends[:, 1]
+        laplacian = np.zeros((size, size))
+        np.add.at(laplacian, (a, b), -per_pair)
+        np.add.at(laplacian, (b, a), -per_pair)
+        laplacian[np.diag_indices(size)] += np.bincount(a, per_pair, size) + np.bincount(b, per_pair, size)
         h = np.zeros((n + k, n + k))
-        h[:n, :n] = flat.reshape(size, size)[:n, :n]
+        h[:n, :n] = laplacian[:n, :n]
         wz = self.z * weight[:, None]
         shaped = wz * self.shaping[:, None]
         h[:n, n:] = _by_slot(self, wz)[:n]
@@ -235,11 +246,15 @@ class _Rows:
 
 def _by_slot(rows: _Rows, values: Array) -> Array:
     """(slots × features): Σ over a slot's battles of ``values``, + on its left side, − on its right."""
-    size = rows.n + 1
+    from scipy import sparse
+
+    size, count = rows.n + 1, len(rows.left)
     if not values.shape[1]:
         return np.zeros((size, 0))
-    return np.stack([np.bincount(rows.left, values[:, f], size) - np.bincount(rows.right, values[:, f], size)
-                     for f in range(values.shape[1])], axis=1)
+    incidence = sparse.csr_matrix(
+        (np.concatenate([np.ones(count), -np.ones(count)]),
+         (np.concatenate([rows.left, rows.right]), np.tile(np.arange(count), 2))), shape=(size, count))
+    return np.asarray(incidence @ values)
 
 
 def _fit(rows: _Rows, start: Array) -> tuple[Array, bool]:
@@ -248,9 +263,11 @@ def _fit(rows: _Rows, start: Array) -> tuple[Array, bool]:
     First (θ of the shapers, β) by maximum likelihood on the shaping battles; then every θ with β held, by maximum
     likelihood on all battles (the shapers' θ do not move: no other battle involves them).
     """
-    phi, done_a = _newton(rows.subset(rows.shaping), start, free_beta=True)
+    phi, done = _newton(rows.subset(rows.shaping), start, free_beta=True)
+    if rows.shaping.all():
+        return phi, done
     phi, done_b = _newton(rows, phi, free_beta=False)
-    return phi, done_a and done_b
+    return phi, done and done_b
 
 
 def _newton(rows: _Rows, phi: Array, *, free_beta: bool) -> tuple[Array, bool]:

@@ -12,7 +12,8 @@ sha prefix, URL-quoted or not):
 - ``GET /api/{t}/{repo}``, ``GET /api/{t}/{repo}/revision/{rev}`` — repo info: ``sha``, ``siblings``, ``sdk``
 - ``GET /api/{t}/{repo}/refs``, ``GET /api/{t}/{repo}/commits/{rev}`` — refs (PRs included), history
 - ``POST /api/{t}/{repo}/preupload/{rev}`` — upload mode "regular" and the remote blob oid per file
-- ``POST /api/{t}/{repo}/commit/{rev}`` — NDJSON commit; ``parentCommit`` not the head → 412; ``create_pr=1``
+- ``POST /api/{t}/{repo}/commit/{rev}`` — NDJSON commit; ``parentCommit`` not the head → 412; ``create_pr=1``;
+  a read-only token (``LoopbackHub.read_only``) → 403
 - ``POST /api/validate-yaml`` — the README front matter must be a YAML mapping
 - ``GET /api/{t}/{repo}/tree/{rev}[/{path}]``, ``POST /api/{t}/{repo}/paths-info/{rev}`` — listings (``expand``:
   each path's ``lastCommit``, the commit that last changed it)
@@ -139,6 +140,8 @@ class HubState:
         """Tracebacks of requests this test Hub failed to handle (answered 500)."""
         self.before_commit: Callable[[], None] | None = None
         """Called once (then cleared) when a commit request arrives, before the commit is checked."""
+        self.read_only_tokens: set[str] = set()
+        """Tokens that may read but not write: a commit (a pull request included) with one is answered 403."""
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         with self.lock:
@@ -416,6 +419,10 @@ def _api(state: HubState, method: str, parts: list[str], query: dict[str, str], 
     if method == "POST" and action == "preupload":
         return _preupload(repo, rev, json.loads(body or b"{}"))
     if method == "POST" and action == "commit":
+        bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if bearer in state.read_only_tokens:
+            raise HubError(403, "You don't have the rights to create a commit or a pull request on this repo: "
+                                "your token is read-only", "Forbidden")
         return _commit(state, repo, rev, body, query.get("create_pr") == "1")
     raise HubError(404, f"no route for {method} /api/{'/'.join(parts)}")
 
@@ -511,6 +518,10 @@ class LoopbackHub:
     def requests(self) -> list[Recorded]:
         with self.state.lock:
             return list(self.state.requests)
+
+    def read_only(self, token: str) -> None:
+        """Make ``token`` a read-only token: its commits and pull requests are refused (403)."""
+        self.state.read_only_tokens.add(token)
 
     def fail(self, method: str, path_contains: str, status: int, times: int = 1) -> None:
         """Answer the next ``times`` requests matching ``method`` and ``path_contains`` with ``status``."""

@@ -97,6 +97,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     sm.add_argument("--repo", required=True, help="the board's dataset repo, e.g. my-org/empathy-board")
     sm.add_argument("--board", default=None, help="the board protocol, to check the run before submitting")
     sm.add_argument("--endpoint", default=None, help="Hub endpoint (default huggingface.co)")
+    sm.add_argument("--model-repo", default=None, metavar="ORG/MODEL",
+                    help="also open a pull request on the model's repo adding .eval_results/empathy.yaml (win rates, "
+                         "rubric means; the board as the benchmark): the scores show on the model's Hub page")
     sm.add_argument("--allow-unhealthy-judge", action="store_true",
                     help="submit a run whose judge failed its health check (for tests and demos only: the pull "
                          "request then says so on its first line)")
@@ -310,9 +313,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
         problems = mismatches(run.result, load_protocol(args.board))
         if problems:
             raise HarnessError(f"{args.run} would be refused by the board: {'; '.join(problems)}")
+    model_pr = None
+    if args.model_repo:  # first: a repo or a token that fails here leaves nothing written anywhere
+        from leaderboard.eval_results import open_eval_results_pr
+
+        model_pr = open_eval_results_pr(run, model_repo=args.model_repo, board_repo=args.repo, run_id=run_id(run),
+                                        endpoint=args.endpoint, token=_token())
     url = submit(run.path, repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token(),
                  note=banner, run=run)
     if banner:
         print(banner)
     print(f"pull request opened: {url}")
+    if model_pr:
+        print(f"eval results pull request opened on {args.model_repo}: {model_pr}")
     return 0

@@ -365,3 +365,11 @@ def test_a_refused_style_column_is_said_and_not_shown():
     assert 'data-key="bt_style"' not in html and 'id="ranking"' not in html
     assert "Style-controlled ratings not computed: 1 rated run(s) carry no style profile: x" in html
     assert "<b>Style-controlled score</b>: not shown" in html
+
+
+def test_hub_models_link_to_their_eval_results_on_the_model_page():
+    board = make_board()
+    page = Page(render_page(board))
+    links = [a["href"] for a in page.find("a") if (a.get("href") or "").endswith("/.eval_results/empathy.yaml")]
+    hub_rows = [r for r in board.rows if r.link and not r.control]
+    assert links == [f"{r.link}/blob/main/.eval_results/empathy.yaml" for r in hub_rows] and len(links) == 4
