@@ -28,6 +28,7 @@ from harness.score.health import unhealthy_banner
 from harness.score.style import FEATURES, load_counter
 from leaderboard.admit import Entry, admit, board_validity, safe_run_id
 from leaderboard.battles import ANCHOR, battles, rate
+from leaderboard.eval_results import benchmark_yaml
 from leaderboard.ledger import Arrival, ledger_record, load_ledger
 from leaderboard.models import Board, Health, Interval, Rejection, Row
 from leaderboard.protocol import BoardProtocol
@@ -282,6 +283,7 @@ def _write_site(built: Built, protocol: BoardProtocol, out: Path, key: bytes) ->
     _parquet(rows, out / "leaderboard.parquet")
     write_atomic(out / "index.html", render_page(board))
     write_atomic(out / "README.md", dataset_card(board, protocol))
+    write_atomic(out / "eval.yaml", benchmark_yaml(board.name, protocol))  # the board as a Hub benchmark
     write_json(out / "rejected.json", [r.model_dump() for r in board.rejected])
     write_json(out / LEDGER, ledger_record(built.ledger, protocol.hash, key))
     save_protocol(protocol, out / "board.yaml")  # submitters check their runs against it

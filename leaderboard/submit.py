@@ -41,11 +41,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
     from huggingface_hub import CommitOperation, CommitOperationAdd
 
     run = run if run is not None and run.path == run_dir else load_run(run_dir)  # (the caller's, already checked)
-    if not safe_run_id(run_id):
-        raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
-                           "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")
-    files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES if (run.path / name).is_file()}
-    refuse_token(files, token, run.path)
+    files = submission_files(run, run_id, token)
     operations: list[CommitOperation] = [
         CommitOperationAdd(path_in_repo=f"{SUBMISSIONS}/{run_id}/{name}", path_or_fileobj=data)
         for name, data in files.items()
@@ -62,7 +58,7 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
             commit_description=f"**{note}**\n\n{description}" if note else description,
         )
     except Exception as exc:  # mapped to a user-facing error; unexpected ones re-raised as they are
-        error = _mapped(exc, what)
+        error = mapped_error(exc, what)
         if error is None:
             raise
         raise error from exc
@@ -70,6 +66,16 @@ def submit(run_dir: Path, *, repo: str, run_id: str, endpoint: str | None = None
         raise HarnessError(f"{what}: these exact files are already on the board under {SUBMISSIONS}/{run_id}/ — "
                            "nothing to submit")
     return info.pr_url
+
+
+def submission_files(run: Run, run_id: str, token: str | None) -> dict[str, bytes]:
+    """The files a submission sends, after the checks that need no Hub (a safe run id, no token in a file)."""
+    if not safe_run_id(run_id):
+        raise HarnessError(f"run id {run_id!r} is not usable as a folder on the board: use letters, digits, '_', '-' "
+                           "and '.', with at most one '/' (e.g. 'Org__Model/2025-01-31')")
+    files = {name: (run.path / name).read_bytes() for name in SUBMISSION_FILES if (run.path / name).is_file()}
+    refuse_token(files, token, run.path)
+    return files
 
 
 def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str | None = None) -> tuple[Path, str]:
@@ -87,7 +93,7 @@ def pull_board(repo: str, dest: Path, *, endpoint: str | None = None, token: str
         path = snapshot_download(repo_id=repo, repo_type="dataset", local_dir=dest, endpoint=endpoint,
                                  token=token or False, library_name="empathy-harness", revision=sha)
     except Exception as exc:
-        error = _mapped(exc, what)
+        error = mapped_error(exc, what)
         if error is None:
             raise
         raise error from exc
@@ -112,7 +118,7 @@ def landed_dates(repo: str, folder: Path, sha: str, *, endpoint: str | None = No
         try:
             infos = api.get_paths_info(repo, names[start:start + 100], expand=True, revision=sha, repo_type="dataset")
         except Exception as exc:
-            error = _mapped(exc, what)
+            error = mapped_error(exc, what)
             if error is None:
                 raise
             raise error from exc
@@ -123,7 +129,8 @@ def landed_dates(repo: str, folder: Path, sha: str, *, endpoint: str | None = No
     return out
 
 
-def _mapped(exc: Exception, what: str) -> HarnessError | None:
+def mapped_error(exc: Exception, what: str) -> HarnessError | None:
+    """A Hub call's failure as one clear error (no copy on disk, a connection or HTTP failure), else None."""
     import httpx2
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -316,9 +316,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     model_pr = None
     if args.model_repo:  # first: a repo or a token that fails here leaves nothing written anywhere
         from leaderboard.eval_results import open_eval_results_pr
+        from leaderboard.submit import submission_files
 
+        submission_files(run, run_id(run), _token())  # the board submission's own checks, before any write
         model_pr = open_eval_results_pr(run, model_repo=args.model_repo, board_repo=args.repo, run_id=run_id(run),
-                                        endpoint=args.endpoint, token=_token())
+                                        endpoint=args.endpoint, token=_token(), note=banner)
     url = submit(run.path, repo=args.repo, run_id=run_id(run), endpoint=args.endpoint, token=_token(),
                  note=banner, run=run)
     if banner:

@@ -211,7 +211,7 @@ class OpenAIBackend:
                     text = await resp.text()
                     status = resp.status
                     retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-            except TimeoutError as exc:  # distinct classes before Python 3.11
+            except TimeoutError as exc:  # (aiohttp's timeouts; asyncio.TimeoutError is this class on 3.11)
                 raise _Failure(f"timed out after {self.timeout_s:g} s", retry=True) from exc
             except aiohttp.ClientError as exc:
                 raise _Failure(f"connection failed ({type(exc).__name__})", retry=True) from exc

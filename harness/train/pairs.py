@@ -8,20 +8,25 @@ report counts what each rule dropped):
 2. ``no_agreement`` — both orders named the same winner (a tie, or orders that disagree, give no pair);
 3. ``no_replies`` — both replies are at hand: the candidate's from the run, the reference's from its reference set
    file (``--reference NAME=FILE``, else the path the run's manifest names), whose hash must be the run's;
-4. ``identical`` — the two replies differ;
+4. ``truncated`` / ``identical`` — the judge saw both replies whole (a reply cut for the judge was judged on part of
+   its text) and they differ;
 5. ``no_probability`` / ``below_margin`` — P(chosen), the judge's probability that the chosen reply is the better
    one (the mean over the two orders of its probability for that reply; logits and reward judges), is at least
    ``min_p``. A judge that gives no probability (generate mode) passes only with ``min_p`` = 0;
 6. ``evaluation_set`` — the dialogue is not in the evaluation set (the distillation's overlap guard: the same id
    or the same normalised situation + utterance), so a model trained on the pairs is not trained on its test;
-7. ``duplicate`` — no earlier pair has the same prompt, chosen and rejected.
+7. ``duplicate`` / ``contradicted`` — no earlier pair has the same prompt, chosen and rejected, nor the same two
+   replies the other way round (two runs' verdicts that disagree give no pair after the first).
 
 A row: ``prompt`` — the user turn, the generation prompt rendered for the dialogue (the run's generation prompt must
 be today's: its hash is checked); ``chosen`` / ``rejected`` — one assistant turn each; and its provenance:
 ``dialogue_id``, ``comparison``, ``chosen_system`` / ``rejected_system``, ``p_chosen``, both orders' ``verdicts``,
-``judge_fingerprint``, ``run_id`` (the run's folder name and the sha256 of its results.json). Runs judged by
+``judge_fingerprint``, ``order_free`` (a reward judge scores each reply once: its two "orders" are one verdict),
+``run_id`` (the run's folder name and the sha256 of its results.json). Runs judged by
 different judges are refused unless ``allow_mixed_judges``, naming both fingerprints. The JSONL file and a manifest
-beside it (``<output>.manifest.json``: every run, the rules, the counts) are written atomically.
+beside it (``<output>.manifest.json``: every run, the rules, the counts, the sha256 of the JSONL it describes) are
+each written atomically, the manifest first. A validity run (``empathy validate-judge``) is not a source: its pairs
+are human-rated, not judge-labelled replies of a model.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from harness.core.errors import HarnessError
 from harness.core.io import file_hash, write_atomic, write_json
 from harness.evaluate.runs import Run, RunError, load_run
 
-RULES = ("unscored", "no_agreement", "no_replies", "identical", "no_probability", "below_margin", "evaluation_set",
-         "duplicate")
+RULES = ("unscored", "no_agreement", "no_replies", "truncated", "identical", "no_probability", "below_margin",
+         "evaluation_set", "duplicate", "contradicted")
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,20 @@ class ExportConfig:
                                "judge without probabilities)")
         if not self.runs:
             raise HarnessError("no runs: give one or more run folders (empathy eval … --output DIR)")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise HarnessError(f"--eval-limit {self.eval_limit}: give at least 1 (or leave it out for the whole "
+                               "evaluation set)")
 
 
 def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
     """Write the pairs and their manifest; returns the manifest (counts per rule, runs, judges)."""
     runs = [_load(path) for path in cfg.runs]
     judges = _judges(runs, cfg.allow_mixed_judges)
+    compared = {c.removeprefix("vs_") for run in runs for c in run.result.comparisons}
+    unknown = sorted(set(cfg.references) - compared)
+    if unknown:
+        raise HarnessError(f"--reference {unknown[0]}=…: no run was compared with {unknown[0]!r} (they were with "
+                           f"{', '.join(sorted(compared))})")
     evaluation = _evaluation_ids(cfg)
     rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
@@ -90,8 +103,10 @@ def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
         raise HarnessError(f"no pair left of {manifest['judgments']} judgments ({counts}){'; ' + said if said else ''}"
                            " — nothing written. Pairs on the evaluation set are never exported: judge runs on "
                            "training dialogues (empathy eval --dataset …), or lower --min-p")
-    write_atomic(cfg.output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    manifest["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     write_json(manifest_path(cfg.output), manifest)
+    write_atomic(cfg.output, text)
     return manifest
 
 
@@ -169,6 +184,9 @@ def _export_run(run: Run, cfg: ExportConfig, evaluation: tuple[set[str], set[str
         if chosen is None or rejected is None or dialogue is None:
             dropped["no_replies"] += 1
             continue
+        if "truncated" in j.flags:
+            dropped["truncated"] += 1
+            continue
         if chosen.strip() == rejected.strip():
             dropped["identical"] += 1
             continue
@@ -187,13 +205,17 @@ def _export_run(run: Run, cfg: ExportConfig, evaluation: tuple[set[str], set[str
         if key in seen:
             dropped["duplicate"] += 1
             continue
+        if hashlib.sha256(json.dumps([user, rejected, chosen]).encode()).hexdigest() in seen:
+            dropped["contradicted"] += 1
+            continue
         seen.add(key)
         rows.append({
             "prompt": [{"role": "user", "content": user}], "chosen": [{"role": "assistant", "content": chosen}],
             "rejected": [{"role": "assistant", "content": rejected}], "dialogue_id": j.dialogue_id,
             "comparison": j.comparison, "chosen_system": winner, "rejected_system": loser, "p_chosen": p_chosen,
             "verdicts": [{"order": v.order, "winner": v.winner, "p_candidate": v.p_candidate} for v in j.verdicts],
-            "judge_fingerprint": j.judge_fingerprint or run.result.judge.fingerprint, "run_id": run_id})
+            "judge_fingerprint": j.judge_fingerprint or run.result.judge.fingerprint,
+            "order_free": run.result.health.order_free, "run_id": run_id})
     return notes
 
 
@@ -236,11 +258,17 @@ def _reference_replies(run: Run, name: str, given: Path | None) -> tuple[dict[st
     system = run.result.provenance.systems.get(name)
     want = system.reference_file_hash if system else None
     listed = (run.manifest.get("references") or {}).get(name) or {}
+    if given is not None and not given.is_file():
+        raise HarnessError(f"--reference {name}={given}: no such file — give the reference set file the run "
+                           f"{run.path} was judged against (hash {want})")
     path = given or (Path(listed["path"]) if isinstance(listed.get("path"), str) else None)
     if path is None or not path.is_file():
         return None, (f"vs_{name}: the reference replies are not on this disk ({path or 'no path recorded'}): give "
                       f"--reference {name}=FILE (hash {want}) to export its pairs")
-    if want and file_hash(path) != want:
+    if not want:
+        return None, (f"vs_{name}: the run records no hash of its reference set, so {path} cannot be checked "
+                      "against it: its pairs are left out")
+    if file_hash(path) != want:
         if given is None:  # the file at the manifest's path changed since the run: not the replies it judged
             return None, (f"vs_{name}: {path} is not the reference set the run was judged against (hash "
                           f"{file_hash(path)}, the run's {want}): give --reference {name}=FILE to export its pairs")

@@ -173,39 +173,6 @@ def test_logprobs_probe_is_part_of_the_identity_and_expires(tmp_path, scripted_j
     expired.backend.close()
 
 
-def test_a_python_310_asyncio_timeout_leaves_the_item_unscored(tmp_path, monkeypatch):
-    """Before 3.11, aiohttp's timeouts raise asyncio.TimeoutError, which is not the builtin TimeoutError.
-
-    This interpreter is 3.11+, where the two are one class, so 3.10's class is stood in for: a distinct exception
-    class bound to ``asyncio.TimeoutError`` as the module sees it, raised where aiohttp raises its timeout.
-    """
-    import asyncio
-    import types
-
-    import harness.llm.openai as openai_mod
-
-    class Py310AsyncioTimeout(Exception):
-        pass
-
-    monkeypatch.setattr(openai_mod, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "TimeoutError": Py310AsyncioTimeout}))
-    backend = OpenAIBackend("m", "http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.0)
-
-    class Session:
-        def post(self, *a, **kw):
-            raise Py310AsyncioTimeout()
-
-    async def fake_open():
-        return Session(), asyncio.Semaphore(2)
-
-    backend._open = fake_open
-    from harness.llm.base import JudgeRequest
-
-    reqs = [JudgeRequest(system="s", user=f"u{i}", prefill="", labels=("A",)) for i in range(3)]
-    answers = [a for _, outs in backend.generate(reqs, 8) for a in outs]
-    backend.close()
-    assert len(answers) == 3 and all(isinstance(a, NoAnswer) and "timed out" in a.reason for a in answers)
-
-
 def test_server_killed_mid_run_then_restarted(tmp_path, scripted_judge):
     """(a) Kill the server mid-run: answered verdicts stay cached; after a restart the re-run asks only the rest
     and its results equal an uninterrupted run's."""

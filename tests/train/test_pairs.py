@@ -202,3 +202,27 @@ def test_the_same_pair_twice_is_exported_once(judged_runs, tmp_path):
                                       eval_dataset=str(other)))
     assert twice["pairs"] == once["pairs"] == twice["dropped"]["duplicate"] > 0
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+
+
+def test_bad_reference_and_limit_options_are_errors(judged_runs, tmp_path):
+    runs, _, other = judged_runs
+    with pytest.raises(HarnessError, match=r"--reference bse=…: no run was compared with 'bse' \(they were with "
+                                           r"base, baseline|--reference bse=…: no run was compared with 'bse'"):
+        export_pairs(ExportConfig(runs=[runs["warm"]], output=tmp_path / "p.jsonl", eval_dataset=str(other),
+                                  references={"bse": tmp_path / "x.json"}))
+    with pytest.raises(HarnessError, match=r"--reference base=.*missing\.json: no such file"):
+        export_pairs(ExportConfig(runs=[runs["warm"]], output=tmp_path / "p.jsonl", eval_dataset=str(other),
+                                  references={"base": tmp_path / "missing.json"}))
+    with pytest.raises(HarnessError, match=r"--eval-limit -1: give at least 1"):
+        ExportConfig(runs=[runs["warm"]], output=tmp_path / "p.jsonl", eval_limit=-1)
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_the_manifest_names_the_file_it_describes(judged_runs, tmp_path):
+    import hashlib
+
+    runs, _, other = judged_runs
+    out = tmp_path / "pairs.jsonl"
+    manifest = export_pairs(ExportConfig(runs=[runs["warm"]], output=out, min_p=0.5, eval_dataset=str(other)))
+    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert {json.loads(x)["order_free"] for x in out.read_text().splitlines()} == {False}
