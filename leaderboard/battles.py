@@ -56,8 +56,13 @@ def segments(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Segment]
 
 def battles(entries: Sequence[Entry], protocol: BoardProtocol) -> list[Battle]:
     """Every dialogue-level outcome between two systems on the board (unscored dialogues are left out)."""
+    return _battles_of(segments(entries, protocol))
+
+
+def _battles_of(segs: Sequence[Segment]) -> list[Battle]:
+    """The segments' outcomes as battles, in segment order (the order the style differences are built in)."""
     return [Battle(dialogue, entry.run_id, other, score)
-            for entry, name, other in segments(entries, protocol) for dialogue, score in entry.run.outcomes[name]]
+            for entry, name, other in segs for dialogue, score in entry.run.outcomes[name]]
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def rate(entries: Sequence[Entry], protocol: BoardProtocol, *, n_boot: int, seed
          ranked: Sequence[str]) -> Rated:
     """Fit the raw column and, when the protocol names style features, the style-controlled one."""
     segs = segments(entries, protocol)
-    fights = battles(entries, protocol)
+    fights = _battles_of(segs)
     if not fights:
         return Rated({}, {}, None if protocol.style_control is None else
                      StyleControl(features=protocol.style_control, refused="no battles to rate"))
@@ -90,7 +95,7 @@ def rate(entries: Sequence[Entry], protocol: BoardProtocol, *, n_boot: int, seed
     if refused:
         return Rated(ratings, {}, StyleControl(features=features, refused=_refusal(refused)))
     kept = [seg for seg in segs if seg[0].run_id not in problems]
-    style_fights = [Battle(d, e.run_id, other, score) for e, name, other in kept for d, score in e.run.outcomes[name]]
+    style_fights = _battles_of(kept)
     if not style_fights:
         return Rated(ratings, {}, StyleControl(features=features, excluded=problems,
                                                refused="no battle has the style features of both replies"))

@@ -17,23 +17,17 @@ names the tasks, and the Hub adds the repo to its benchmark allow-list on reques
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import yaml
 
 from harness import __version__
 from harness.core.errors import HarnessError
-from harness.evaluate.runs import Run
+from harness.evaluate.runs import Run, run_fingerprint
 from leaderboard.hub import check_reachable, hub_api
 
 EVAL_RESULTS_FILE = ".eval_results/empathy.yaml"
 HEAD_TO_HEAD = "vs_baseline"
-
-
-def run_fingerprint(run: Run) -> str:
-    """The run's fingerprint: the first 16 hex digits of the sha256 of its results.json."""
-    return hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:16]
 
 
 def eval_entries(run: Run, *, board_repo: str, run_id: str, board_revision: str | None = None,

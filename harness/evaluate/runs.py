@@ -12,6 +12,7 @@ reason, anything that does not match.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ class Run:
     probe: list[JudgeProbe] = field(default_factory=list)
     style: list[StyleRow] | None = None
     """``style.jsonl``: every system's reply profiled (None: the run has none — schema 2, or no style)."""
+
+
+def run_fingerprint(run: Run) -> str:
+    """The run's fingerprint: the first 16 hex digits of the sha256 of its results.json."""
+    return hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:16]
 
 
 def results_schema() -> dict[str, Any]:

@@ -30,7 +30,7 @@ from scipy.special import expit
 
 from harness.evaluate.runs import Run
 from harness.gate.models import EXIT, StyleControlled
-from harness.gate.style_shift import style_shift
+from harness.gate.style_shift import not_comparable, style_shift
 from harness.score.resample import resample_counts
 from harness.score.stats import OUTCOME_SCORE
 from harness.score.style import CONTROL_FEATURES, FEATURES, style_difference
@@ -73,14 +73,9 @@ def style_exit(style: dict[str, object], outcome: str, code: int, warnings: list
 def style_controlled(baseline: Run, candidate: Run, *, seed: int, n_boot: int,
                      features: tuple[str, ...] = CONTROL_FEATURES) -> tuple[list[StyleControlled], str | None]:
     """Every shared comparison's raw and style-controlled paired Δ, or none and why."""
-    lacking = [name for name, run in (("baseline", baseline), ("candidate", candidate)) if not run.style]
-    if lacking:
-        return [], (f"style control: not measured — the {' and '.join(lacking)} run has no style profile (schema 2: "
-                    "re-run 'empathy eval', cached verdicts make it cheap)")
-    prints = [sorted({r.fingerprint for r in run.style or []}) for run in (baseline, candidate)]
-    if prints[0] != prints[1]:
-        return [], (f"style control: not measured — the runs' style was counted differently (style fingerprint "
-                    f"{','.join(prints[0])} vs {','.join(prints[1])})")
+    why = not_comparable(baseline, candidate, "style control")
+    if why:
+        return [], why
     columns = [FEATURES.index(f) for f in features]
     out = []
     shared = sorted(baseline.result.comparisons.keys() & candidate.result.comparisons.keys() - {HEAD_TO_HEAD})

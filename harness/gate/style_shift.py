@@ -19,18 +19,30 @@ from harness.score.resample import resample_counts
 from harness.score.style import FEATURES
 
 
-def style_shift(baseline: Run, candidate: Run, *, seed: int, n_boot: int) -> tuple[list[StyleShift], str | None]:
-    """Every feature's paired shift, or none and why."""
+def not_comparable(baseline: Run, candidate: Run, what: str) -> str | None:
+    """Why the two runs' style rows cannot be compared, or None.
+
+    A run without a profile, or runs counted with another phrase file or code (load_run holds each run to one
+    fingerprint, so the run's rows name it).
+    """
     lacking = [name for name, run in (("baseline", baseline), ("candidate", candidate)) if not run.style]
     if lacking:
-        return [], (f"style shift: not measured — the {' and '.join(lacking)} run has no style profile (schema 2: "
-                    "re-run 'empathy eval', cached verdicts make it cheap)")
+        return (f"{what}: not measured — the {' and '.join(lacking)} run has no style profile (schema 2: re-run "
+                "'empathy eval', cached verdicts make it cheap)")
+    prints = [sorted({r.fingerprint for r in run.style or []}) for run in (baseline, candidate)]
+    if prints[0] != prints[1]:
+        return (f"{what}: not measured — the runs' style was counted differently (style fingerprint "
+                f"{','.join(prints[0])} vs {','.join(prints[1])})")
+    return None
+
+
+def style_shift(baseline: Run, candidate: Run, *, seed: int, n_boot: int) -> tuple[list[StyleShift], str | None]:
+    """Every feature's paired shift, or none and why."""
+    why = not_comparable(baseline, candidate, "style shift")
+    if why:
+        return [], why
     rows = {name: {r.dialogue_id: r for r in run.style or [] if r.system == "candidate"}
             for name, run in (("baseline", baseline), ("candidate", candidate))}
-    prints = {name: sorted({r.fingerprint for r in by_id.values()}) for name, by_id in rows.items()}
-    if prints["baseline"] != prints["candidate"]:
-        return [], (f"style shift: not measured — the runs' style was counted differently (style fingerprint "
-                    f"{','.join(prints['baseline'])} vs {','.join(prints['candidate'])})")
     ids = sorted(rows["baseline"].keys() & rows["candidate"].keys())
     if not ids:
         return [], "style shift: not measured — the runs share no dialogue"

@@ -42,7 +42,7 @@ from typing import Any
 from harness import __version__
 from harness.core.errors import HarnessError
 from harness.core.io import file_hash, write_atomic, write_json
-from harness.evaluate.runs import Run, RunError, load_run
+from harness.evaluate.runs import Run, RunError, load_run, run_fingerprint
 
 RULES = ("unscored", "no_agreement", "no_replies", "truncated", "identical", "no_probability", "below_margin",
          "evaluation_set", "duplicate", "contradicted")
@@ -86,9 +86,9 @@ def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
     seen: set[str] = set()
     per_run: list[dict[str, Any]] = []
     for run in runs:
-        before = len(rows)
-        notes = _export_run(run, cfg, evaluation, rows, dropped, seen)
-        per_run.append({"path": str(run.path), "run_id": _run_id(run), "judge_fingerprint": run.result.judge.fingerprint,
+        before, run_id = len(rows), _run_id(run)
+        notes = _export_run(run, run_id, cfg, evaluation, rows, dropped, seen)
+        per_run.append({"path": str(run.path), "run_id": run_id, "judge_fingerprint": run.result.judge.fingerprint,
                         "judgments": len(run.judgments), "pairs": len(rows) - before, "notes": notes})
     manifest: dict[str, Any] = {
         "harness_version": __version__, "output": str(cfg.output), "pairs": len(rows),
@@ -123,8 +123,7 @@ def _load(path: Path) -> Run:
 
 
 def _run_id(run: Run) -> str:
-    digest = hashlib.sha256((run.path / "results.json").read_bytes()).hexdigest()[:16]
-    return f"{run.path.name}@{digest}"
+    return f"{run.path.name}@{run_fingerprint(run)}"
 
 
 def _judges(runs: Sequence[Run], allow_mixed: bool) -> set[str]:
@@ -150,7 +149,7 @@ def _evaluation_ids(cfg: ExportConfig) -> tuple[set[str], set[str]]:
     return {d.id for d in evaluation}, {dialogue_text_key(d) for d in evaluation}
 
 
-def _export_run(run: Run, cfg: ExportConfig, evaluation: tuple[set[str], set[str]], rows: list[dict[str, Any]],
+def _export_run(run: Run, run_id: str, cfg: ExportConfig, evaluation: tuple[set[str], set[str]], rows: list[dict[str, Any]],
                 dropped: Counter[str], seen: set[str]) -> list[str]:
     from harness.core.prompts import load_generation_prompt
     from harness.train.clean import dialogue_text_key
@@ -169,7 +168,6 @@ def _export_run(run: Run, cfg: ExportConfig, evaluation: tuple[set[str], set[str
             replies[name] = got
         if note:
             notes.append(note)
-    run_id = _run_id(run)
     for j in run.judgments:
         winner = _agreed(j)
         if j.outcome is None:
