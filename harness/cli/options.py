@@ -49,38 +49,45 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, default: str | None = DEFAULT_JUDGE,
                       cache: bool = True) -> None:
-    """Options of a model run through the judge backends: ``--judge …`` or ``--teacher …``."""
-    what = {"judge": "judge model", "teacher": "teacher model (writes the training replies)"}[role]
-    p.add_argument(f"--{role}", default=default, required=default is None,
+    """Options of a model run through the judge backends: ``--judge …``, ``--teacher …`` or ``--onpolicy-judge …``.
+
+    ``role`` is the options' destination prefix (``onpolicy_judge``); the flags spell it with dashes.
+    """
+    what = {"judge": "judge model", "teacher": "teacher model (writes the training replies)",
+            "onpolicy_judge": "judge of the on-policy round (ranks the SFT policy's replies; a reward model is the "
+                              "cheap choice)"}[role]
+    flag = role.replace("_", "-")
+    p.add_argument(f"--{flag}", dest=role, default=default, required=default is None,
                    help=f"{what}: Hub id, local folder or served name" + (f" (default {default})" if default else ""))
-    p.add_argument(f"--{role}-revision", default=None, help=f"{role} revision to pin")
-    p.add_argument(f"--{role}-backend", default="hf",
+    p.add_argument(f"--{flag}-revision", default=None, help=f"{role} revision to pin")
+    p.add_argument(f"--{flag}-backend", default="hf",
                    help="hf (local transformers model) or openai (any OpenAI-compatible server: vLLM, TGI, …)")
-    if role == "judge":
-        p.add_argument("--judge-mode", default="logits",
+    if role != "teacher":
+        mode = "reward" if role == "onpolicy_judge" else "logits"
+        p.add_argument(f"--{flag}-mode", dest=f"{role}_mode", default=mode,
                        help="logits (label probabilities), generate (written verdict), or reward (a sequence-"
-                            "classification reward model scores each reply once; hf backend)")
-        p.add_argument("--judge-tie-band", type=float, default=DEFAULT_TIE_BAND,
+                            f"classification reward model scores each reply once; hf backend); default {mode}")
+        p.add_argument(f"--{flag}-tie-band", dest=f"{role}_tie_band", type=float, default=DEFAULT_TIE_BAND,
                        help="reward mode: a verdict is a tie when |sigmoid(r_cand - r_ref) - 0.5| < band/2 "
                             f"(default {DEFAULT_TIE_BAND}; 0: ties only on equal rewards)")
-        p.add_argument("--judge-max-new-tokens", type=int, default=GENERATE_MAX_NEW_TOKENS,
+        p.add_argument(f"--{flag}-max-new-tokens", dest=f"{role}_max_new_tokens", type=int, default=GENERATE_MAX_NEW_TOKENS,
                        help=f"generate mode: tokens the judge may write (default {GENERATE_MAX_NEW_TOKENS})")
-        p.add_argument("--judge-min-label-mass", type=float, default=DEFAULT_MIN_LABEL_MASS,
+        p.add_argument(f"--{flag}-min-label-mass", dest=f"{role}_min_label_mass", type=float, default=DEFAULT_MIN_LABEL_MASS,
                        help="logits mode: a verdict whose labels hold less next-token probability than this is "
                             f"unscored, with the reason (default {DEFAULT_MIN_LABEL_MASS}; 0 turns the check off)")
-    p.add_argument(f"--{role}-device", default="auto", help=f"{role} device (hf backend)")
-    p.add_argument(f"--{role}-batch-size", type=int, default=0,
+    p.add_argument(f"--{flag}-device", default="auto", help=f"{role} device (hf backend)")
+    p.add_argument(f"--{flag}-batch-size", type=int, default=0,
                    help=f"{role} prompts per forward pass (hf backend); 0 = auto: 8 on a CPU, from free memory on a GPU")
-    p.add_argument(f"--{role}-prefix-reuse", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument(f"--{flag}-prefix-reuse", action=argparse.BooleanOptionalAction, default=True,
                    help="hf backend: compute each shared prompt prefix once (same results as without, checked at "
                         "first use)")
-    p.add_argument(f"--{role}-base-url", default=None,
+    p.add_argument(f"--{flag}-base-url", default=None,
                    help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1 (default: api.openai.com)")
-    p.add_argument(f"--{role}-api-key-env", default="OPENAI_API_KEY",
+    p.add_argument(f"--{flag}-api-key-env", default="OPENAI_API_KEY",
                    help="openai backend: environment variable holding the API key (keys never go on the command line)")
-    p.add_argument(f"--{role}-concurrency", type=int, default=8, help="openai backend: requests in flight")
-    p.add_argument(f"--{role}-timeout", type=float, default=120.0, help="openai backend: seconds per request")
-    p.add_argument(f"--{role}-max-retries", type=int, default=5,
+    p.add_argument(f"--{flag}-concurrency", type=int, default=8, help="openai backend: requests in flight")
+    p.add_argument(f"--{flag}-timeout", type=float, default=120.0, help="openai backend: seconds per request")
+    p.add_argument(f"--{flag}-max-retries", type=int, default=5,
                    help="openai backend: retries on 429/5xx/timeouts before an item is left unscored")
     if cache:
         p.add_argument("--cache-dir", default=None,
@@ -115,13 +122,13 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
                              base_url=opt[f"{role}_base_url"], api_key_env=opt[f"{role}_api_key_env"],
                              concurrency=opt[f"{role}_concurrency"], timeout_s=opt[f"{role}_timeout"],
                              max_retries=opt[f"{role}_max_retries"], cache_dir=str(cache),
-                             **({"max_new_tokens": opt["judge_max_new_tokens"],
-                                 "min_label_mass": opt["judge_min_label_mass"],
-                                 "tie_band": opt["judge_tie_band"]} if role == "judge" else {}))
+                             **({"max_new_tokens": opt[f"{role}_max_new_tokens"],
+                                 "min_label_mass": opt[f"{role}_min_label_mass"],
+                                 "tie_band": opt[f"{role}_tie_band"]} if role != "teacher" else {}))
     except ValidationError as exc:
         flags = {"timeout_s": "timeout", "model": "", "retry_backoff_s": "retry-backoff"}
         problems = "; ".join(
-            f"--{role}{'-' if flags.get(str(e['loc'][0]), 'x') else ''}"
+            f"--{role.replace('_', '-')}{'-' if flags.get(str(e['loc'][0]), 'x') else ''}"
             f"{flags.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}"
             for e in exc.errors())
         raise HarnessError(f"invalid {role} options: {problems}") from exc

@@ -58,9 +58,15 @@ def _add_train(sub: Subparsers) -> None:
                     help="base SLM: Hub id or local folder (--base is an alias)")
     tr.add_argument("--revision", default=None, help="base revision to pin")
     tr.add_argument("--sft", required=True, help="SFT data: a distill output's sft/ folder or its train.jsonl")
-    tr.add_argument("--dpo", required=True, help="DPO data: a distill output's dpo/ folder or its train.jsonl")
+    tr.add_argument("--dpo", default=None,
+                    help="DPO data: a distill output's dpo/ folder or its train.jsonl (--dpo-pairs teacher or both)")
+    tr.add_argument("--dpo-pairs", default="teacher", choices=("teacher", "onpolicy", "both"),
+                    help="DPO pairs: the teacher's (--dpo; OUTPUT/candidate), the on-policy round's (the SFT "
+                         "policy's own replies ranked by --onpolicy-judge; OUTPUT/onpolicy/candidate), or both "
+                         "candidates from one SFT step")
     tr.add_argument("--config", default=None, help="YAML with lora/sft/dpo settings (defaults: the paper's)")
     tr.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
+    add_judge_options(tr, "onpolicy_judge", default="")
     tr.add_argument("--output", required=True, help="output folder (candidate in OUTPUT/candidate)")
 
 
@@ -83,6 +89,10 @@ def _add_pipeline(sub: Subparsers) -> None:
     pi.add_argument("--batch-size", type=int, default=8, help="generation batch size")
     add_judge_options(pi, "teacher", default=None, cache=False)
     add_judge_options(pi)
+    pi.add_argument("--onpolicy", action="store_true",
+                    help="also train targeted + an on-policy round (DPO on the SFT policy's own replies ranked by "
+                         "--onpolicy-judge) and evaluate it vs base, direct and the targeted candidate")
+    add_judge_options(pi, "onpolicy_judge", default="", cache=False)
     pi.add_argument("--seed", type=int, default=1234, help="bootstrap seed")
     pi.add_argument("--output", required=True, help="output folder")
 
@@ -134,12 +144,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     from harness.train.steps import run_train
 
     writable_folder("--output", args.output)
+    teacher, onpolicy = args.dpo_pairs in ("teacher", "both"), args.dpo_pairs in ("onpolicy", "both")
+    if teacher and not args.dpo:
+        raise HarnessError(f"--dpo-pairs {args.dpo_pairs} needs --dpo DIR (a distill output's dpo/ folder); or "
+                           "--dpo-pairs onpolicy --onpolicy-judge MODEL")
+    if onpolicy and not args.onpolicy_judge:
+        raise HarnessError(f"--dpo-pairs {args.dpo_pairs} needs --onpolicy-judge MODEL (e.g. a reward model from "
+                           "'empathy judge train'; --onpolicy-judge-mode logits for an LLM judge)")
+    judge = judge_settings(args, cache_dir(args), "onpolicy_judge") if onpolicy else None
     cfg = load_train_config(Path(args.config) if args.config else None, {"device": args.device})
-    sft, dpo = Path(args.sft), Path(args.dpo)
+    sft, out = Path(args.sft), Path(args.output)
+    if judge is not None:
+        from harness.train.onpolicy import preflight
+
+        preflight(sft, judge)  # before any training: the rows carry their dialogues, the judge loads
     report = sft.parent / "report.json" if sft.is_dir() else sft.parent.parent / "report.json"
     provenance = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
-    run_train(args.base, sft, dpo, Path(args.output), cfg, revision=args.revision, provenance=provenance)
-    console.print(f"candidate written to {Path(args.output) / 'candidate'} (model card: README.md)")
+    if teacher:
+        run_train(args.base, sft, Path(args.dpo), out, cfg, revision=args.revision, provenance=provenance)
+        console.print(f"candidate written to {out / 'candidate'} (model card: README.md)")
+    if judge is not None:
+        from harness.train.onpolicy import run_onpolicy
+
+        run_onpolicy(args.base, sft, out, cfg, judge, revision=args.revision, provenance=provenance)
+        console.print(f"on-policy candidate written to {out / 'onpolicy' / 'candidate'} (model card: README.md)")
     return 0
 
 
@@ -152,13 +180,44 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.strategy not in STRATEGIES:
         raise HarnessError(f"unknown strategy {args.strategy!r}: {did_you_mean(args.strategy, STRATEGIES)}")
     writable_folder("--output", args.output)
+    if args.onpolicy_judge and not args.onpolicy:
+        raise HarnessError("--onpolicy-judge is the judge of the on-policy round: add --onpolicy to train that "
+                           "candidate")
     cache = cache_dir(args)
     cfg = PipelineConfig(
         base=args.base, teacher=judge_settings(args, cache, "teacher"), judge=judge_settings(args, cache),
+        onpolicy=args.onpolicy,
+        onpolicy_judge=judge_settings(args, cache, "onpolicy_judge") if args.onpolicy_judge else None,
         strategy=args.strategy, output=Path(args.output),
         train=load_train_config(Path(args.config) if args.config else None, {"device": args.device}),
         dataset=args.dataset, eval_dataset=args.eval_dataset, limit=args.limit, rejected=args.rejected,
         start_from=args.start_from, device=args.device, batch_size=args.batch_size, seed=args.seed,
     )
-    result = run_pipeline(cfg)
-    return report_run(result, Path(args.output))  # (a run that scored nothing exits 1, as `empathy eval` does)
+    results = run_pipeline(cfg)
+    out = Path(args.output)
+    # (a run that scored nothing exits 1, as `empathy eval` does)
+    code = report_run(results["targeted"], out)
+    if "onpolicy" in results:
+        code = max(code, report_run(results["onpolicy"], out / "onpolicy"))
+        from harness.core.ui import report_console
+
+        report_console(pipe_width=150).print(_candidates_table(args.strategy, results))
+    return code
+
+
+def _candidates_table(strategy: str, results: dict[str, Any]) -> Table:
+    """The pipeline's candidates side by side: win rate [95 % CI] vs each reference."""
+    from rich.table import Table
+
+    from harness.core.ui import win_rate_ci
+
+    names = {"targeted": strategy, "onpolicy": f"{strategy} + on-policy round"}
+    columns = list(dict.fromkeys(c for r in results.values() for c in r.comparisons))
+    table = Table(title="pipeline — candidates (win rate, 95% CI)", title_justify="left")
+    table.add_column("candidate")
+    for c in columns:
+        table.add_column(c.removeprefix("vs_").replace("targeted", strategy), justify="right", no_wrap=True)
+    for key, result in results.items():
+        table.add_row(names[key], *(win_rate_ci(result.comparisons[c]) if c in result.comparisons else "—"
+                                    for c in columns))
+    return table

@@ -77,6 +77,11 @@ def _fmt(x: object, pct: bool = True) -> str:
     return f"{x:.1%}" if pct else f"{x:.2f}"
 
 
+def win_rate_ci(stats: Any) -> str:
+    """A comparison's win rate with its 95 % CI: "61.0% [52.0%–70.0%]" ("—" where not scored)."""
+    return f"{_fmt(stats.win_rate)} [{_fmt(stats.ci_low)}–{_fmt(stats.ci_high)}]"
+
+
 def print_summary(result: RunResult) -> None:
     """Rich tables of a run (on stdout): every comparison with CIs, the rubric, run health, then warnings."""
     out = report_console(pipe_width=150)  # a file or pipe gets whole rows

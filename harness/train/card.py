@@ -62,22 +62,45 @@ def _batch(step: dict[str, Any]) -> str:
             f"{plan['gradient_accumulation_steps']}{processes})")
 
 
+def onpolicy_section(r: dict[str, Any]) -> list[str]:
+    """The model card's on-policy section: how the pairs were sampled and judged, and what was left out."""
+    s, judge = r["settings"], r["judge"]
+    dropped = "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["dropped"].items()) or "none"
+    left = "; ".join(f"{k} {v}" for k, v in r["replies_left_out"].items()) or "none"
+    margin = (f"P(best) ≥ {s['min_p']}" if judge["mode"] in ("reward", "logits")
+              else "no probability (generate mode): agreement in both orders only")
+    return [
+        "## On-policy round",
+        f"- samples: {s['samples']} replies per training dialogue from the SFT policy (temperature "
+        f"{s['temperature']}, top-p {s['top_p']}, seed {s['seed']}), cut as evaluation replies are",
+        f"- judge: `{judge['model']}` ({judge['mode']}{', order-free' if judge['order_free'] else ', both orders'}), "
+        f"fingerprint `{judge['fingerprint']}`; {r['judgments']} pairwise judgments",
+        f"- kept: {r['pairs']} best-vs-worst pairs of {r['dialogues']} dialogues (the judge's own verdict prefers "
+        f"the best in both orders, both replies seen whole, {margin})",
+        f"- dialogues dropped: {dropped}; replies left out: {left}",
+        "",
+    ]
+
+
 def model_card(m: dict[str, Any]) -> str:
     """A Hugging Face model card for the candidate: what it is, how it was made, with hashes."""
     prov = m.get("provenance") or {}
     sft, dpo = m["steps"]["sft"], m["steps"]["dpo"]
+    onpolicy = m["steps"].get("onpolicy")
     cfg = m["config"]
+    what = ("then DPO from the SFT policy on its own sampled replies, best vs worst as a judge ranked them (the "
+            "on-policy round)" if onpolicy else "then DPO from the SFT policy")
     lines = [
         "---",
         f"base_model: {m['base']}",
         "library_name: transformers",
-        "tags: [empathy, lora, sft, dpo, trl, empathy-harness]",
+        f"tags: [empathy, lora, sft, dpo, trl, empathy-harness{', on-policy' if onpolicy else ''}]",
         "---",
         "",
         f"# Empathy-distilled candidate of `{m['base']}`",
         "",
         "Trained with empathy-harness in the two steps of Xie et al. 2025 (*Distilling Empathy "
-        "from Large Language Models*, arXiv 2507.08151): LoRA SFT on teacher replies, then DPO from the SFT policy "
+        f"from Large Language Models*, arXiv 2507.08151): LoRA SFT on teacher replies, {what} "
         "(reference = the SFT policy), both LoRA adapters merged.",
         "",
         f"Base model: `{m['base']}`" + (f" at Hub commit `{m['base_revision']}`" if m.get("base_revision") else "")
@@ -87,9 +110,11 @@ def model_card(m: dict[str, Any]) -> str:
         f"- strategy: `{prov.get('strategy', 'unknown')}`; teacher: `{(prov.get('teacher') or {}).get('model', '—')}`;"
         f" dataset: `{prov.get('dataset', '—')}`",
         f"- SFT: {sft['n']} rows, `{sft['data']}` (sha256 {sft['data_sha256']})",
-        f"- DPO: {dpo['n']} pairs, `{dpo['data']}` (sha256 {dpo['data_sha256']}); rejected = "
-        f"{prov.get('rejected_from', '—')}",
+        f"- DPO: {dpo['n']} pairs, `{dpo['data']}` (sha256 {dpo['data_sha256']}); "
+        + ("chosen / rejected = the best / worst of the SFT policy's own replies" if onpolicy
+           else f"rejected = {prov.get('rejected_from', '—')}"),
         "",
+        *(onpolicy_section(onpolicy) if onpolicy else []),
         "## Hyper-parameters",
         recipe_line(m["recipe"]),
         f"- LoRA: r {cfg['lora']['r']}, alpha {cfg['lora']['alpha']}, dropout {cfg['lora']['dropout']}, "

@@ -86,12 +86,31 @@ class DPOSettings(StepSettings):
     loss_type: str = Field(default="sigmoid", description="DPO loss (paper: sigmoid)")
 
 
+class OnPolicySettings(_Settings):
+    """The on-policy round (``empathy train --dpo-pairs onpolicy|both``): sample, judge, best vs worst, DPO."""
+
+    samples: int = Field(default=4, ge=2, le=64, description="replies sampled per training dialogue")
+    temperature: float = Field(default=0.8, gt=0, le=5, allow_inf_nan=False, description="sampling temperature")
+    top_p: float = Field(default=0.95, gt=0, le=1, allow_inf_nan=False, description="nucleus sampling mass")
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="tokens per reply; None: the evaluation's (tasks/empathy_gen.yaml)")
+    min_p: float = Field(default=0.6, ge=0.5, lt=1, allow_inf_nan=False,
+                         description="keep a pair only when the judge's P(best beats worst) is at least this "
+                                     "(judges that give a probability: reward models, logits mode)")
+    drop_unfinished: bool = Field(
+        default=True, description="leave out replies that ran into max_new_tokens without ending")
+    batch_size: int = Field(default=8, ge=1, description="training dialogues per generate call")
+    seed: int = Field(default=0, description="sampling seed")
+
+
 class TrainConfig(_Settings):
-    """Everything ``empathy train`` can be told in ``--config YAML`` (keys: lora, sft, dpo, and the fields below)."""
+    """Everything ``empathy train`` can be told in ``--config YAML`` (keys: lora, sft, dpo, onpolicy, and the fields below)."""
 
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA adapter settings")
     sft: SFTSettings = Field(default_factory=SFTSettings, description="step 1: LoRA SFT")
     dpo: DPOSettings = Field(default_factory=DPOSettings, description="step 2: DPO")
+    onpolicy: OnPolicySettings = Field(default_factory=OnPolicySettings,
+                                       description="the on-policy round (pairs sampled from the SFT policy)")
     recipe: Recipe = Field(
         default="configured", description="configured: the configured effective batch and learning rate, on any "
                                           "hardware; fast-gpu: micro-batch sized to GPU memory, learning rate scaled "

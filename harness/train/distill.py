@@ -169,7 +169,8 @@ def _dedupe(records: Any) -> None:
 
 def _sft_row(rec: Record) -> dict[str, Any]:
     prompt = load_generation_prompt().render(rec.dialogue)
-    return {"dialogue_id": rec.dialogue.id,
+    # the dialogue itself goes with the row: the on-policy round shows it to the judge beside each sampled reply
+    return {"dialogue_id": rec.dialogue.id, "dialogue": rec.dialogue.model_dump(mode="json", exclude={"reply"}),
             "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": rec.reply}]}
 
 

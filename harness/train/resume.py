@@ -29,7 +29,7 @@ from harness.train.hardware import barrier, is_main
 SCHEMA_VERSION = 2
 RECORD = "step.json"
 #: Everything a step writes next to its record; removed when it starts from scratch.
-OUTPUTS = ("checkpoints", "adapter", "merged", "log.jsonl")
+OUTPUTS = ("checkpoints", "adapter", "merged", "log.jsonl", "samples.partial.jsonl")
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,11 @@ def begin_step(out: Path, step: str, inputs: dict[str, Any], outputs: Sequence[s
     else:
         run_id, resume = uuid.uuid4().hex, None
         why = _what_changed(record, inputs) if record is not None else (
-            "outputs without a step record" if any((out / o).exists() for o in OUTPUTS) else None)
+            "outputs without a step record" if any((out / o).exists() for o in (*OUTPUTS, *outputs)) else None)
         if why:
-            console.print(f"{step}: {why}: training from scratch")
+            console.print(f"{step}: {why}: starting from scratch")
         if is_main():
-            _remove_outputs(out)
+            _remove_outputs(out, outputs)
     if is_main():
         write_json(out / RECORD, {"schema_version": SCHEMA_VERSION, "step": step, "status": "running",
                                   "run_id": run_id, "inputs": inputs, "started": _now()})
@@ -123,8 +123,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _remove_outputs(out: Path) -> None:
-    for name in OUTPUTS:
+def _remove_outputs(out: Path, outputs: Sequence[str]) -> None:
+    for name in dict.fromkeys([*OUTPUTS, *(Path(o).parts[0] for o in outputs)]):
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)

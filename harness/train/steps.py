@@ -65,7 +65,7 @@ def run_sft(base: str, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, re
 
 
 def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware, *,
-            policy_identity: str | None = None) -> dict[str, Any]:
+            policy_identity: str | None = None, title: str = "step 2/2: DPO") -> dict[str, Any]:
     """Step 2: DPO with a new LoRA adapter on the SFT policy (the reference: the same model, adapter disabled).
 
     ``policy_identity`` names the policy for the skip check (run_train: the SFT step's record); None: its content.
@@ -85,7 +85,7 @@ def run_dpo(policy: Path, data: Path, out: Path, cfg: TrainConfig, hw: Hardware,
     args = DPOConfig(**_common_args(cfg.dpo, plan, hw, cfg, out), beta=cfg.dpo.beta, loss_type=[cfg.dpo.loss_type])
     dataset = dpo_dataset(data)
     trainer = _quiet(DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tok,
-                                peft_config=lora_config(cfg), callbacks=[_progress_callback("step 2/2: DPO")]))
+                                peft_config=lora_config(cfg), callbacks=[_progress_callback(title)]))
     info = _fit(trainer, start, out, data, len(dataset), plan)
     info["reward_margin_last"] = _last(trainer.state.log_history, "rewards/margins")
     return finish_step(out, "dpo", start, info)
@@ -186,9 +186,6 @@ def _remove(path: Path) -> None:
 def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *, revision: str | None = None,
               provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """LoRA SFT → DPO → merge; writes ``output/candidate`` (model, tokenizer, README.md model card) and logs."""
-    import importlib.metadata as md
-
-    from harness.core.io import write_json
     from harness.core.ui import console
 
     hw = detect_hardware(cfg)
@@ -200,12 +197,23 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     step1 = run_sft(base, sft_file, output / "sft", cfg, hw, revision)
     step2 = run_dpo(output / "sft" / "merged", dpo_file, output / "dpo", cfg, hw,
                     policy_identity=step_identity(step1))
-    candidate = output / "candidate"
+    return write_candidate(output / "candidate", base, output / "sft" / "merged", output / "dpo", dpo_file, cfg, hw,
+                           {"sft": step1, "dpo": step2}, provenance or {})
+
+
+def write_candidate(candidate: Path, base: str, policy: Path, dpo_out: Path, dpo_file: Path, cfg: TrainConfig,
+                    hw: Hardware, steps: dict[str, dict[str, Any]], provenance: dict[str, Any]) -> dict[str, Any]:
+    """Merge the DPO adapter into the SFT policy → ``candidate`` with its manifest and model card; the manifest."""
+    import importlib.metadata as md
+
+    from harness.core.io import write_json
+
     if not is_main():
         barrier()
         return {}
-    merge_adapter(output / "sft" / "merged", output / "dpo" / "adapter", candidate)
-    before = preference_margins(output / "sft" / "merged", dpo_file)
+    step1, step2 = steps["sft"], steps["dpo"]
+    merge_adapter(policy, dpo_out / "adapter", candidate)
+    before = preference_margins(policy, dpo_file)
     after = preference_margins(candidate, dpo_file)
     step2["margin_before"] = sum(before) / len(before)  # mean log-prob margin chosen − rejected, SFT policy
     step2["margin_after"] = sum(after) / len(after)  # … and after DPO: DPO should raise it
@@ -216,8 +224,8 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
         "hardware": dataclasses.asdict(hw),
         "recipe": {"name": cfg.recipe, "sft": step1["plan"], "dpo": step2["plan"]},
         "config": cfg.model_dump(mode="json"),
-        "steps": {"sft": step1, "dpo": step2},
-        "provenance": provenance or {},
+        "steps": steps,
+        "provenance": provenance,
         "software": {p: _version(md, p) for p in ("transformers", "trl", "peft", "torch", "datasets")},
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -8,17 +8,45 @@ from harness.cli.main import main
 
 
 def test_pipeline_end_to_end(tmp_path, tiny_models, capsys, monkeypatch):
+    """Direct, targeted and targeted + an on-policy round (ranked by a tiny reward model), all evaluated."""
+    from harness.llm.tiny import build_tiny_reward_model
+    from harness.train.resume import read_record, step_identity
+
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     out = tmp_path / "pipe"
+    ranker = build_tiny_reward_model(tmp_path / "rm", seed=3)
+    config = tmp_path / "train.yaml"
+    config.write_text("onpolicy:\n  samples: 3\n  max_new_tokens: 24\n  drop_unfinished: false\n")
     code = main(["pipeline", "--base", str(tiny_models["base"]), "--teacher", str(tiny_models["direct"]),
                  "--judge", str(tiny_models["judge"]), "--strategy", "all_three", "--limit", "24",
-                 "--device", "cpu", "--teacher-device", "cpu", "--judge-device", "cpu", "--output", str(out)])
+                 "--device", "cpu", "--teacher-device", "cpu", "--judge-device", "cpu", "--output", str(out),
+                 "--onpolicy", "--onpolicy-judge", str(ranker), "--onpolicy-judge-device", "cpu",
+                 "--config", str(config)])
     # the random judge's label mass is below the 0.5 floor: every verdict unscored, so the pipeline says so and
     # exits 1 (as `empathy eval` does), with every file written
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert code == 1 and "error: no dialogue was scored in vs_base, vs_direct: all 24 dialogues unscored" in err, err
+    assert "error: no dialogue was scored in vs_base, vs_direct, vs_targeted" in err, err
+    assert "all_three + on-policy round" in captured.out  # the candidates side by side
+    # the third candidate: the targeted strategy's own SFT policy, DPO on its replies ranked by the reward model
+    pipeline = json.loads((out / "pipeline.json").read_text())
+    onpolicy = pipeline["onpolicy"]
+    assert onpolicy["pairs"] > 0 and onpolicy["pairs"] + sum(onpolicy["dropped"].values()) == onpolicy["dialogues"] == 24
+    assert onpolicy["same_judge_as_evaluation"] is False and onpolicy["judge"] == str(ranker)
+    trained = out / "train" / "all_three"
+    pairs_record = read_record(trained / "onpolicy" / "pairs")
+    assert pairs_record["inputs"]["base"] == step_identity(read_record(trained / "sft"))  # one SFT step for both
+    card = (trained / "onpolicy" / "candidate" / "README.md").read_text()
+    assert "## On-policy round" in card and f"kept: {onpolicy['pairs']} best-vs-worst pairs of 24 dialogues" in card
+    assert pipeline["candidates"]["onpolicy"] == str(trained / "onpolicy" / "candidate")
+    third = json.loads((out / "onpolicy" / "results.json").read_text())
+    assert set(third["comparisons"]) == {"vs_base", "vs_direct", "vs_targeted"}
+    assert third["comparisons"]["vs_targeted"]["reference_model"]["name"] == str(trained / "candidate")
+    first = json.loads((out / "results.json").read_text())
+    assert third["vs_base"]["reference_model"] == first["vs_base"]["reference_model"]  # one base reference set
     result = json.loads((out / "results.json").read_text())
     for name in ("vs_base", "vs_direct"):
         for key in ("win_rate", "ci_low", "ci_high", "tie_rate", "position_flip_rate", "n_scored", "n_unscored"):
