@@ -4,7 +4,8 @@ Takes the first K run folders written by ``bench_board_build.py`` (250 dialogues
 judgments per run; their reference set files are where the manifests say) and exports them with the same judge,
 ``--min-p 0.5`` and an evaluation set that shares no dialogue with them (the benchmark's dialogues are the bundled
 ones under other ids: with the default evaluation set every pair would be refused): total wall time, and the part
-that is not ``load_run`` (every run is still checked in full).
+that is not ``load_run`` (every run is still checked in full) — in this process (``workers=1``) and then with the
+default worker processes (one per core), side by side, with the same output checked.
 
 Usage:  OMP_NUM_THREADS=1 python benchmarks/bench_pairs_export.py --work /tmp/empathy-board-bench --judgments 10000
 """
@@ -51,14 +52,21 @@ def main() -> None:
         held = Path(tmp) / "eval.jsonl"
         held.write_text('{"id": "x", "emotion": "joyful", "sentiment": "positive", "situation": "A benchmark.", '
                         '"utterance": "Nothing in common."}\n')
-        t0 = time.perf_counter()
-        manifest = pairs.export_pairs(pairs.ExportConfig(runs=runs[:k], output=Path(tmp) / "pairs.jsonl", min_p=0.5,
-                                                         eval_dataset=str(held)))
-        wall = time.perf_counter() - t0
-    print(f"{manifest['judgments']:,} judgments of {k} runs → {manifest['pairs']:,} pairs; dropped "
-          f"{ {r: n for r, n in manifest['dropped'].items() if n} }")
-    print(f"total {wall:.2f} s: checking the runs (load_run) {loading['s']:.2f} s, the export itself "
-          f"{wall - loading['s']:.2f} s")
+        texts = {}
+        for workers in (1, None):
+            loading["s"] = 0.0
+            out = Path(tmp) / f"pairs-{workers}.jsonl"
+            t0 = time.perf_counter()
+            manifest = pairs.export_pairs(pairs.ExportConfig(runs=runs[:k], output=out, min_p=0.5,
+                                                             eval_dataset=str(held), workers=workers))
+            wall = time.perf_counter() - t0
+            texts[workers] = out.read_bytes()
+            print(f"{manifest['judgments']:,} judgments of {k} runs → {manifest['pairs']:,} pairs; dropped "
+                  f"{ {r: n for r, n in manifest['dropped'].items() if n} }")
+            where = (f"checking the runs (load_run) {loading['s']:.2f} s, the export itself {wall - loading['s']:.2f} s"
+                     if manifest["processes"] == 1 else "load_run in the workers")
+            print(f"  {manifest['processes']} process(es): total {wall:.2f} s ({where})")
+        print(f"same pairs file both ways: {texts[1] == texts[None]}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def add_commands(sub: Subparsers) -> dict[str, Handler]:
     ex.add_argument("--eval-limit", type=int, default=None, help="only the first N of the evaluation set")
     ex.add_argument("--allow-mixed-judges", action="store_true",
                     help="export runs judged by different judges together (refused by default)")
+    ex.add_argument("--workers", type=int, default=None,
+                    help="processes that check and read the runs (default: one per core, up to 8, from 4 runs on; "
+                         "1: this process only)")
     return {"pairs": cmd_pairs}
 
 
@@ -53,7 +56,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     output = writable_file("--output", args.output, example="pairs.jsonl")
     cfg = ExportConfig(runs=[Path(r) for r in args.runs], output=output, references=parse_references(args.reference),
                        min_p=args.min_p, eval_dataset=args.eval_dataset, eval_limit=args.eval_limit,
-                       allow_mixed_judges=args.allow_mixed_judges)
+                       allow_mixed_judges=args.allow_mixed_judges, workers=args.workers)
     manifest = export_pairs(cfg)
     table = Table(title=f"{manifest['pairs']} pairs from {manifest['judgments']} judgments", title_justify="left")
     table.add_column("rule")
@@ -65,5 +68,6 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         for note in run["notes"]:
             console.print(f"[yellow]note:[/] {escape(run['path'])}: {escape(note)}", soft_wrap=True)
     console.print(f"{manifest['pairs']} pairs written to {escape(str(output))} (manifest "
-                  f"{escape(str(manifest_path(output)))})", soft_wrap=True)
+                  f"{escape(str(manifest_path(output)))}; {len(manifest['runs'])} runs read in "
+                  f"{manifest['processes']} process{'es' if manifest['processes'] > 1 else ''})", soft_wrap=True)
     return 0

@@ -59,6 +59,8 @@ class ExportConfig:
     eval_dataset: str = "bundled"
     eval_limit: int | None = None
     allow_mixed_judges: bool = False
+    workers: int | None = None
+    """Processes that read the runs: None = one per core (up to 8) when there are 4 runs or more; 1 = this one."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_p <= 1.0:
@@ -66,36 +68,60 @@ class ExportConfig:
                                "judge without probabilities)")
         if not self.runs:
             raise HarnessError("no runs: give one or more run folders (empathy eval … --output DIR)")
+        if self.workers is not None and self.workers < 1:
+            raise HarnessError(f"--workers {self.workers}: give at least 1 (1 reads the runs in this process)")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise HarnessError(f"--eval-limit {self.eval_limit}: give at least 1 (or leave it out for the whole "
                                "evaluation set)")
 
 
+@dataclass
+class _RunPart:
+    """One run's share of an export (made in a worker process when there are several): its candidate pairs."""
+
+    path: str
+    run_id: str
+    judge: str
+    comparisons: list[str]
+    judgments: int
+    notes: list[str]
+    rows: list[tuple[str, str, dict[str, Any]]]  # (key, key of the same pair the other way round, row)
+    dropped: Counter[str]
+
+
 def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
     """Write the pairs and their manifest; returns the manifest (counts per rule, runs, judges)."""
-    runs = [_load(path) for path in cfg.runs]
-    judges = _judges(runs, cfg.allow_mixed_judges)
-    compared = {c.removeprefix("vs_") for run in runs for c in run.result.comparisons}
+    evaluation = _evaluation_ids(cfg)
+    parts, processes = _parts(cfg, evaluation)
+    judges = _judges(parts, cfg.allow_mixed_judges)
+    compared = {c.removeprefix("vs_") for part in parts for c in part.comparisons}
     unknown = sorted(set(cfg.references) - compared)
     if unknown:
         raise HarnessError(f"--reference {unknown[0]}=…: no run was compared with {unknown[0]!r} (they were with "
                            f"{', '.join(sorted(compared))})")
-    evaluation = _evaluation_ids(cfg)
     rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     seen: set[str] = set()
     per_run: list[dict[str, Any]] = []
-    for run in runs:
-        before, run_id = len(rows), _run_id(run)
-        notes = _export_run(run, run_id, cfg, evaluation, rows, dropped, seen)
-        per_run.append({"path": str(run.path), "run_id": run_id, "judge_fingerprint": run.result.judge.fingerprint,
-                        "judgments": len(run.judgments), "pairs": len(rows) - before, "notes": notes})
+    for part in parts:  # in the order the runs were given: the first of two repeated or opposite pairs is kept
+        before = len(rows)
+        dropped.update(part.dropped)
+        for key, reverse, row in part.rows:
+            if key in seen:
+                dropped["duplicate"] += 1
+            elif reverse in seen:
+                dropped["contradicted"] += 1
+            else:
+                seen.add(key)
+                rows.append(row)
+        per_run.append({"path": part.path, "run_id": part.run_id, "judge_fingerprint": part.judge,
+                        "judgments": part.judgments, "pairs": len(rows) - before, "notes": part.notes})
     manifest: dict[str, Any] = {
         "harness_version": __version__, "output": str(cfg.output), "pairs": len(rows),
-        "judgments": sum(len(r.judgments) for r in runs), "dropped": {rule: dropped[rule] for rule in RULES},
+        "judgments": sum(part.judgments for part in parts), "dropped": {rule: dropped[rule] for rule in RULES},
         "rules": {"min_p": cfg.min_p, "eval_dataset": cfg.eval_dataset, "eval_limit": cfg.eval_limit,
                   "allow_mixed_judges": cfg.allow_mixed_judges},
-        "judges": sorted(judges), "runs": per_run,
+        "judges": sorted(judges), "runs": per_run, "processes": processes,
     }
     if not rows:
         counts = ", ".join(f"{rule} {dropped[rule]}" for rule in RULES if dropped[rule])
@@ -108,6 +134,44 @@ def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
     write_json(manifest_path(cfg.output), manifest)
     write_atomic(cfg.output, text)
     return manifest
+
+
+def _parts(cfg: ExportConfig, evaluation: tuple[set[str], set[str]]) -> tuple[list[_RunPart], int]:
+    """Every run checked in full (``load_run``) and turned into candidate pairs, and the processes that did it.
+
+    With several runs they are read in forked worker processes (the same function; only the candidate pairs come
+    back). Forking is safe only before any thread starts (a child inherits locks other threads hold), so with
+    threads running, one core, or fewer than 4 runs they are read here, one after the other.
+    """
+    import os
+    import threading
+
+    auto = min(os.cpu_count() or 1, 8) if len(cfg.runs) >= 4 else 1
+    workers = min(cfg.workers or auto, len(cfg.runs))
+    if workers < 2 or threading.active_count() > 1 or "fork" not in _start_methods():
+        return [_part(path, cfg, evaluation) for path in cfg.runs], 1
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_part, cfg.runs, [cfg] * len(cfg.runs), [evaluation] * len(cfg.runs))), workers
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _part(path: Path, cfg: ExportConfig, evaluation: tuple[set[str], set[str]]) -> _RunPart:
+    run = _load(path)
+    run_id = _run_id(run)
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    dropped: Counter[str] = Counter()
+    notes = _export_run(run, run_id, cfg, evaluation, rows, dropped)
+    return _RunPart(path=str(run.path), run_id=run_id, judge=run.result.judge.fingerprint,
+                    comparisons=list(run.result.comparisons), judgments=len(run.judgments), notes=notes, rows=rows,
+                    dropped=dropped)
 
 
 def manifest_path(output: Path) -> Path:
@@ -126,10 +190,10 @@ def _run_id(run: Run) -> str:
     return f"{run.path.name}@{run_fingerprint(run)}"
 
 
-def _judges(runs: Sequence[Run], allow_mixed: bool) -> set[str]:
+def _judges(parts: Sequence[_RunPart], allow_mixed: bool) -> set[str]:
     by_judge: dict[str, list[str]] = {}
-    for run in runs:
-        by_judge.setdefault(run.result.judge.fingerprint, []).append(str(run.path))
+    for part in parts:
+        by_judge.setdefault(part.judge, []).append(part.path)
     if len(by_judge) > 1 and not allow_mixed:
         (a, a_runs), (b, b_runs) = list(by_judge.items())[:2]
         raise HarnessError(f"the runs were judged by different judges: {a} ({a_runs[0]}) and {b} ({b_runs[0]})"
@@ -149,8 +213,9 @@ def _evaluation_ids(cfg: ExportConfig) -> tuple[set[str], set[str]]:
     return {d.id for d in evaluation}, {dialogue_text_key(d) for d in evaluation}
 
 
-def _export_run(run: Run, run_id: str, cfg: ExportConfig, evaluation: tuple[set[str], set[str]], rows: list[dict[str, Any]],
-                dropped: Counter[str], seen: set[str]) -> list[str]:
+def _export_run(run: Run, run_id: str, cfg: ExportConfig, evaluation: tuple[set[str], set[str]],
+                rows: list[tuple[str, str, dict[str, Any]]], dropped: Counter[str]) -> list[str]:
+    """The run's candidate pairs (rules 1–6; ``duplicate`` / ``contradicted`` are decided over every run)."""
     from harness.core.prompts import load_generation_prompt
     from harness.train.clean import dialogue_text_key
 
@@ -200,20 +265,14 @@ def _export_run(run: Run, run_id: str, cfg: ExportConfig, evaluation: tuple[set[
             continue
         user = prompt.render(dialogue)
         key = hashlib.sha256(json.dumps([user, chosen, rejected]).encode()).hexdigest()
-        if key in seen:
-            dropped["duplicate"] += 1
-            continue
-        if hashlib.sha256(json.dumps([user, rejected, chosen]).encode()).hexdigest() in seen:
-            dropped["contradicted"] += 1
-            continue
-        seen.add(key)
-        rows.append({
+        reverse = hashlib.sha256(json.dumps([user, rejected, chosen]).encode()).hexdigest()
+        rows.append((key, reverse, {
             "prompt": [{"role": "user", "content": user}], "chosen": [{"role": "assistant", "content": chosen}],
             "rejected": [{"role": "assistant", "content": rejected}], "dialogue_id": j.dialogue_id,
             "comparison": j.comparison, "chosen_system": winner, "rejected_system": loser, "p_chosen": p_chosen,
             "verdicts": [{"order": v.order, "winner": v.winner, "p_candidate": v.p_candidate} for v in j.verdicts],
             "judge_fingerprint": j.judge_fingerprint or run.result.judge.fingerprint,
-            "order_free": run.result.health.order_free, "run_id": run_id})
+            "order_free": run.result.health.order_free, "run_id": run_id}))
     return notes
 
 

@@ -226,3 +226,26 @@ def test_the_manifest_names_the_file_it_describes(judged_runs, tmp_path):
     manifest = export_pairs(ExportConfig(runs=[runs["warm"]], output=out, min_p=0.5, eval_dataset=str(other)))
     assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert {json.loads(x)["order_free"] for x in out.read_text().splitlines()} == {False}
+
+
+def test_runs_read_in_worker_processes_give_the_same_file(judged_runs, tmp_path):
+    """A fresh process (no threads: forking is allowed) reads 4 runs in 2 workers; the file is the in-process one's."""
+    import os
+    import subprocess
+    import sys
+
+    runs, _, other = judged_runs
+    given = [runs["warm"], runs["flat"], runs["flat"], runs["warm"]]  # repeats: the merge order decides duplicates
+    here = export_pairs(ExportConfig(runs=given, output=tmp_path / "here.jsonl", min_p=0.5, eval_dataset=str(other),
+                                     workers=1))
+    out = tmp_path / "workers.jsonl"
+    done = subprocess.run([sys.executable, "-m", "harness", "pairs", "export", *map(str, given), "--output", str(out),
+                           "--min-p", "0.5", "--eval-dataset", str(other), "--workers", "2"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "4 runs read in 2 processes" in done.stdout + done.stderr
+    assert out.read_bytes() == (tmp_path / "here.jsonl").read_bytes()
+    there = json.loads(manifest_path(out).read_text())
+    assert here["processes"] == 1 and there["processes"] == 2
+    assert there["dropped"] == here["dropped"] and here["dropped"]["duplicate"] == here["pairs"] > 0
+    assert [r["pairs"] for r in there["runs"]] == [r["pairs"] for r in here["runs"]]
