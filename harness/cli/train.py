@@ -148,6 +148,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if teacher and not args.dpo:
         raise HarnessError(f"--dpo-pairs {args.dpo_pairs} needs --dpo DIR (a distill output's dpo/ folder); or "
                            "--dpo-pairs onpolicy --onpolicy-judge MODEL")
+    if args.dpo and not teacher:
+        raise HarnessError(f"--dpo {args.dpo} is not used with --dpo-pairs onpolicy (its pairs come from the round): "
+                           "leave it out, or give --dpo-pairs both to train a candidate on each")
     if onpolicy and not args.onpolicy_judge:
         raise HarnessError(f"--dpo-pairs {args.dpo_pairs} needs --onpolicy-judge MODEL (e.g. a reward model from "
                            "'empathy judge train'; --onpolicy-judge-mode logits for an LLM judge)")

@@ -193,6 +193,8 @@ def test_cli_refusals_before_any_training(round_, tiny_models, tmp_path, capsys)
     assert "--dpo-pairs onpolicy needs --onpolicy-judge MODEL" in capsys.readouterr().err
     assert main(base) == 2
     assert "--dpo-pairs teacher needs --dpo DIR" in capsys.readouterr().err
+    assert main([*base, "--dpo-pairs", "onpolicy", "--dpo", str(root / "d" / "dpo"), "--onpolicy-judge", ranker.model]) == 2
+    assert "is not used with --dpo-pairs onpolicy" in capsys.readouterr().err
     old = tmp_path / "old.jsonl"  # an SFT file from before rows carried their dialogue
     old.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "dialogue"}) + "\n"
                            for line in (root / "d" / "sft" / "train.jsonl").read_text().splitlines()))
