@@ -59,7 +59,7 @@ def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defaul
     flag = role.replace("_", "-")
     p.add_argument(f"--{flag}", dest=role, default=default, required=default is None,
                    help=f"{what}: Hub id, local folder or served name" + (f" (default {default})" if default else ""))
-    p.add_argument(f"--{flag}-revision", default=None, help=f"{role} revision to pin")
+    p.add_argument(f"--{flag}-revision", default=None, help=f"{flag.replace('-', ' ')} revision to pin")
     p.add_argument(f"--{flag}-backend", default="hf",
                    help="hf (local transformers model) or openai (any OpenAI-compatible server: vLLM, TGI, …)")
     if role != "teacher":
@@ -75,9 +75,9 @@ def add_judge_options(p: argparse.ArgumentParser, role: str = "judge", *, defaul
         p.add_argument(f"--{flag}-min-label-mass", dest=f"{role}_min_label_mass", type=float, default=DEFAULT_MIN_LABEL_MASS,
                        help="logits mode: a verdict whose labels hold less next-token probability than this is "
                             f"unscored, with the reason (default {DEFAULT_MIN_LABEL_MASS}; 0 turns the check off)")
-    p.add_argument(f"--{flag}-device", default="auto", help=f"{role} device (hf backend)")
+    p.add_argument(f"--{flag}-device", default="auto", help=f"{flag.replace('-', ' ')} device (hf backend)")
     p.add_argument(f"--{flag}-batch-size", type=int, default=0,
-                   help=f"{role} prompts per forward pass (hf backend); 0 = auto: 8 on a CPU, from free memory on a GPU")
+                   help=f"{flag.replace('-', ' ')} prompts per forward pass (hf backend); 0 = auto: 8 on a CPU, from free memory on a GPU")
     p.add_argument(f"--{flag}-prefix-reuse", action=argparse.BooleanOptionalAction, default=True,
                    help="hf backend: compute each shared prompt prefix once (same results as without, checked at "
                         "first use)")
@@ -131,7 +131,7 @@ def judge_settings(args: argparse.Namespace, cache: Path, role: str = "judge") -
             f"--{role.replace('_', '-')}{'-' if flags.get(str(e['loc'][0]), 'x') else ''}"
             f"{flags.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}"
             for e in exc.errors())
-        raise HarnessError(f"invalid {role} options: {problems}") from exc
+        raise HarnessError(f"invalid --{role.replace('_', '-')} options: {problems}") from exc
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

@@ -52,8 +52,10 @@ def _add_distill(sub: Subparsers) -> None:
 
 def _add_train(sub: Subparsers) -> None:
     tr = sub.add_parser("train", help="LoRA SFT → DPO (from the SFT policy) → merged candidate with a model card",
-                        description="Step 1 LoRA SFT on DIR/sft, step 2 DPO on DIR/dpo from the SFT policy (which is "
-                                    "also the DPO reference), merge, save OUTPUT/candidate with a model card.")
+                        description="Step 1 LoRA SFT on DIR/sft, step 2 DPO from the SFT policy (which is also the "
+                                    "DPO reference) on the teacher's pairs (DIR/dpo → OUTPUT/candidate) and/or on "
+                                    "the on-policy round's (the SFT policy's own replies ranked by a judge → "
+                                    "OUTPUT/onpolicy/candidate), merge, save with a model card.")
     tr.add_argument("--base-model", "--base", dest="base", required=True,
                     help="base SLM: Hub id or local folder (--base is an alias)")
     tr.add_argument("--revision", default=None, help="base revision to pin")
@@ -64,10 +66,11 @@ def _add_train(sub: Subparsers) -> None:
                     help="DPO pairs: the teacher's (--dpo; OUTPUT/candidate), the on-policy round's (the SFT "
                          "policy's own replies ranked by --onpolicy-judge; OUTPUT/onpolicy/candidate), or both "
                          "candidates from one SFT step")
-    tr.add_argument("--config", default=None, help="YAML with lora/sft/dpo settings (defaults: the paper's)")
+    tr.add_argument("--config", default=None, help="YAML with lora/sft/dpo/onpolicy settings (defaults: the paper's)")
     tr.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
     add_judge_options(tr, "onpolicy_judge", default="")
-    tr.add_argument("--output", required=True, help="output folder (candidate in OUTPUT/candidate)")
+    tr.add_argument("--output", required=True,
+                    help="output folder (candidates in OUTPUT/candidate and OUTPUT/onpolicy/candidate)")
 
 
 def _add_pipeline(sub: Subparsers) -> None:
@@ -151,6 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dpo and not teacher:
         raise HarnessError(f"--dpo {args.dpo} is not used with --dpo-pairs onpolicy (its pairs come from the round): "
                            "leave it out, or give --dpo-pairs both to train a candidate on each")
+    if args.onpolicy_judge and not onpolicy:
+        raise HarnessError("--onpolicy-judge ranks the on-policy round's replies: add --dpo-pairs onpolicy (or both) "
+                           "to train that candidate")
     if onpolicy and not args.onpolicy_judge:
         raise HarnessError(f"--dpo-pairs {args.dpo_pairs} needs --onpolicy-judge MODEL (e.g. a reward model from "
                            "'empathy judge train'; --onpolicy-judge-mode logits for an LLM judge)")

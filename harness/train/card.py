@@ -64,19 +64,23 @@ def _batch(step: dict[str, Any]) -> str:
 
 def onpolicy_section(r: dict[str, Any]) -> list[str]:
     """The model card's on-policy section: how the pairs were sampled and judged, and what was left out."""
-    s, judge = r["settings"], r["judge"]
+    d, judge = r["decoding"], r["judge"]
     dropped = "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["dropped"].items()) or "none"
     left = "; ".join(f"{k} {v}" for k, v in r["replies_left_out"].items()) or "none"
-    margin = (f"P(best) ≥ {s['min_p']}" if judge["mode"] in ("reward", "logits")
+    margin = (f"P(best) ≥ {r['ranking']['min_p']}" if judge["mode"] in ("reward", "logits")
               else "no probability (generate mode): agreement in both orders only")
+    words = r["mean_words"]
     return [
         "## On-policy round",
-        f"- samples: {s['samples']} replies per training dialogue from the SFT policy (temperature "
-        f"{s['temperature']}, top-p {s['top_p']}, seed {s['seed']}), cut as evaluation replies are",
+        f"- samples: {d['samples']} replies per training dialogue from the SFT policy (temperature "
+        f"{d['temperature']}, top-p {d['top_p']}, top-k off, no repetition penalty, at most {d['max_new_tokens']} "
+        f"new tokens, seed {d['seed']}), cut as evaluation replies are"
+        + ("; unfinished replies left out" if r["ranking"]["drop_unfinished"] else ""),
         f"- judge: `{judge['model']}` ({judge['mode']}{', order-free' if judge['order_free'] else ', both orders'}), "
         f"fingerprint `{judge['fingerprint']}`; {r['judgments']} pairwise judgments",
         f"- kept: {r['pairs']} best-vs-worst pairs of {r['dialogues']} dialogues (the judge's own verdict prefers "
-        f"the best in both orders, both replies seen whole, {margin})",
+        f"the best in both orders, both replies seen whole, {margin}); chosen replies {words['chosen']} words on "
+        f"average, rejected {words['rejected']}",
         f"- dialogues dropped: {dropped}; replies left out: {left}",
         "",
     ]

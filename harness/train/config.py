@@ -100,7 +100,7 @@ class OnPolicySettings(_Settings):
     drop_unfinished: bool = Field(
         default=True, description="leave out replies that ran into max_new_tokens without ending")
     batch_size: int = Field(default=8, ge=1, description="training dialogues per generate call")
-    seed: int = Field(default=0, description="sampling seed")
+    seed: int = Field(default=0, ge=0, lt=2**32, description="sampling seed")
 
 
 class TrainConfig(_Settings):

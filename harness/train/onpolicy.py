@@ -1,22 +1,25 @@
-"""The on-policy round: DPO on the SFT policy's own replies, ranked by a judge (RLAIF / iterative DPO).
+"""The on-policy round: DPO on the SFT policy's own replies ranked by a judge (RLAIF; one round of iterative DPO).
 
 Beside the paper's teacher-rewrite pairs: after step 1 (LoRA SFT) the SFT policy samples N replies to every
 training prompt (the SFT row's own prompt, with the chat template), a judge ranks them, and DPO from the SFT policy
 trains on best-vs-worst pairs; the adapter is merged into ``OUTPUT/onpolicy/candidate`` with its own model card.
 
-- **Samples**: ``onpolicy.samples`` per dialogue at ``temperature`` / ``top_p``, cut at the end of the first
-  answer as evaluation replies are. Empty replies, and replies that ran into ``max_new_tokens`` without ending
+- **Samples**: ``onpolicy.samples`` per dialogue at ``temperature`` / ``top_p`` (top-k off, no repetition
+  penalty: the decoding is set in full, not inherited from the model), cut at the end of the first answer as
+  evaluation replies are. Empty replies, and replies that ran into ``max_new_tokens`` without ending
   (``drop_unfinished``), are left out.
 - **Ranking**: every two distinct replies of a dialogue are judged (both orders for an LLM judge; a reward model
-  scores each reply once, cached, so N scores for N(N−1)/2 verdicts). A win counts 1, a tie ½; the best has the
-  most points, the worst the fewest (equal points: the higher mean P(win), then the earlier sample).
+  scores each reply once, cached, so N scores for N(N−1)/2 verdicts). Replies are ranked by their win rate over the
+  verdicts the judge gave (a win 1, a tie ½; equal: the higher mean P(win), then the earlier sample); the worst is
+  the lowest-ranked reply whose verdict against the best was given.
 - **A pair is kept** only when the judge's own best-vs-worst verdict prefers the best in both orders, saw both
   replies whole, and — for judges that give a probability — P(best) ≥ ``min_p``. Every dialogue dropped is counted
-  under its rule (:data:`RULES`); the counts go to the step record, the manifest and the model card.
-- **Resumable**: sampling + judging is one step (``OUTPUT/onpolicy/pairs/step.json``, inputs: the SFT data, the
-  SFT step's identity, the settings, the judge fingerprint). Samples are appended per batch to
-  ``samples.partial.jsonl``; an interrupted round resumes after the last batch written, and the judge's cache holds
-  every verdict already given. DPO is :func:`harness.train.steps.run_dpo` (its own record and checkpoints).
+  under its rule (:data:`RULES`); the counts, and the mean words of chosen and rejected replies (a round that only
+  rewards length shows there), go to the step record, the manifest and the model card.
+- **Resumable**: sampling (:mod:`harness.train.sampling`, ``OUTPUT/onpolicy/samples``: inputs the SFT data, the SFT
+  step, the decoding) and ranking (``OUTPUT/onpolicy/pairs``: inputs the samples' hash, the judge fingerprint,
+  ``min_p`` and ``drop_unfinished``) are steps like the others, so a new ``min_p`` ranks the same replies again
+  from the judge cache; DPO is :func:`harness.train.steps.run_dpo` (its own record and checkpoints).
 """
 
 from __future__ import annotations
@@ -31,12 +34,11 @@ from harness.core.io import file_hash, write_jsonl
 from harness.core.records import JudgeFingerprint, Judgment
 from harness.core.settings import JudgeSettings
 from harness.train.config import OnPolicySettings, TrainConfig
-from harness.train.hardware import Hardware
-from harness.train.sampling import PARTIAL, Prompt, Sample, read_prompts, sample_replies
+from harness.train.sampling import Prompt, Sample, read_prompts, read_samples, samples_step
 
 #: Why a training dialogue gives no pair (the order in reports).
 RULES = ("too_few_replies", "identical", "unscored", "truncated", "no_agreement", "below_margin")
-SAMPLES, PAIRS = "samples.jsonl", "pairs.jsonl"
+PAIRS = "pairs.jsonl"
 
 
 # -- ranking ----------------------------------------------------------------------------------------------
@@ -58,36 +60,46 @@ def usable(samples: Sequence[Sample], s: OnPolicySettings) -> tuple[list[str], C
     return list(kept.values()), left_out
 
 
-def best_and_worst(n: int, judgments: Sequence[Judgment]) -> tuple[int, int]:
-    """Indices of the best and worst of ``n`` replies from their round robin (``candidate``/``reference`` = 'i'/'j')."""
-    points, p_sum, p_n = [0.0] * n, [0.0] * n, [0] * n
-    for j in judgments:
-        a, b = int(j.candidate), int(j.reference)
-        if j.outcome is not None:
-            points[a] += {"candidate": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
-            points[b] += {"reference": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
-        p = mean_p(j)
-        if p is not None:
-            p_sum[a], p_sum[b], p_n[a], p_n[b] = p_sum[a] + p, p_sum[b] + 1 - p, p_n[a] + 1, p_n[b] + 1
-    key = [(points[i], p_sum[i] / p_n[i] if p_n[i] else 0.5, -i) for i in range(n)]
-    return max(range(n), key=key.__getitem__), min(range(n), key=key.__getitem__)
-
-
 def mean_p(j: Judgment) -> float | None:
     """P(candidate) averaged over the orders that give one (None: a judge that gives no probability)."""
     ps = [v.p_candidate for v in j.verdicts if v.p_candidate is not None]
     return sum(ps) / len(ps) if ps else None
 
 
+def ranking(n: int, judgments: Sequence[Judgment]) -> list[int]:
+    """The replies with at least one scored verdict, best first (``candidate``/``reference`` = 'i'/'j').
+
+    By win rate over their scored verdicts (a win 1, a tie ½: a reply is not ranked down for verdicts the judge
+    could not give), then the mean P(win), then the earlier sample.
+    """
+    points, games, p_sum, p_n = [0.0] * n, [0] * n, [0.0] * n, [0] * n
+    for j in judgments:
+        if j.outcome is None:
+            continue
+        a, b = int(j.candidate), int(j.reference)
+        points[a] += {"candidate": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
+        points[b] += {"reference": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
+        games[a], games[b] = games[a] + 1, games[b] + 1
+        p = mean_p(j)
+        if p is not None:
+            p_sum[a], p_sum[b], p_n[a], p_n[b] = p_sum[a] + p, p_sum[b] + 1 - p, p_n[a] + 1, p_n[b] + 1
+    ranked = [i for i in range(n) if games[i]]
+    return sorted(ranked, key=lambda i: (-points[i] / games[i], -(p_sum[i] / p_n[i] if p_n[i] else 0.5), i))
+
+
 def choose(n: int, judgments: Sequence[Judgment], min_p: float) -> tuple[tuple[int, int, float | None] | None, str]:
-    """(best, worst, P(best)) of one dialogue's round robin, or None and the rule that dropped it."""
-    if all(j.outcome is None for j in judgments):
+    """(best, worst, P(best)) of one dialogue's round robin, or None and the rule that dropped it.
+
+    The worst is the lowest-ranked reply whose verdict against the best was scored.
+    """
+    order = ranking(n, judgments)
+    between = {frozenset((int(j.candidate), int(j.reference))): j for j in judgments}
+    scored = [i for i in order[1:] if between[frozenset((order[0], i))].outcome is not None] if order else []
+    if not scored:
         return None, "unscored"
-    best, worst = best_and_worst(n, judgments)
-    direct = next(j for j in judgments if {int(j.candidate), int(j.reference)} == {best, worst})
+    best, worst = order[0], scored[-1]
+    direct = between[frozenset((best, worst))]
     flipped = int(direct.candidate) != best
-    if direct.outcome is None:
-        return None, "unscored"
     if any(f.endswith("truncated") for f in direct.flags):
         return None, "truncated"
     if direct.outcome != ("reference" if flipped else "candidate"):
@@ -137,45 +149,75 @@ def label_pairs(prompts: Sequence[Prompt], samples: dict[str, list[Sample]], jud
                      "rejected": [{"role": "assistant", "content": texts[worst]}],
                      "p_chosen": None if p_best is None else round(p_best, 6), "n_replies": len(texts),
                      "judge_fingerprint": fingerprint})
+    def words(side: str) -> float | None:
+        return round(sum(len(r[side][0]["content"].split()) for r in rows) / len(rows), 1) if rows else None
+
     counts = {"dialogues": len(prompts), "pairs": len(rows), "dropped": {r: dropped[r] for r in RULES if dropped[r]},
-              "replies_left_out": dict(left_out), "judgments": len(judgments)}
+              "replies_left_out": dict(left_out), "judgments": len(judgments),
+              "mean_words": {"chosen": words("chosen"), "rejected": words("rejected")}}
     return rows, counts
 
 
-def preflight(sft: Path | None, judge_settings: JudgeSettings) -> JudgeFingerprint:
-    """Before any training: the SFT rows (if given) carry their dialogues and the judge resolves; its fingerprint."""
+#: What to try when the round keeps no pair, by the rule that dropped the most dialogues.
+HINTS = {"too_few_replies": "raise onpolicy.max_new_tokens (replies ran into it: see 'replies left out') or set "
+                            "onpolicy.drop_unfinished: false, or sample more (onpolicy.samples)",
+         "identical": "sample more diverse replies (onpolicy.temperature, onpolicy.samples)",
+         "unscored": "check the judge (empathy validate-judge): it gave no verdict on these replies",
+         "truncated": "lower onpolicy.max_new_tokens: the judge was shown cut replies",
+         "no_agreement": "use a judge that separates the policy's replies, or sample more (onpolicy.samples)",
+         "below_margin": "lower onpolicy.min_p (default 0.6), or sample more replies (onpolicy.samples)"}
+
+
+def preflight(sft: Path | None, judge_settings: JudgeSettings, *, role: str = "onpolicy_judge") -> JudgeFingerprint:
+    """Before any training: one process, SFT rows (if given) with their dialogues, a judge that loads; its fingerprint.
+
+    A judge error names this role's options (``--onpolicy-judge-mode``, not ``--judge-mode``).
+    """
+    import os
+
     from harness.judge.judge import open_judge
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise HarnessError(f"the on-policy round samples in one process ({world} were launched): run it without "
+                           "torchrun/accelerate, or train the teacher pairs alone (--dpo-pairs teacher)")
     if sft is not None:
         read_prompts(sft / "train.jsonl" if sft.is_dir() else sft)
-    judge = open_judge(judge_settings)
     try:
-        return judge.fingerprint
-    finally:
-        judge.client.close()
+        judge = open_judge(judge_settings)
+        try:
+            return judge.fingerprint
+        finally:
+            judge.client.close()
+    except HarnessError as exc:
+        flag = role.replace("_", "-")
+        raise HarnessError(str(exc).replace("--judge-", f"--{flag}-").replace("--judge ", f"--{flag} ")) from exc
 
 
 # -- the round --------------------------------------------------------------------------------------------
 
 
-def pairs_step(policy: Path, sft_file: Path, sft_record: dict[str, Any], out: Path, cfg: TrainConfig, hw: Hardware,
+def pairs_step(prompts: Sequence[Prompt], samples_record: dict[str, Any], out: Path, s: OnPolicySettings,
                judge_settings: JudgeSettings) -> dict[str, Any]:
-    """Sample from the SFT ``policy`` (made by the step ``sft_record``), judge, write ``out/pairs.jsonl``."""
+    """Rank the sampled replies with the judge and write ``out/pairs.jsonl``; the step record.
+
+    Its inputs are the samples (their file's hash), the judge fingerprint and the ranking settings (``min_p``,
+    ``drop_unfinished``): changing those ranks the same replies again, from the judge cache.
+    """
     from harness.core.ui import console
     from harness.judge.judge import open_judge
-    from harness.train.resume import begin_step, finish_step, step_identity
+    from harness.train.resume import begin_step, finish_step
 
-    s = cfg.onpolicy
-    prompts = read_prompts(sft_file)
+    samples = read_samples(Path(samples_record["data"]))
     judge = open_judge(judge_settings)
     try:
         fp = judge.fingerprint
-        inputs = {"data_sha256": file_hash(sft_file), "base": step_identity(sft_record),
-                  "config": {"onpolicy": s.model_dump(mode="json"), "judge": fp.fingerprint}}
-        start = begin_step(out, "onpolicy_pairs", inputs, outputs=(SAMPLES, PAIRS))
+        ranking_settings = {"min_p": s.min_p, "drop_unfinished": s.drop_unfinished}
+        inputs = {"data_sha256": samples_record["data_sha256"], "base": fp.fingerprint,
+                  "config": {"ranking": ranking_settings}}
+        start = begin_step(out, "onpolicy_pairs", inputs, outputs=(PAIRS,))
         if start.done is not None:
             return start.done
-        samples = sample_replies(policy, prompts, s, hw, out / PARTIAL)
         rows, counts = label_pairs(prompts, samples, judge, s)
         judge_info = {"model": judge_settings.model, "mode": fp.mode, "fingerprint": fp.fingerprint,
                       "order_free": fp.mode == "reward", "calls": judge.calls}
@@ -183,23 +225,21 @@ def pairs_step(policy: Path, sft_file: Path, sft_record: dict[str, Any], out: Pa
         judge.client.close()
     if not rows:
         shown = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items())
-        raise HarnessError(f"the on-policy round kept no pair of {counts['dialogues']} training dialogues ({shown}); "
-                           "sample more replies (onpolicy.samples), lower onpolicy.min_p, or use a judge that "
-                           "separates the policy's replies")
-    write_jsonl(out / SAMPLES, [{"dialogue_id": i, "replies": [[x.text, x.finished] for x in v]}
-                                for i, v in samples.items()])
+        left = ", ".join(f"{k} {v}" for k, v in counts["replies_left_out"].items())
+        worst = max(counts["dropped"], key=counts["dropped"].__getitem__)
+        raise HarnessError(f"the on-policy round kept no pair of {counts['dialogues']} training dialogues ({shown}"
+                           f"{'; replies left out: ' + left if left else ''}): {HINTS[worst]}")
     write_jsonl(out / PAIRS, rows)
-    (out / PARTIAL).unlink(missing_ok=True)
     console.print(f"on-policy round: {counts['pairs']} pairs of {counts['dialogues']} dialogues"
                   + "".join(f"; {k} {v}" for k, v in counts["dropped"].items()))
     return finish_step(out, "onpolicy_pairs", start, {
-        "data": str(out / PAIRS), "data_sha256": file_hash(out / PAIRS), "sft_data": str(sft_file),
-        "settings": s.model_dump(mode="json"), "judge": judge_info, **counts})
+        "data": str(out / PAIRS), "data_sha256": file_hash(out / PAIRS), "samples": samples_record["data"],
+        "decoding": samples_record["decoding"], "ranking": ranking_settings, "judge": judge_info, **counts})
 
 
 def run_onpolicy(base: str, sft: Path, output: Path, cfg: TrainConfig, judge_settings: JudgeSettings, *,
                  revision: str | None = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    """LoRA SFT (shared with ``run_train``: skipped when done) → on-policy pairs → DPO from the SFT policy → merge.
+    """LoRA SFT (shared with ``run_train``: skipped when done) → samples → pairs → DPO from the SFT policy → merge.
 
     Writes ``output/onpolicy/candidate`` (model, tokenizer, model card with an on-policy section); its manifest.
     """
@@ -209,20 +249,19 @@ def run_onpolicy(base: str, sft: Path, output: Path, cfg: TrainConfig, judge_set
     from harness.train.resume import step_identity
     from harness.train.steps import run_dpo, run_sft, write_candidate
 
+    preflight(sft, judge_settings)
     hw = detect_hardware(cfg)
-    if hw.world_size > 1:
-        raise HarnessError(f"the on-policy round samples in one process ({hw.world_size} were launched): run "
-                           "'empathy train --dpo-pairs onpolicy' without torchrun/accelerate, or use --dpo-pairs teacher")
     sft_file = sft / "train.jsonl" if sft.is_dir() else sft
     sft_dataset(sft_file)  # read and checked before any training starts
-    read_prompts(sft_file)
+    prompts = read_prompts(sft_file)
     console.print(f"[bold]on-policy round[/]: {base} on {hw.device}, judged by {judge_settings.model} "
                   f"({judge_settings.mode})")
     step1 = run_sft(base, sft_file, output / "sft", cfg, hw, revision)
     policy, here = output / "sft" / "merged", output / "onpolicy"
-    pairs = pairs_step(policy, sft_file, step1, here / "pairs", cfg, hw, judge_settings)
+    drawn = samples_step(policy, prompts, sft_file, step_identity(step1), here / "samples", cfg.onpolicy, hw)
+    pairs = pairs_step(prompts, drawn, here / "pairs", cfg.onpolicy, judge_settings)
     data = here / "pairs" / PAIRS
     step2 = run_dpo(policy, data, here / "dpo", cfg, hw, policy_identity=step_identity(step1),
                     title="on-policy round: DPO")
     return write_candidate(here / "candidate", base, policy, here / "dpo", data, cfg, hw,
-                           {"sft": step1, "onpolicy": pairs, "dpo": step2}, provenance or {})
+                           {"sft": step1, "samples": drawn, "onpolicy": pairs, "dpo": step2}, provenance or {})

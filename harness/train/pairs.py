@@ -91,14 +91,11 @@ class _RunPart:
 
 def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
     """Write the pairs and their manifest; returns the manifest (counts per rule, runs, judges)."""
+    _precheck(cfg)  # the cheap refusals first, from each run's results.json alone
     evaluation = _evaluation_ids(cfg)
     parts, processes = _parts(cfg, evaluation)
-    judges = _judges(parts, cfg.allow_mixed_judges)
-    compared = {c.removeprefix("vs_") for part in parts for c in part.comparisons}
-    unknown = sorted(set(cfg.references) - compared)
-    if unknown:
-        raise HarnessError(f"--reference {unknown[0]}=…: no run was compared with {unknown[0]!r} (they were with "
-                           f"{', '.join(sorted(compared))})")
+    judges = _judges([(p.judge, p.path) for p in parts], cfg.allow_mixed_judges)  # (what the full check read)
+    _check_references(cfg, {c for part in parts for c in part.comparisons})
     rows: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     seen: set[str] = set()
@@ -139,33 +136,21 @@ def export_pairs(cfg: ExportConfig) -> dict[str, Any]:
 def _parts(cfg: ExportConfig, evaluation: tuple[set[str], set[str]]) -> tuple[list[_RunPart], int]:
     """Every run checked in full (``load_run``) and turned into candidate pairs, and the processes that did it.
 
-    With several runs they are read in forked worker processes (the same function; only the candidate pairs come
-    back). Forking is safe only before any thread starts (a child inherits locks other threads hold), so with
-    threads running, one core, or fewer than 4 runs they are read here, one after the other.
+    From 4 runs on they are read in forked worker processes (:func:`harness.core.forks.fork_map`: the same
+    function; only the candidate pairs come back), else here, one after the other.
     """
-    import os
-    import threading
+    from harness.core.forks import cores, fork_map
 
-    auto = min(os.cpu_count() or 1, 8) if len(cfg.runs) >= 4 else 1
-    workers = min(cfg.workers or auto, len(cfg.runs))
-    if workers < 2 or threading.active_count() > 1 or "fork" not in _start_methods():
-        return [_part(path, cfg, evaluation) for path in cfg.runs], 1
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_part, cfg.runs, [cfg] * len(cfg.runs), [evaluation] * len(cfg.runs))), workers
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
+    auto = min(cores(), 8) if len(cfg.runs) >= 4 else 1
+    return fork_map(_part, [(path, cfg, evaluation) for path in cfg.runs], cfg.workers or auto)
 
 
 def _part(path: Path, cfg: ExportConfig, evaluation: tuple[set[str], set[str]]) -> _RunPart:
-    run = _load(path)
-    run_id = _run_id(run)
+    try:
+        run = load_run(path)
+    except RunError as exc:
+        raise HarnessError(f"{path}: not a valid run ({exc})") from exc
+    run_id = f"{run.path.name}@{run_fingerprint(run)}"
     rows: list[tuple[str, str, dict[str, Any]]] = []
     dropped: Counter[str] = Counter()
     notes = _export_run(run, run_id, cfg, evaluation, rows, dropped)
@@ -179,21 +164,37 @@ def manifest_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.manifest.json")
 
 
-def _load(path: Path) -> Run:
-    try:
-        return load_run(path)
-    except RunError as exc:
-        raise HarnessError(f"{path}: not a valid run ({exc})") from exc
+def _precheck(cfg: ExportConfig) -> None:
+    """Mixed judges and unknown references, refused before any run is read in full.
+
+    A run whose results.json cannot be read here is left to the full check, which says why.
+    """
+    seen: list[tuple[str, str]] = []
+    comparisons: set[str] = set()
+    for path in cfg.runs:
+        try:
+            results = json.loads((path / "results.json").read_text(encoding="utf-8"))
+            seen.append((str(results["judge"]["fingerprint"]), str(path)))
+            comparisons |= set(results["comparisons"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+    _judges(seen, cfg.allow_mixed_judges)
+    _check_references(cfg, comparisons)
 
 
-def _run_id(run: Run) -> str:
-    return f"{run.path.name}@{run_fingerprint(run)}"
+def _check_references(cfg: ExportConfig, comparisons: set[str]) -> None:
+    compared = {c.removeprefix("vs_") for c in comparisons}
+    unknown = sorted(set(cfg.references) - compared)
+    if unknown:
+        raise HarnessError(f"--reference {unknown[0]}=…: no run was compared with {unknown[0]!r} (they were with "
+                           f"{', '.join(sorted(compared))})")
 
 
-def _judges(parts: Sequence[_RunPart], allow_mixed: bool) -> set[str]:
+def _judges(runs: Sequence[tuple[str, str]], allow_mixed: bool) -> set[str]:
+    """The judge fingerprints of (fingerprint, run path) pairs; more than one refused unless allowed."""
     by_judge: dict[str, list[str]] = {}
-    for part in parts:
-        by_judge.setdefault(part.judge, []).append(part.path)
+    for fingerprint, path in runs:
+        by_judge.setdefault(fingerprint, []).append(path)
     if len(by_judge) > 1 and not allow_mixed:
         (a, a_runs), (b, b_runs) = list(by_judge.items())[:2]
         raise HarnessError(f"the runs were judged by different judges: {a} ({a_runs[0]}) and {b} ({b_runs[0]})"

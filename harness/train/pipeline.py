@@ -66,14 +66,19 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, RunResult]:
         from harness.core.errors import HarnessError
 
         raise HarnessError("--strategy names the targeted strategy to compare with direct (e.g. all_three)")
-    start_run(out)  # first: a crash in distillation or training must not leave the last run's results.json
+    ranker = cfg.onpolicy_judge or cfg.judge
+    # the same judge model (whatever its settings) ranking the pairs and judging the result; checked first, so a
+    # judge that does not load leaves the last results where they are
+    role = "onpolicy_judge" if cfg.onpolicy_judge else "judge"  # (errors name the options the user gave)
+    same_judge = cfg.onpolicy and (preflight(None, ranker, role=role).model.fingerprint
+                                   == preflight(None, cfg.judge, role="judge").model.fingerprint)
+    if same_judge:
+        console.print(f"[yellow]warning:[/] {SAME_JUDGE}")
+    start_run(out)  # then: a crash in distillation or training must not leave the last run's results.json
     if cfg.onpolicy:
         start_run(out / "onpolicy")
     else:  # a previous pipeline's on-policy results would sit beside results they were not compared with
         (out / "onpolicy" / "results.json").unlink(missing_ok=True)
-    ranker = cfg.onpolicy_judge or cfg.judge
-    # the same judge model (whatever its settings) ranking the pairs and judging the result
-    same_judge = cfg.onpolicy and preflight(None, ranker).model.fingerprint == preflight(None, cfg.judge).model.fingerprint
     base = ModelSpec(cfg.base, device=cfg.device, batch_size=cfg.batch_size)
     reports = {}
     for strategy in ("direct", cfg.strategy):
@@ -125,8 +130,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, RunResult]:
     if cfg.onpolicy:
         record = json.loads((out / "train" / cfg.strategy / "onpolicy" / "pairs" / "step.json").read_text("utf-8"))
         summary["onpolicy"] = {"judge": ranker.model, "judge_fingerprint": record["judge"]["fingerprint"],
-                               "same_judge_as_evaluation": same_judge, "settings": record["settings"],
-                               **{k: record[k] for k in ("dialogues", "pairs", "dropped", "replies_left_out")},
+                               "same_judge_as_evaluation": same_judge,
+                               **{k: record[k] for k in ("decoding", "ranking", "dialogues", "pairs", "dropped",
+                                                         "replies_left_out", "mean_words")},
                                "results": str(out / "onpolicy" / "results.json")}
     write_json(out / "pipeline.json", summary)
     for w in summary["warnings"]:

@@ -18,16 +18,9 @@ from harness.train import sampling
 from harness.train.config import load_train_config
 from harness.train.distill import DistillConfig, run_distill
 from harness.train.hardware import detect_hardware
-from harness.train.onpolicy import (
-    RULES,
-    Sample,
-    label_pairs,
-    read_prompts,
-    run_onpolicy,
-    sample_replies,
-    usable,
-)
+from harness.train.onpolicy import RULES, label_pairs, run_onpolicy, usable
 from harness.train.resume import read_record
+from harness.train.sampling import Sample, decoding, read_prompts, sample_replies
 from tests.judge_backends import register_judge, score
 from tests.train.conftest import scripted_teacher, train_jsonl
 
@@ -71,7 +64,7 @@ def test_pairs_are_the_judges_best_and_worst_and_dpo_moves_towards_them(round_):
     prompts = read_prompts(root / "d" / "sft" / "train.jsonl")
     rows = [json.loads(line) for line in (here / "pairs" / "pairs.jsonl").read_text().splitlines()]
     samples = {r["dialogue_id"]: [t for t, _ in r["replies"]]
-               for r in map(json.loads, (here / "pairs" / "samples.jsonl").read_text().splitlines())}
+               for r in map(json.loads, (here / "samples" / "samples.jsonl").read_text().splitlines())}
     record = manifest["steps"]["onpolicy"]
     assert record["pairs"] == len(rows) >= 6 and record["pairs"] + sum(record["dropped"].values()) == 8
     assert set(record["dropped"]) <= set(RULES) and all(len(v) == 4 for v in samples.values())
@@ -93,24 +86,39 @@ def test_pairs_are_the_judges_best_and_worst_and_dpo_moves_towards_them(round_):
     hw = detect_hardware(cfg)
     means = {}
     for name, model in (("sft", root / "t" / "sft" / "merged"), ("candidate", here / "candidate")):
-        fresh = sample_replies(model, prompts, cfg.onpolicy, hw, root / f"{name}.partial.jsonl")
+        fresh = sample_replies(model, prompts, decoding(cfg.onpolicy), hw, root / f"{name}.partial.jsonl")
         r = _rewards(ranker, [(i, [x.text for x in v]) for i, v in fresh.items()], prompts)
         means[name] = sum(r) / len(r)
     assert means["candidate"] > means["sft"], means
     card = (here / "candidate" / "README.md").read_text()
     assert "## On-policy round" in card and f"fingerprint `{fingerprint}`" in card
     assert f"kept: {len(rows)} best-vs-worst pairs of 8 dialogues" in card and "on-policy]" in card
+    words = record["mean_words"]
+    assert words["chosen"] == pytest.approx(sum(len(r["chosen"][0]["content"].split()) for r in rows) / len(rows), abs=0.051)
+    assert f"chosen replies {words['chosen']} words on average, rejected {words['rejected']}" in card
+    # the decoding is set in full (not the model's own generation config) and recorded as used
+    assert manifest["steps"]["samples"]["decoding"] == {"samples": 4, "temperature": 0.8, "top_p": 0.95, "top_k": 0,
+                                                        "repetition_penalty": 1.0, "max_new_tokens": 24,
+                                                        "batch_size": 4, "seed": 0}
+    assert "top-p 0.95, top-k off, no repetition penalty, at most 24 new tokens, seed 0" in card
     assert manifest["steps"]["sft"]["run_id"] == read_record(root / "t" / "sft")["run_id"]
 
 
 def test_rerun_skips_and_an_interrupted_round_resumes_after_its_last_batch(round_, tiny_models, monkeypatch):
     root, ranker, manifest = round_
     here = root / "t" / "onpolicy"
-    records = {s: read_record(here / s) for s in ("pairs", "dpo")}
+    steps = ("samples", "pairs", "dpo")
+    records = {s: read_record(here / s) for s in steps}
     again = run_onpolicy(str(tiny_models["base"]), root / "d" / "sft", root / "t", _cfg(), ranker)
-    assert {s: read_record(here / s) for s in ("pairs", "dpo")} == records  # nothing sampled, judged or trained
+    assert {s: read_record(here / s) for s in steps} == records  # nothing sampled, judged or trained
     assert again["steps"]["onpolicy"]["run_id"] == manifest["steps"]["onpolicy"]["run_id"]
-    # another seed: new inputs. The second batch of 4 dialogues crashes; the rerun samples only that batch
+    # a ranking setting: the same replies ranked again (no sampling), new pairs, DPO again
+    reranked = run_onpolicy(str(tiny_models["base"]), root / "d" / "sft", root / "t", _cfg(min_p=0.9), ranker)
+    assert read_record(here / "samples") == records["samples"]
+    assert reranked["steps"]["onpolicy"]["run_id"] != records["pairs"]["run_id"]
+    assert reranked["steps"]["onpolicy"]["ranking"]["min_p"] == 0.9
+    assert all(r["p_chosen"] >= 0.9 for r in map(json.loads, (here / "pairs" / "pairs.jsonl").read_text().splitlines()))
+    # another seed: new samples. The second batch of 4 dialogues crashes; the rerun samples only that batch
     real, calls = sampling._sample_batch, []
 
     def crash_on_second(*args, **kw):
@@ -122,16 +130,48 @@ def test_rerun_skips_and_an_interrupted_round_resumes_after_its_last_batch(round
     monkeypatch.setattr(sampling, "_sample_batch", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_onpolicy(str(tiny_models["base"]), root / "d" / "sft", root / "t", _cfg(seed=5), ranker)
-    partial = (here / "pairs" / "samples.partial.jsonl").read_text().splitlines()
-    assert len(partial) == 4 and read_record(here / "pairs")["status"] == "running"
+    partial_file = here / "samples" / "samples.partial.jsonl"
+    partial = partial_file.read_text().splitlines()
+    assert len(partial) == 4 and read_record(here / "samples")["status"] == "running"
+    with partial_file.open("a") as f:  # and the crash tore the line being written
+        f.write('{"dialogue_id": "torn", "repl')
     calls.clear()
     monkeypatch.setattr(sampling, "_sample_batch", lambda *a, **kw: calls.append(kw["seed"]) or real(*a, **kw))
     resumed = run_onpolicy(str(tiny_models["base"]), root / "d" / "sft", root / "t", _cfg(seed=5), ranker)
     assert calls == [5 * 1_000_003 + 1]  # only the second batch
-    written = (here / "pairs" / "samples.jsonl").read_text().splitlines()
-    assert written[:4] == partial and not (here / "pairs" / "samples.partial.jsonl").exists()
+    written = (here / "samples" / "samples.jsonl").read_text().splitlines()
+    assert written[:4] == partial and len(written) == 8 and not partial_file.exists()
     assert resumed["steps"]["dpo"]["run_id"] != records["dpo"]["run_id"]  # new pairs: DPO trained again
     assert resumed["steps"]["sft"]["run_id"] == manifest["steps"]["sft"]["run_id"]  # the SFT step was reused
+
+
+def _j(a: int, b: int, outcome, p=None):
+    from harness.core.records import Judgment, PairVerdict
+
+    side = {"candidate": "candidate", "reference": "reference", "tie": "tie", None: None}[outcome]
+    verdicts = tuple(PairVerdict(order=o, winner=side, p_candidate=p) for o in ("cand_first", "ref_first"))
+    return Judgment(dialogue_id="d", comparison="onpolicy", candidate=str(a), reference=str(b), verdicts=verdicts,
+                    outcome=outcome, candidate_words=1, reference_words=1)
+
+
+def test_ranking_counts_only_the_verdicts_the_judge_gave():
+    from harness.train.onpolicy import choose, ranking
+
+    # 0 > 1 > 2; reply 3 was never scored (a generate-mode judge: no probabilities): it is not "the worst"
+    games = [_j(0, 1, "candidate"), _j(0, 2, "candidate"), _j(1, 2, "candidate"),
+             _j(0, 3, None), _j(1, 3, None), _j(2, 3, None)]
+    assert ranking(4, games) == [0, 1, 2] and choose(4, games, 0.6) == ((0, 2, None), "kept")
+    # a reply with fewer verdicts is ranked by its win rate, not its count of wins
+    games = [_j(0, 1, "reference"), _j(0, 2, None), _j(1, 2, "candidate"), _j(0, 3, "candidate"),
+             _j(1, 3, "candidate"), _j(2, 3, "candidate")]
+    assert ranking(4, games) == [1, 0, 2, 3]
+    # the best's verdict against the lowest-ranked reply was not given: the next one up is the worst
+    games = [_j(0, 1, "candidate", 0.9), _j(0, 2, None), _j(1, 2, "candidate", 0.8)]
+    assert choose(3, games, 0.6) == ((0, 1, 0.9), "kept")
+    # P is the best's, whichever side of the pair it sat on
+    games = [_j(0, 1, "reference", 0.2)]
+    assert choose(2, games, 0.6) == ((1, 0, pytest.approx(0.8)), "kept")
+    assert choose(2, games, 0.85)[1] == "below_margin" and choose(2, [_j(0, 1, None)], 0.6) == (None, "unscored")
 
 
 def _judged(a: str, b: str) -> dict[str, float]:
@@ -193,6 +233,8 @@ def test_cli_refusals_before_any_training(round_, tiny_models, tmp_path, capsys)
     assert "--dpo-pairs onpolicy needs --onpolicy-judge MODEL" in capsys.readouterr().err
     assert main(base) == 2
     assert "--dpo-pairs teacher needs --dpo DIR" in capsys.readouterr().err
+    assert main([*base, "--dpo", str(root / "d" / "dpo"), "--onpolicy-judge", ranker.model]) == 2
+    assert "--onpolicy-judge ranks the on-policy round's replies: add --dpo-pairs onpolicy" in capsys.readouterr().err
     assert main([*base, "--dpo-pairs", "onpolicy", "--dpo", str(root / "d" / "dpo"), "--onpolicy-judge", ranker.model]) == 2
     assert "is not used with --dpo-pairs onpolicy" in capsys.readouterr().err
     old = tmp_path / "old.jsonl"  # an SFT file from before rows carried their dialogue
@@ -201,10 +243,19 @@ def test_cli_refusals_before_any_training(round_, tiny_models, tmp_path, capsys)
     args = ["train", "--base", str(tiny_models["base"]), "--sft", str(old), "--output", str(tmp_path / "o"),
             "--dpo-pairs", "onpolicy", "--onpolicy-judge", ranker.model, "--onpolicy-judge-device", "cpu"]
     assert main(args) == 2
-    assert "old.jsonl:1: the on-policy round needs each SFT row's 'dialogue'" in capsys.readouterr().err
+    assert "old.jsonl: row 1: the on-policy round needs each SFT row's 'dialogue'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert main([*args[:4], str(root / "d" / "sft"), *args[5:], "--onpolicy-judge", str(tmp_path / "nothing")]) == 2
     assert "nothing" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    # a causal LM in this judge's default mode (reward): the fix names this judge's own option
+    assert main([*args[:4], str(root / "d" / "sft"), *args[5:], "--onpolicy-judge", str(tiny_models["judge"])]) == 2
+    err = capsys.readouterr().err
+    assert "--onpolicy-judge-mode logits" in err and "--judge-mode" not in err, err
+    broken = tmp_path / "broken.jsonl"  # a row whose dialogue lacks a field
+    broken.write_text("".join(json.dumps({**row, "dialogue": {k: v for k, v in row["dialogue"].items() if k != "emotion"}})
+                              + "\n" for row in map(json.loads, (root / "d" / "sft" / "train.jsonl").read_text().splitlines())))
+    assert main([*args[:4], str(broken), *args[5:]]) == 2
+    assert "broken.jsonl: row 1: its 'dialogue' is not a dialogue (emotion: Field required)" in capsys.readouterr().err
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("onpolicy:\n  samples: 1\n")
     assert main([*args[:4], str(root / "d" / "sft"), *args[5:], "--config", str(cfg)]) == 2

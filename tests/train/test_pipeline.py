@@ -37,8 +37,9 @@ def test_pipeline_end_to_end(tmp_path, tiny_models, capsys, monkeypatch):
     assert onpolicy["pairs"] > 0 and onpolicy["pairs"] + sum(onpolicy["dropped"].values()) == onpolicy["dialogues"] == 24
     assert onpolicy["same_judge_as_evaluation"] is False and onpolicy["judge"] == str(ranker)
     trained = out / "train" / "all_three"
-    pairs_record = read_record(trained / "onpolicy" / "pairs")
-    assert pairs_record["inputs"]["base"] == step_identity(read_record(trained / "sft"))  # one SFT step for both
+    samples_record = read_record(trained / "onpolicy" / "samples")
+    assert samples_record["inputs"]["base"] == step_identity(read_record(trained / "sft"))  # one SFT step for both
+    assert read_record(trained / "onpolicy" / "pairs")["inputs"]["base"] == onpolicy["judge_fingerprint"]
     card = (trained / "onpolicy" / "candidate" / "README.md").read_text()
     assert "## On-policy round" in card and f"kept: {onpolicy['pairs']} best-vs-worst pairs of 24 dialogues" in card
     assert pipeline["candidates"]["onpolicy"] == str(trained / "onpolicy" / "candidate")

@@ -1,0 +1,55 @@
+"""Work split over forked processes, where forking is safe; else done here, in order.
+
+Forking copies this process, its imports and its data, at no cost to start — but a child also inherits every lock
+another thread held at that moment, held forever. So work is forked only on Linux while this process runs a single
+thread, native threads included (a BLAS, OpenMP or Arrow pool counts: ``/proc/self/task``); otherwise it runs here,
+one item after the other, with the same function and the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def cores() -> int:
+    """The cores this process may use (cgroups and ``taskset`` included), not the machine's."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def fork_is_safe() -> bool:
+    """Linux, and this process runs one thread (native ones included)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def fork_map(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], workers: int) -> tuple[list[T], int]:
+    """``[fn(*args) for args in calls]`` in up to ``workers`` forked processes: the results in order, and how many.
+
+    One process means here. The first error is raised and the calls not started yet are cancelled.
+    """
+    workers = min(workers, len(calls))
+    if workers < 2 or not fork_is_safe():
+        return [fn(*args) for args in calls], 1
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        return list(pool.map(fn, *zip(*calls, strict=True))), workers
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
