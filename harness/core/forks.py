@@ -1,9 +1,11 @@
 """Work split over forked processes, where forking is safe; else done here, in order.
 
 Forking copies this process, its imports and its data, at no cost to start — but a child also inherits every lock
-another thread held at that moment, held forever. So work is forked only on Linux while this process runs a single
-thread, native threads included (a BLAS, OpenMP or Arrow pool counts: ``/proc/self/task``); otherwise it runs here,
-one item after the other, with the same function and the same results.
+another thread held at that moment, held forever. So work is forked only on Linux, with no other Python thread
+(one may hold the logging or import lock), no OpenMP runtime loaded (its pool does not survive a fork: torch loads
+one), no Arrow pool (``datasets``) and CUDA untouched. A BLAS pool (numpy's OpenBLAS) may run: it parks its threads
+at a fork through its own ``pthread_atfork`` handlers. Otherwise the work runs here, one item after the other, with
+the same function and the same results.
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ def cores() -> int:
 
 
 def fork_is_safe() -> bool:
-    """Linux, and this process runs one thread (native ones included)."""
-    import os
+    """Whether forking this process now is safe (see the module docstring)."""
     import sys
+    import threading
 
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or threading.active_count() > 1 or "pyarrow" in sys.modules:
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
         return False
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            maps = f.read()
     except OSError:
         return False
+    return not any(runtime in maps for runtime in ("libgomp", "libiomp", "libomp"))
 
 
 def fork_map(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], workers: int) -> tuple[list[T], int]:

@@ -239,9 +239,10 @@ def test_runs_read_in_worker_processes_give_the_same_file(judged_runs, tmp_path)
     here = export_pairs(ExportConfig(runs=given, output=tmp_path / "here.jsonl", min_p=0.5, eval_dataset=str(other),
                                      workers=1))
     out = tmp_path / "workers.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as a user runs it: numpy's BLAS pool up
     done = subprocess.run([sys.executable, "-m", "harness", "pairs", "export", *map(str, given), "--output", str(out),
                            "--min-p", "0.5", "--eval-dataset", str(other), "--workers", "2"],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
+                          capture_output=True, text=True, env={**env, "COLUMNS": "200"}, check=False)
     assert done.returncode == 0, done.stderr
     assert "4 runs read in 2 processes" in done.stdout + done.stderr
     assert out.read_bytes() == (tmp_path / "here.jsonl").read_bytes()
@@ -249,3 +250,23 @@ def test_runs_read_in_worker_processes_give_the_same_file(judged_runs, tmp_path)
     assert here["processes"] == 1 and there["processes"] == 2
     assert there["dropped"] == here["dropped"] and here["dropped"]["duplicate"] == here["pairs"] > 0
     assert [r["pairs"] for r in there["runs"]] == [r["pairs"] for r in here["runs"]]
+
+
+def test_work_is_not_forked_where_it_is_unsafe():
+    """With torch (an OpenMP runtime) loaded, the same work runs here, in order."""
+    import threading
+
+    import torch  # noqa: F401
+
+    from harness.core.forks import fork_is_safe, fork_map
+
+    assert not fork_is_safe()
+    assert fork_map(divmod, [(7, 2), (9, 4), (5, 5)], 3) == ([(3, 1), (2, 1), (1, 0)], 1)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert threading.active_count() > 1 and not fork_is_safe()  # another Python thread: never
+    finally:
+        stop.set()
+        worker.join()
