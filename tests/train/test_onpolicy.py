@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from harness.train.distill import DistillConfig, run_distill
 from harness.train.hardware import detect_hardware
 from harness.train.onpolicy import RULES, label_pairs, run_onpolicy, usable
 from harness.train.resume import read_record
-from harness.train.sampling import Sample, decoding, read_prompts, sample_replies
+from harness.train.sampling import Sample, decoding, read_prompts, read_samples, sample_replies
 from tests.judge_backends import register_judge, score
 from tests.train.conftest import scripted_teacher, train_jsonl
 
@@ -260,3 +261,23 @@ def test_cli_refusals_before_any_training(round_, tiny_models, tmp_path, capsys)
     cfg.write_text("onpolicy:\n  samples: 1\n")
     assert main([*args[:4], str(root / "d" / "sft"), *args[5:], "--config", str(cfg)]) == 2
     assert "onpolicy.samples: input should be greater than or equal to 2, got 1" in capsys.readouterr().err
+
+
+def test_an_llm_judge_ranks_the_round_in_both_orders(round_, tmp_path):
+    """The ranking step with an LLM judge (mock logits backend: the longer reply) on the round's own samples."""
+    from harness.train.onpolicy import pairs_step
+    from harness.train.resume import read_record
+
+    root, _, _ = round_
+    prompts = read_prompts(root / "d" / "sft" / "train.jsonl")
+    samples = read_record(root / "t" / "onpolicy" / "samples")
+    judge = JudgeSettings(model=str(root / "rm"), backend="onpolicy-graded", mode="logits", cache_dir=str(tmp_path))
+    record = pairs_step(prompts, samples, tmp_path / "pairs", _cfg(min_p=0.5).onpolicy, judge)
+    assert record["judge"]["mode"] == "logits" and record["judge"]["order_free"] is False
+    rows = [json.loads(x) for x in (tmp_path / "pairs" / "pairs.jsonl").read_text().splitlines()]
+    distinct = [usable(v, _cfg().onpolicy)[0] for v in read_samples(Path(samples["data"])).values()]
+    assert record["pairs"] == len(rows) > 0 and record["judgments"] == sum(len(v) * (len(v) - 1) // 2 for v in distinct)
+    for row in rows:  # the longest reply over the shortest, both orders agreeing
+        assert len(row["chosen"][0]["content"].split()) > len(row["rejected"][0]["content"].split())
+        assert row["p_chosen"] >= 0.5
+
