@@ -223,7 +223,8 @@ def write_candidate(candidate: Path, base: str, policy: Path, dpo_out: Path, dpo
         "base_revision": step1["base_revision"],  # for a Hub base, the commit trained (not the branch asked for)
         "hardware": dataclasses.asdict(hw),
         "recipe": {"name": cfg.recipe, "sft": step1["plan"], "dpo": step2["plan"]},
-        "config": cfg.model_dump(mode="json"),
+        # the settings that made this candidate: the on-policy round's only where it ran
+        "config": cfg.model_dump(mode="json", exclude=None if "onpolicy" in steps else {"onpolicy"}),
         "steps": steps,
         "provenance": provenance,
         "software": {p: _version(md, p) for p in ("transformers", "trl", "peft", "torch", "datasets")},
