@@ -14,7 +14,8 @@ points at ±900. A system that wins (loses) every battle gets a large finite rat
 
 CIs: 95 % percentile bootstrap over *dialogues* (every battle of a drawn dialogue comes with it). Battles are first
 aggregated into per-pair totals per dialogue; a resample's totals are then (draw counts) × (per-dialogue totals), so
-each refit costs O(pairs), not O(battles). A resample that leaves a model with no path to the anchor cannot rate it;
+each refit costs O(pairs), not O(battles), and all resamples are refitted together (:mod:`leaderboard.bt_batch`:
+batched damped Newton, the per-resample optimiser as its fallback). A resample that leaves a model with no path to the anchor cannot rate it;
 that model's percentiles use the resamples that can.
 
 Ranks (Arena style), among the ``ranked`` systems only (see :class:`Rating` and :func:`rank_ranges`): systems whose
@@ -35,6 +36,8 @@ from scipy import sparse
 from scipy.optimize import minimize
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
+
+from leaderboard.bt_batch import bootstrap
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -162,7 +165,7 @@ def fit_raw(battles: Sequence[Battle], *, anchor: str, n_boot: int, seed: int) -
     design = aggregate(battles, anchor)
     check_connected(design, anchor)
     theta = fit_pairs(design, design.games.sum(axis=0).A1, design.wins.sum(axis=0).A1, np.zeros(design.n_free))
-    return RawFit(design, theta, _bootstrap(design, theta, n_boot, seed) if n_boot else None)
+    return RawFit(design, theta, bootstrap(design, theta, n_boot, seed) if n_boot else None)
 
 
 def ratings_of(design: Design, theta: Array, boot: Array | None, *, anchor_value: float, scale: float,
@@ -278,24 +281,6 @@ def fit_pairs(design: Design, games: Array, wins: Array, start: Array) -> Array:
     result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B",
                       options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10 / total})
     return np.asarray(result.x, dtype=np.float64)
-
-
-def _bootstrap(design: Design, theta: Array, n_boot: int, seed: int) -> Array:
-    """Log-odds ratings (n_boot × all models, anchor last = 0) refitted on dialogue resamples; NaN = unrated."""
-    n_dialogues, n_pairs = design.games.shape
-    counts = draw_counts(n_boot, n_dialogues, seed)
-
-    out = np.zeros((n_boot, design.n_free + 1))
-    chunk = max(1, _CHUNK_CELLS // max(n_pairs, 1))
-    games_t, wins_t = design.games.T.tocsr(), design.wins.T.tocsr()
-    for first in range(0, n_boot, chunk):
-        block = counts[first:first + chunk].T
-        games = np.asarray(games_t @ block).T  # (replicates × pairs)
-        wins = np.asarray(wins_t @ block).T
-        for k in range(games.shape[0]):
-            out[first + k, :-1] = fit_pairs(design, games[k], wins[k], theta)
-            out[first + k, unrated_slots(design, games[k])] = np.nan
-    return out
 
 
 def draw_counts(n_boot: int, n_dialogues: int, seed: int) -> Array:
