@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import pickle
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,6 +33,7 @@ import harness
 from harness import __version__
 from harness.core.allocator import keep_freed_memory
 from harness.core.errors import HarnessError
+from harness.core.forks import cores
 from harness.core.io import write_atomic_bytes
 from harness.core.records import RunResult
 from harness.evaluate.runs import load_run
@@ -121,7 +121,7 @@ def load_board_runs(paths: Sequence[Path], protocol_hash: str, cache: Path | Non
 
     out: dict[Path, BoardRun | HarnessError] = {}
     todo: list[tuple[Path, dict[str, str], Path | None, bytes | None]] = []
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as threads:  # sha256 releases the GIL
+    with ThreadPoolExecutor(max_workers=min(cores(), 8)) as threads:  # sha256 releases the GIL
         hashes = list(threads.map(files_sha256, paths))
     for path, files in zip(paths, hashes, strict=True):
         entry = cache / f"{cache_key(files, protocol_hash)}.pickle" if cache is not None else None
@@ -132,7 +132,7 @@ def load_board_runs(paths: Sequence[Path], protocol_hash: str, cache: Path | Non
             todo.append((path, files, entry, key))
     if not todo:
         return out
-    n = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    n = workers if workers is not None else min(cores(), 8)
     pool = None
     if n > 1 and len(todo) >= PARALLEL_FROM:  # a fresh server process forks the workers, never this threaded one
         pool = ProcessPoolExecutor(max_workers=n, initializer=keep_freed_memory, mp_context=get_context(
