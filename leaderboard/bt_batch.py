@@ -28,19 +28,22 @@ if TYPE_CHECKING:
 Array = npt.NDArray[np.float64]
 
 GTOL = 1e-9
+#: Resamples are refitted this many (resample × pair) cells at a time: a dozen arrays of that size live at once
+#: (16 MB each), so a board of any size stays in memory.
+CHUNK_CELLS = 2_000_000
 MAX_NEWTON = 100
 MAX_CG = 200
 
 
 def bootstrap(design: Design, theta: Array, n_boot: int, seed: int) -> Array:
     """Log-odds ratings (n_boot × all models, anchor last = 0) refitted on dialogue resamples; NaN = unrated."""
-    from leaderboard.ratings import _CHUNK_CELLS, L2, draw_counts, fit_pairs, unrated_slots
+    from leaderboard.ratings import L2, draw_counts, fit_pairs, unrated_slots
 
     n_dialogues, n_pairs = design.games.shape
     counts = draw_counts(n_boot, n_dialogues, seed)
 
     out = np.zeros((n_boot, design.n_free + 1))
-    chunk = max(1, _CHUNK_CELLS // max(n_pairs, 1))
+    chunk = max(1, CHUNK_CELLS // max(n_pairs, 1))
     games_t, wins_t = design.games.T.tocsr(), design.wins.T.tocsr()
     for first in range(0, n_boot, chunk):
         block = counts[first:first + chunk].T

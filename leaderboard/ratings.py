@@ -43,7 +43,6 @@ Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 L2 = 1e-4  # strength of the L2 penalty on the log-odds ratings (see the module docstring)
-_CHUNK_CELLS = 20_000_000  # bootstrap pair totals are built this many (replicate × pair) cells at a time
 
 
 class Battle(NamedTuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import expit
 
 from leaderboard.bt_batch import refit
@@ -74,3 +75,15 @@ def test_one_resample_equals_a_full_data_refit_from_elsewhere():
     assert converged.all()
     normal = [k for k, m in enumerate(design.models[:-1]) if not m.startswith("always")]
     assert np.abs(batched[0, normal] - theta[normal]).max() * POINTS < 0.01
+
+
+def test_refits_do_not_depend_on_how_resamples_are_chunked(monkeypatch):
+    import leaderboard.bt_batch as bt_batch
+    from leaderboard.ratings import fit_ratings
+
+    battles = _board(seed=2, models=10, dialogues=40)
+    whole = fit_ratings(battles, anchor="base", n_boot=64, seed=5)
+    monkeypatch.setattr(bt_batch, "CHUNK_CELLS", 50)  # a few resamples per batch
+    chunked = fit_ratings(battles, anchor="base", n_boot=64, seed=5)
+    for name, rating in whole.items():
+        assert (chunked[name].ci_low, chunked[name].ci_high) == pytest.approx((rating.ci_low, rating.ci_high), abs=1e-9)
