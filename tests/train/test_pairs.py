@@ -270,3 +270,29 @@ def test_work_is_not_forked_where_it_is_unsafe():
     finally:
         stop.set()
         worker.join()
+
+
+register_judge("graded-short", lambda a, b: _graded(b, a), lambda reply, request: score("3", request.labels))
+
+
+def test_a_later_run_that_contradicts_an_earlier_pair_gives_no_pair(judged_runs, tiny_models, small_refs, tmp_path):
+    """The same replies judged the other way round (a mock judge that prefers the shorter reply): first run wins."""
+    runs, _, other = judged_runs
+    dialogues, _ = run_dialogues("bundled", N)
+    replies = tmp_path / "warm.jsonl"
+    replies.write_text("".join(json.dumps({"dialogue_id": d.id, "response": STYLES["warm"].format(emotion=d.emotion)})
+                               + "\n" for d in dialogues))
+    opposite = tmp_path / "opposite"
+    assert main(["eval", "--model", str(replies), "--model-backend", "replies", "--reference",
+                 f"base={small_refs['base']}", "--reference", f"direct={small_refs['direct']}", "--judge",
+                 str(tiny_models["judge"]), "--judge-backend", "graded-short", "--judge-min-label-mass", "0",
+                 "--limit", str(N), "--cache-dir", str(tmp_path / "cache"), "--output", str(opposite)]) == 0
+    alone = export_pairs(ExportConfig(runs=[opposite], output=tmp_path / "alone.jsonl", min_p=0.5,
+                                      eval_dataset=str(other)))
+    first = export_pairs(ExportConfig(runs=[runs["warm"]], output=tmp_path / "first.jsonl", min_p=0.5,
+                                      eval_dataset=str(other)))
+    both = export_pairs(ExportConfig(runs=[runs["warm"], opposite], output=tmp_path / "both.jsonl", min_p=0.5,
+                                     eval_dataset=str(other), allow_mixed_judges=True))
+    assert alone["pairs"] > 0 and first["pairs"] > 0
+    assert both["dropped"]["contradicted"] == alone["pairs"] and both["pairs"] == first["pairs"]
+    assert (tmp_path / "both.jsonl").read_text() == (tmp_path / "first.jsonl").read_text()
