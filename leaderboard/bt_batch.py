@@ -9,8 +9,12 @@ steps when they also meet a shared reference), applied to all resamples together
 resample keeps every step a descent. Models with no chain of battles to the anchor in a resample are held where
 they start (the caller marks them unrated).
 
-It stops when every resample's gradient is below :data:`GTOL` (the loss summed, not averaged: 1e-9 log-odds per
-battle), about where L-BFGS-B stops on the same problem, and reports the resamples that did not converge.
+It stops when every model's gradient (the loss summed, not averaged) is below :data:`GTOL`, or below the rounding
+floor of its own sums (:data:`ROUNDING` × the games it played) on very large boards, and reports the resamples that
+did not converge. That is far tighter than where L-BFGS-B stops (a gradient of 1e-5 to 1, which moves a
+"beyond measure" rating by tens of points), so the point fit is polished by the same solver
+(:func:`polish`) before its resamples are drawn around it. Each CG solve is only as exact as the Newton step needs
+(relative residual min(0.1, √‖g‖∞)).
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ if TYPE_CHECKING:
 Array = npt.NDArray[np.float64]
 
 GTOL = 1e-9
+ROUNDING = 1e-13
 #: Resamples are refitted this many (resample × pair) cells at a time: a dozen arrays of that size live at once
 #: (16 MB each), so a board of any size stays in memory.
 CHUNK_CELLS = 2_000_000
 MAX_NEWTON = 100
-MAX_CG = 200
 
 
 def bootstrap(design: Design, theta: Array, n_boot: int, seed: int) -> Array:
@@ -62,6 +66,17 @@ def bootstrap(design: Design, theta: Array, n_boot: int, seed: int) -> Array:
     return out
 
 
+def polish(design: Design, theta: Array, l2: float) -> Array:
+    """The full-data fit refined by :func:`refit` from ``theta`` (L-BFGS-B's): it and its resamples solved alike.
+
+    ``theta`` itself if the refinement does not converge.
+    """
+    games, wins = design.games.sum(axis=0).A1, design.wins.sum(axis=0).A1
+    frozen = np.zeros((1, design.n_free), dtype=bool)
+    refined, converged = refit(design.left, design.right, design.n_free, games[None], wins[None], theta, frozen, l2)
+    return refined[0] if converged[0] else theta
+
+
 def refit(left: npt.NDArray[np.intp], right: npt.NDArray[np.intp], n_free: int, games: Array, wins: Array,
           start: Array, frozen: npt.NDArray[np.bool_], l2: float) -> tuple[Array, npt.NDArray[np.bool_]]:
     """Log-odds ratings (resamples × free models) from per-pair totals (resamples × pairs), and which converged.
@@ -79,10 +94,11 @@ def refit(left: npt.NDArray[np.intp], right: npt.NDArray[np.intp], n_free: int, 
     theta = np.broadcast_to(start, (games.shape[0], n_free)).copy()
     done = np.zeros(games.shape[0], dtype=bool)
     active = np.arange(games.shape[0])  # the resamples still iterating: converged ones drop out
+    tolerance = np.maximum(GTOL, ROUNDING * np.asarray((degree.T @ games.T).T))  # (resamples × models)
     for _ in range(MAX_NEWTON):
         th, g, w, fr = theta[active], games[active], wins[active], free[active]
         loss, grad, weight = _evaluate(th, g, w, left, right, incidence, fr, l2)
-        converged = np.abs(grad).max(axis=1, initial=0.0) < GTOL
+        converged = (np.abs(grad) < tolerance[active]).all(axis=1)
         done[active[converged]] = True
         keep = ~converged
         active = active[keep]
@@ -125,8 +141,10 @@ def _cg(weight: Array, rhs: Array, incidence: Any, degree: Any, free: npt.NDArra
     p = z.copy()
     rz = (r * z).sum(axis=1)
     scale = np.sqrt((r * r).sum(axis=1))
-    for _ in range(MAX_CG):
-        active = np.sqrt((r * r).sum(axis=1)) > 1e-12 * np.maximum(scale, 1e-300)
+    # inexact Newton: far from the optimum a rough direction will do; near it the solve tightens (superlinear)
+    target = np.minimum(0.1, np.sqrt(np.abs(rhs).max(axis=1, initial=0.0))) * scale
+    for _ in range(max(200, 2 * rhs.shape[1])):  # (a long chain of models needs up to one step per model)
+        active = np.sqrt((r * r).sum(axis=1)) > np.maximum(target, 1e-300)
         if not active.any():
             break
         hp = hessian_times(p)

@@ -37,7 +37,7 @@ from scipy.optimize import minimize
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
-from leaderboard.bt_batch import bootstrap
+from leaderboard.bt_batch import bootstrap, polish
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -164,6 +164,7 @@ def fit_raw(battles: Sequence[Battle], *, anchor: str, n_boot: int, seed: int) -
     design = aggregate(battles, anchor)
     check_connected(design, anchor)
     theta = fit_pairs(design, design.games.sum(axis=0).A1, design.wins.sum(axis=0).A1, np.zeros(design.n_free))
+    theta = polish(design, theta, L2)  # solved as exactly as its resamples (bt_batch)
     return RawFit(design, theta, bootstrap(design, theta, n_boot, seed) if n_boot else None)
 
 

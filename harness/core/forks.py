@@ -1,9 +1,10 @@
 """Work split over forked processes, where forking is safe; else done here, in order.
 
-Forking copies this process, its imports and its data, at no cost to start — but a child also inherits every lock
-another thread held at that moment, held forever. So work is forked only on Linux, with no other Python thread
-(one may hold the logging or import lock), no OpenMP runtime loaded (its pool does not survive a fork: torch loads
-one), no Arrow pool (``datasets``) and CUDA untouched. A BLAS pool (numpy's OpenBLAS) may run: it parks its threads
+Forking copies this process, its imports and its data, without importing anything again (each call's arguments
+are still pickled to the worker) — but a child also inherits every lock another thread held at that moment, held
+forever. So work is forked only on Linux, with no other Python thread (one may hold the logging or import lock), no
+OpenMP runtime loaded (its pool does not survive a fork: torch loads one), no Arrow pool (``datasets``), no Rust or
+gRPC pool (``tokenizers``, ``grpc``) and CUDA untouched. A BLAS pool (numpy's OpenBLAS) may run: it parks its threads
 at a fork through its own ``pthread_atfork`` handlers. Otherwise the work runs here, one item after the other, with
 the same function and the same results.
 """
@@ -31,7 +32,9 @@ def fork_is_safe() -> bool:
     import sys
     import threading
 
-    if not sys.platform.startswith("linux") or threading.active_count() > 1 or "pyarrow" in sys.modules:
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    if any(pool in sys.modules for pool in ("pyarrow", "tokenizers", "grpc")):
         return False
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
