@@ -163,10 +163,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     judge = judge_settings(args, cache_dir(args), "onpolicy_judge") if onpolicy else None
     cfg = load_train_config(Path(args.config) if args.config else None, {"device": args.device})
     sft, out = Path(args.sft), Path(args.output)
-    if judge is not None:
+    if judge is not None and teacher:  # (the round alone checks these itself before any training)
         from harness.train.onpolicy import preflight
 
-        preflight(sft, judge)  # before any training: the rows carry their dialogues, the judge loads
+        preflight(sft, judge)  # before the teacher-pair training: the rows carry their dialogues, the judge loads
     report = sft.parent / "report.json" if sft.is_dir() else sft.parent.parent / "report.json"
     provenance = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
     if teacher:

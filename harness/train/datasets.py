@@ -9,6 +9,11 @@ from typing import Any
 from harness.core.errors import HarnessError
 
 
+def train_file(path: Path) -> Path:
+    """A distil output's data folder (``sft/``, ``dpo/``) as its ``train.jsonl``; a file as itself."""
+    return path / "train.jsonl" if path.is_dir() else path
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a distil output's ``train.jsonl``; a missing, empty or broken file is an error."""
     if not path.is_file():

@@ -33,7 +33,9 @@ from harness.core.errors import HarnessError
 from harness.core.io import file_hash, write_jsonl
 from harness.core.records import JudgeFingerprint, Judgment
 from harness.core.settings import JudgeSettings
+from harness.score.stats import OUTCOME_SCORE
 from harness.train.config import OnPolicySettings, TrainConfig
+from harness.train.datasets import train_file
 from harness.train.sampling import Prompt, Sample, read_prompts, read_samples, samples_step
 
 #: Why a training dialogue gives no pair (the order in reports).
@@ -77,8 +79,8 @@ def ranking(n: int, judgments: Sequence[Judgment]) -> list[int]:
         if j.outcome is None:
             continue
         a, b = int(j.candidate), int(j.reference)
-        points[a] += {"candidate": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
-        points[b] += {"reference": 1.0, "tie": 0.5}.get(j.outcome, 0.0)
+        points[a] += OUTCOME_SCORE[j.outcome]
+        points[b] += 1.0 - OUTCOME_SCORE[j.outcome]
         games[a], games[b] = games[a] + 1, games[b] + 1
         p = mean_p(j)
         if p is not None:
@@ -182,7 +184,7 @@ def preflight(sft: Path | None, judge_settings: JudgeSettings, *, role: str = "o
         raise HarnessError(f"the on-policy round samples in one process ({world} were launched): run it without "
                            "torchrun/accelerate, or train the teacher pairs alone (--dpo-pairs teacher)")
     if sft is not None:
-        read_prompts(sft / "train.jsonl" if sft.is_dir() else sft)
+        read_prompts(train_file(sft))
     try:
         judge = open_judge(judge_settings)
         try:
@@ -249,11 +251,11 @@ def run_onpolicy(base: str, sft: Path, output: Path, cfg: TrainConfig, judge_set
     from harness.train.resume import step_identity
     from harness.train.steps import run_dpo, run_sft, write_candidate
 
-    preflight(sft, judge_settings)
+    sft_file = train_file(sft)
+    prompts = read_prompts(sft_file)  # read and checked before any training starts, with the judge
+    preflight(None, judge_settings)
     hw = detect_hardware(cfg)
-    sft_file = sft / "train.jsonl" if sft.is_dir() else sft
-    sft_dataset(sft_file)  # read and checked before any training starts
-    prompts = read_prompts(sft_file)
+    sft_dataset(sft_file)
     console.print(f"[bold]on-policy round[/]: {base} on {hw.device}, judged by {judge_settings.model} "
                   f"({judge_settings.mode})")
     step1 = run_sft(base, sft_file, output / "sft", cfg, hw, revision)

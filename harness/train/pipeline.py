@@ -11,7 +11,6 @@ on-policy round (:mod:`harness.train.onpolicy`) and evaluated vs base, direct an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +68,11 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, RunResult]:
     ranker = cfg.onpolicy_judge or cfg.judge
     # the same judge model (whatever its settings) ranking the pairs and judging the result; checked first, so a
     # judge that does not load leaves the last results where they are
-    role = "onpolicy_judge" if cfg.onpolicy_judge else "judge"  # (errors name the options the user gave)
-    same_judge = cfg.onpolicy and (preflight(None, ranker, role=role).model.fingerprint
-                                   == preflight(None, cfg.judge, role="judge").model.fingerprint)
+    same_judge = False
+    if cfg.onpolicy:  # (errors name the options the user gave; the evaluation judge as ranker is checked once)
+        ranker_model = preflight(None, ranker, role="onpolicy_judge" if cfg.onpolicy_judge else "judge").model
+        same_judge = cfg.onpolicy_judge is None or (
+            ranker_model.fingerprint == preflight(None, cfg.judge, role="judge").model.fingerprint)
     if same_judge:
         console.print(f"[yellow]warning:[/] {SAME_JUDGE}")
     start_run(out)  # then: a crash in distillation or training must not leave the last run's results.json
@@ -97,8 +98,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, RunResult]:
         candidates[strategy] = out / "train" / strategy / "candidate"
     if cfg.onpolicy:
         console.rule(f"train: {cfg.strategy} + on-policy round")
-        run_onpolicy(cfg.base, out / "distill" / cfg.strategy / "sft", out / "train" / cfg.strategy, cfg.train,
-                     ranker, provenance=reports[cfg.strategy])
+        onpolicy = run_onpolicy(cfg.base, out / "distill" / cfg.strategy / "sft", out / "train" / cfg.strategy,
+                                cfg.train, ranker, provenance=reports[cfg.strategy])
         candidates["onpolicy"] = out / "train" / cfg.strategy / "onpolicy" / "candidate"
 
     def spec(name: str) -> ModelSpec:
@@ -128,7 +129,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, RunResult]:
         "results": str(out / "results.json"),
     }
     if cfg.onpolicy:
-        record = json.loads((out / "train" / cfg.strategy / "onpolicy" / "pairs" / "step.json").read_text("utf-8"))
+        record = onpolicy["steps"]["onpolicy"]  # the ranking step's record
         summary["onpolicy"] = {"judge": ranker.model, "judge_fingerprint": record["judge"]["fingerprint"],
                                "same_judge_as_evaluation": same_judge,
                                **{k: record[k] for k in ("decoding", "ranking", "dialogues", "pairs", "dropped",

@@ -90,8 +90,7 @@ def samples_step(policy: Path, prompts: Sequence[Prompt], sft_file: Path, policy
     if start.done is not None:
         return start.done
     samples = sample_replies(policy, prompts, used, hw, out / PARTIAL)
-    write_jsonl(out / SAMPLES, [{"dialogue_id": i, "replies": [[x.text, x.finished] for x in v]}
-                                for i, v in samples.items()])
+    write_jsonl(out / SAMPLES, [_row(i, v) for i, v in samples.items()])
     record = finish_step(out, "onpolicy_samples", start, {
         "data": str(out / SAMPLES), "data_sha256": file_hash(out / SAMPLES), "decoding": used,
         "dialogues": len(samples), "unfinished": sum(not x.finished for v in samples.values() for x in v)})
@@ -177,13 +176,17 @@ def _sample_batch(model: Any, tok: Any, batch: Sequence[Prompt], used: dict[str,
 
 def _append(path: Path, fresh: dict[str, list[Sample]]) -> None:
     """One line per dialogue, flushed to disk (a crash loses at most the batch being written)."""
-    lines = "".join(json.dumps({"dialogue_id": i, "replies": [[x.text, x.finished] for x in v]}, ensure_ascii=False)
-                    + "\n" for i, v in fresh.items())
+    lines = "".join(json.dumps(_row(i, v), ensure_ascii=False) + "\n" for i, v in fresh.items())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.write(lines)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _row(dialogue_id: str, replies: Sequence[Sample]) -> dict[str, Any]:
+    """A dialogue's replies as one line of a samples file (what :func:`read_samples` reads)."""
+    return {"dialogue_id": dialogue_id, "replies": [[x.text, x.finished] for x in replies]}
 
 
 def _cut_torn_line(path: Path) -> None:

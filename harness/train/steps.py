@@ -24,7 +24,7 @@ from typing import Any
 from harness.core.io import file_hash, write_jsonl
 from harness.train.card import merge_adapter, model_card, preference_margins
 from harness.train.config import TrainConfig
-from harness.train.datasets import dpo_dataset, sft_dataset
+from harness.train.datasets import dpo_dataset, sft_dataset, train_file
 from harness.train.hardware import BatchPlan, Hardware, barrier, detect_hardware, is_main, plan_batch
 from harness.train.models import base_to_load, load_model, load_tokenizer, lora_config
 from harness.train.resume import Start, begin_step, finish_step, step_identity
@@ -189,8 +189,7 @@ def run_train(base: str, sft: Path, dpo: Path, output: Path, cfg: TrainConfig, *
     from harness.core.ui import console
 
     hw = detect_hardware(cfg)
-    sft_file = sft / "train.jsonl" if sft.is_dir() else sft
-    dpo_file = dpo / "train.jsonl" if dpo.is_dir() else dpo
+    sft_file, dpo_file = train_file(sft), train_file(dpo)
     sft_dataset(sft_file)  # both data files are read and checked before any training starts
     dpo_dataset(dpo_file)
     console.print(f"[bold]train[/]: {base} on {hw.device} ({'bf16' if hw.bf16 else 'fp32'}, recipe {cfg.recipe})")
